@@ -1,0 +1,77 @@
+"""An app: one tenant's credentials, features and limits.
+
+Defaults follow Pusher's documented values where Pusher documents one (reference §3, §4, §5
+and §8): 100 presence members of at most 1 KB, 10 KB payloads, 10 events a batch, 100 channels
+a publish, 10 client events a second per connection. `-1` means "no limit" for
+`max_connections`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+UNLIMITED: Final = -1
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A tenant of the server, as the app store holds it."""
+
+    id: str
+    key: str
+    secret: str
+    name: str = ""
+    enabled: bool = True
+    enable_client_messages: bool = False
+    enable_user_authentication: bool = False
+    user_authentication_timeout: int = 30
+    subscription_count: bool = False
+    watchlist: bool = False
+    allowed_origins: tuple[str, ...] = field(default=("*",))
+    activity_timeout: int = 120
+    cache_ttl: int = 1800
+    max_connections: int = UNLIMITED
+    max_presence_members_per_channel: int = 100
+    max_presence_member_size_in_kb: int = 1
+    max_channel_name_length: int = 200
+    max_event_channels_at_once: int = 100
+    max_event_name_length: int = 200
+    max_event_payload_in_kb: int = 10
+    max_event_batch_size: int = 10
+    max_client_events_per_sec: int = 10
+    max_watchlist_size: int = 100
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_event_payload_in_kb * 1024
+
+    @property
+    def max_member_bytes(self) -> int:
+        return self.max_presence_member_size_in_kb * 1024
+
+
+# Settings an operator may set per app, with the type each one takes. Used by the config
+# loader and its reference docs, so the two cannot drift.
+BOOL_SETTINGS: Final = (
+    "enabled",
+    "enable_client_messages",
+    "enable_user_authentication",
+    "subscription_count",
+    "watchlist",
+)
+INT_SETTINGS: Final = (
+    "user_authentication_timeout",
+    "activity_timeout",
+    "cache_ttl",
+    "max_connections",
+    "max_presence_members_per_channel",
+    "max_presence_member_size_in_kb",
+    "max_channel_name_length",
+    "max_event_channels_at_once",
+    "max_event_name_length",
+    "max_event_payload_in_kb",
+    "max_event_batch_size",
+    "max_client_events_per_sec",
+    "max_watchlist_size",
+)

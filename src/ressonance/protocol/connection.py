@@ -1,0 +1,316 @@
+"""The Pusher state of one WebSocket connection, without any I/O (reference §2).
+
+The server feeds it text frames with `receive(text, now)` and reads back what to send with
+`data_to_send()`. What needs shared state (the presence roster, counts, delivery) comes out
+as events for the node, which answers through `subscription_succeeded` or
+`subscription_refused`.
+
+Rules:
+1. Time is a parameter; nothing here reads a clock.
+2. Errors a client can cause never raise out of `receive`: they become pusher:error or
+   pusher:subscription_error messages, and the connection stays open (closing with a 40xx
+   code would stop pusher-js from reconnecting, §7).
+3. A channel is "subscribed" only after the node said so; client events need that (§2.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from ressonance.protocol import messages as m
+from ressonance.protocol.app import App
+from ressonance.protocol.channels import Channel, ChannelKind, channel_name_problem, classify
+from ressonance.protocol.errors import ErrorCode, ProtocolError, SubscriptionError
+from ressonance.protocol.signing import token_matches
+
+PONG_TIMEOUT_SECONDS: Final = 30
+USER_ID_MAX_LENGTH: Final = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A presence channel member: one user, possibly on several connections."""
+
+    user_id: str
+    user_info: object
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The identity a connection signed in with (reference §2.5)."""
+
+    id: str
+    info: object
+    watchlist: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequested:
+    channel: Channel
+    member: Member | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    channel: Channel
+    member: Member | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEventReceived:
+    channel: Channel
+    event: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    user: User
+
+
+Event = SubscribeRequested | Unsubscribed | ClientEventReceived | SignedIn
+
+
+@dataclass(slots=True)
+class Connection:
+    """Protocol state of one connection. `socket_id` is `digits.digits` (reference §0.6)."""
+
+    app: App
+    socket_id: str
+    last_seen: float
+    channels: dict[str, Member | None] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+    user: User | None = None
+    ping_sent_at: float | None = None
+    connected_at: float = 0.0
+    _outbox: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.connected_at = self.last_seen
+        self._outbox.append(m.connection_established(self.socket_id, self.app.activity_timeout))
+
+    def data_to_send(self) -> list[bytes]:
+        """Messages queued since the last call, in order; each is one JSON text frame."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def send(self, message: bytes) -> None:
+        self._outbox.append(message)
+
+    def receive(self, text: str, now: float) -> list[Event]:
+        """Handle one text frame received at `now`."""
+        self.last_seen = now
+        self.ping_sent_at = None
+        if len(text) > self.app.max_payload_bytes + 4096:
+            # Size checked before parsing: a soft limit answered with an error, the hard
+            # one (the WebSocket's max message size) closes with 1009.
+            self.send(m.error("Message too large", ErrorCode.CLIENT_EVENT_REJECTED))
+            return []
+        try:
+            message = m.parse_client_message(text)
+            return self._dispatch(message)
+        except ProtocolError as exc:
+            self.send(m.error(exc.message, exc.code, exc.channel))
+        except SubscriptionError as exc:
+            self.subscription_refused(exc)
+        return []
+
+    def _dispatch(self, message: m.ClientMessage) -> list[Event]:
+        match message:
+            case m.Ping():
+                self.send(m.PONG_MESSAGE)
+            case m.Pong():
+                pass
+            case m.Subscribe():
+                return [self._subscribe(message)]
+            case m.Unsubscribe():
+                return self._unsubscribe(message.channel)
+            case m.Signin():
+                return [self._signin(message)]
+            case m.ClientEvent():
+                return [self._client_event(message)]
+        return []
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    def _subscribe(self, request: m.Subscribe) -> SubscribeRequested:
+        name = request.channel
+        problem = channel_name_problem(name, self.app.max_channel_name_length)
+        if problem is not None:
+            raise SubscriptionError(name, "InvalidChannel", problem, 400)
+        if name in self.channels or name in self.pending:
+            raise ProtocolError(f"Existing subscription to channel {name}", channel=name)
+        channel = classify(name)
+        member = self._authorize(channel, request)
+        self.pending.add(name)
+        return SubscribeRequested(channel, member)
+
+    def _authorize(self, channel: Channel, request: m.Subscribe) -> Member | None:
+        if channel.kind is ChannelKind.USER:
+            if self.user is None or self.user.id != channel.user_id:
+                raise SubscriptionError(
+                    channel.name,
+                    "AuthError",
+                    "Sign in as this user to subscribe to its channel",
+                    403,
+                )
+            return None
+        if not channel.needs_auth:
+            return None
+        subject = f"{self.socket_id}:{channel.name}"
+        if request.channel_data is not None:
+            subject = f"{subject}:{request.channel_data}"
+        if not token_matches(request.auth, self.app.key, self.app.secret, subject):
+            raise SubscriptionError(
+                channel.name,
+                "AuthError",
+                f"Invalid signature: expected HMAC SHA256 hex digest of {subject}",
+                401,
+            )
+        if channel.is_presence:
+            return self._member(channel, request.channel_data)
+        return None
+
+    def _member(self, channel: Channel, channel_data: str | None) -> Member:
+        if channel_data is None:
+            # Presence auth without channel_data: the signed-in user is the member (§4).
+            if self.user is None:
+                raise SubscriptionError(
+                    channel.name, "AuthError", "Presence channels need channel_data", 401
+                )
+            return Member(self.user.id, self.user.info)
+        if len(channel_data) > self.app.max_member_bytes:
+            raise SubscriptionError(
+                channel.name,
+                "LimitReached",
+                f"Presence member data is larger than {self.app.max_presence_member_size_in_kb} KB",
+                ErrorCode.CLIENT_EVENT_REJECTED,
+            )
+        try:
+            data = orjson.loads(channel_data)
+        except orjson.JSONDecodeError:
+            data = None
+        user_id = data.get("user_id") if isinstance(data, dict) else None
+        if isinstance(user_id, int) and not isinstance(user_id, bool):
+            user_id = str(user_id)
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= USER_ID_MAX_LENGTH:
+            raise SubscriptionError(
+                channel.name,
+                "AuthError",
+                "channel_data must be a JSON object with a user_id of 1 to 128 characters",
+                400,
+            )
+        assert isinstance(data, dict)
+        return Member(user_id, data.get("user_info"))
+
+    def subscription_succeeded(self, channel: Channel, member: Member | None, data: object) -> None:
+        """The node accepted a subscription; `data` is the presence roster or None."""
+        self.pending.discard(channel.name)
+        self.channels[channel.name] = member
+        self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, {} if data is None else data, channel.name))
+
+    def subscription_refused(self, refusal: SubscriptionError) -> None:
+        self.pending.discard(refusal.channel)
+        self.send(
+            m.subscription_error(refusal.channel, refusal.kind, refusal.message, refusal.status)
+        )
+
+    def _unsubscribe(self, name: str) -> list[Event]:
+        if name not in self.channels:
+            return []
+        member = self.channels.pop(name)
+        return [Unsubscribed(classify(name), member)]
+
+    # --- sign-in ------------------------------------------------------------------------
+
+    def _signin(self, request: m.Signin) -> SignedIn:
+        subject = f"{self.socket_id}::user::{request.user_data}"
+        if not token_matches(request.auth, self.app.key, self.app.secret, subject):
+            raise ProtocolError("Invalid signature for pusher:signin", ErrorCode.UNAUTHORIZED)
+        try:
+            data = orjson.loads(request.user_data)
+        except orjson.JSONDecodeError:
+            data = None
+        user_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= USER_ID_MAX_LENGTH:
+            raise ProtocolError(
+                "user_data must be a JSON object with a string id", ErrorCode.UNAUTHORIZED
+            )
+        if self.user is not None and self.user.id != user_id:
+            raise ProtocolError(
+                f"This connection is already signed in as user {self.user.id}",
+                ErrorCode.UNAUTHORIZED,
+            )
+        assert isinstance(data, dict)
+        watchlist = data.get("watchlist") or []
+        if not isinstance(watchlist, list) or not all(isinstance(w, str) for w in watchlist):
+            raise ProtocolError("watchlist must be a list of user ids", ErrorCode.UNAUTHORIZED)
+        limit = self.app.max_watchlist_size
+        self.user = User(user_id, data.get("user_info"), tuple(watchlist[:limit]))
+        self.send(m.encode(m.SIGNIN_SUCCESS, {"user_data": request.user_data}))
+        if len(watchlist) > limit:
+            self.send(
+                m.error(
+                    f"Watchlist is longer than {limit}; the first {limit} are watched",
+                    ErrorCode.WATCHLIST_LIMIT,
+                )
+            )
+        return SignedIn(self.user)
+
+    # --- client events ------------------------------------------------------------------
+
+    def _client_event(self, request: m.ClientEvent) -> ClientEventReceived:
+        name, event = request.channel, request.event
+
+        def reject(reason: str) -> ProtocolError:
+            return ProtocolError(reason, ErrorCode.CLIENT_EVENT_REJECTED, name)
+
+        if not self.app.enable_client_messages:
+            raise reject("Client events are not enabled for this app")
+        channel = classify(name)
+        if not channel.accepts_client_events:
+            raise reject("Client events are only allowed on private and presence channels")
+        if name not in self.channels:
+            raise reject(f"No current subscription to channel {name}, or subscription in progress")
+        if len(event) > self.app.max_event_name_length:
+            raise reject(f"Event name is longer than {self.app.max_event_name_length} characters")
+        member = self.channels[name]
+        payload = m.encode_channel_event(
+            name, event, request.data, member.user_id if member is not None else None
+        )
+        if len(payload) > self.app.max_payload_bytes + len(name) + len(event) + 200:
+            raise reject(f"Client event data is larger than {self.app.max_event_payload_in_kb} KB")
+        return ClientEventReceived(channel, event, payload)
+
+    # --- liveness -----------------------------------------------------------------------
+
+    def poll(self, now: float) -> ErrorCode | None:
+        """Check timers at `now`; returns a close code when the connection must go.
+
+        After `activity_timeout` seconds of silence the server sends pusher:ping; with no
+        answer in 30 s more it closes with 4201 (reference §2.1). An app with
+        `enable_user_authentication` closes (4009) connections that neither signed in nor
+        joined a private or presence channel within `user_authentication_timeout`.
+        """
+        if self.ping_sent_at is not None:
+            if now - self.ping_sent_at >= PONG_TIMEOUT_SECONDS:
+                return ErrorCode.PONG_NOT_RECEIVED
+        elif now - self.last_seen >= self.app.activity_timeout:
+            self.ping_sent_at = now
+            self.send(m.PING_MESSAGE)
+        if (
+            self.app.enable_user_authentication
+            and now - self.connected_at >= self.app.user_authentication_timeout
+            and not self.authorized
+        ):
+            self.send(m.error("Connection not authorized within timeout", ErrorCode.UNAUTHORIZED))
+            return ErrorCode.UNAUTHORIZED
+        return None
+
+    @property
+    def authorized(self) -> bool:
+        """Signed in, or subscribed to a channel that needed a signature."""
+        return self.user is not None or any(classify(c).needs_auth for c in self.channels)
