@@ -21,12 +21,14 @@ def protocol_problem(query: Mapping[str, str]) -> tuple[ErrorCode, str] | None:
     version = query.get("protocol")
     if version is None or version == "":
         return ErrorCode.NO_PROTOCOL_VERSION, "No protocol version supplied"
-    if not version.isdigit():
+    # str.isdigit() alone admits "²" (which int() rejects) and other non-ASCII digits.
+    if not (version.isascii() and version.isdigit()):
         return ErrorCode.INVALID_VERSION_FORMAT, f"Invalid version string format: {version[:20]}"
-    if not MIN_PROTOCOL <= int(version) <= MAX_PROTOCOL:
+    # int() refuses more than 4300 digits; a version that long is unsupported anyway.
+    if len(version) > 9 or not MIN_PROTOCOL <= int(version) <= MAX_PROTOCOL:
         return (
             ErrorCode.UNSUPPORTED_PROTOCOL_VERSION,
-            f"Unsupported protocol version {version}; "
+            f"Unsupported protocol version {version[:20]}; "
             f"{MIN_PROTOCOL} to {MAX_PROTOCOL} are supported",
         )
     return None

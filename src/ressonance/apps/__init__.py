@@ -1,0 +1,1 @@
+"""App stores: where tenants' credentials and settings live."""

@@ -1,0 +1,1 @@
+"""Backbones: how a publish travels to every node with subscribers."""

@@ -1,0 +1,1 @@
+"""Cache stores: the last event of each cache channel."""

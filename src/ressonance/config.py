@@ -1,0 +1,233 @@
+"""Settings: from a TOML file, the environment and command-line flags, validated once at start.
+
+Precedence: command-line flag > environment > config file > default. Apps come from the
+config file's `[[apps]]` tables plus one app from `RESSONANCE_APP_*` variables; with none, a
+development app is created (and kept in the user's state directory, so its credentials
+survive restarts). Every problem raises `ConfigError` naming the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Final
+
+from ressonance.protocol.app import BOOL_SETTINGS, INT_SETTINGS, UNLIMITED, App
+from ressonance.protocol.errors import ConfigError
+
+ENV_PREFIX: Final = "RESSONANCE_APP_"
+MAX_CONFIG_BYTES: Final = 1 << 20
+_APP_STRINGS: Final = ("id", "key", "secret", "name")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a node needs to start."""
+
+    host: str = "127.0.0.1"
+    port: int = 6001
+    apps: tuple[App, ...] = ()
+    max_ws_message_kb: int = 256
+    max_http_body_kb: int = 256
+    max_buffer_kb: int = 1024
+    timer_interval: float = 1.0
+    log_level: str = "info"
+    dev_app: bool = False
+
+
+_SERVER_INTS: Final = ("port", "max_ws_message_kb", "max_http_body_kb", "max_buffer_kb")
+
+
+def load_settings(
+    *,
+    config_file: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
+) -> Settings:
+    """Build the settings of one node, or raise ConfigError."""
+    environ = os.environ if environ is None else environ
+    document = _read_toml(config_file) if config_file else {}
+    unknown = set(document) - {"server", "apps"}
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section (expected [server], [[apps]])")
+    settings = _server_settings(_table(document.get("server", {}), "server"))
+    apps = [_app(_table(raw, f"apps[{i}]"), f"apps[{i}]") for i, raw in enumerate(_apps(document))]
+    env_app = app_from_environment(environ)
+    if env_app is not None:
+        apps.append(env_app)
+    _check_unique(apps)
+    dev = not apps
+    if dev:
+        apps.append(development_app(state_dir or _state_dir(environ)))
+    return replace(
+        settings,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        apps=tuple(apps),
+        dev_app=dev,
+    )
+
+
+def _read_toml(path: str) -> dict[str, object]:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: config file is larger than 1 MB")
+        return tomllib.loads(file.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _table(value: object, where: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table")
+    return value
+
+
+def _apps(document: Mapping[str, object]) -> list[object]:
+    apps = document.get("apps", [])
+    if not isinstance(apps, list):
+        raise ConfigError("apps: expected an array of tables ([[apps]])")
+    return apps
+
+
+def _server_settings(table: dict[str, object]) -> Settings:
+    known = {f.name for f in fields(Settings)} - {"apps", "dev_app"}
+    values: dict[str, object] = {}
+    for name, value in table.items():
+        where = f"server.{name}"
+        if name not in known:
+            raise ConfigError(f"{where}: unknown setting")
+        if name in _SERVER_INTS:
+            values[name] = _positive_int(value, where)
+        elif name == "timer_interval":
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{where}: must be a positive number of seconds")
+            values[name] = float(value)
+        else:
+            values[name] = _string(value, where)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _app(table: Mapping[str, object], where: str) -> App:
+    values: dict[str, object] = {}
+    for name, value in table.items():
+        values[name] = _app_value(name, value, f"{where}.{name}")
+    for required in ("id", "key", "secret"):
+        if required not in values:
+            raise ConfigError(f"{where}.{required}: required")
+    return App(**values)  # type: ignore[arg-type]
+
+
+def _app_value(name: str, value: object, where: str) -> object:
+    if name in _APP_STRINGS:
+        text = _string(value, where)
+        if name == "id" and not text.isdigit():
+            raise ConfigError(f"{where}: must be digits only (the Pusher SDKs reject others)")
+        if name != "name" and not text:
+            raise ConfigError(f"{where}: must not be empty")
+        return text
+    if name in BOOL_SETTINGS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false")
+        return value
+    if name in INT_SETTINGS:
+        if name == "max_connections" and value == UNLIMITED:
+            return value
+        return _positive_int(value, where)
+    if name == "allowed_origins":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
+        return tuple(value)
+    raise ConfigError(f"{where}: unknown setting")
+
+
+def _positive_int(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}: must be a positive integer")
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string")
+    return value
+
+
+def app_from_environment(environ: Mapping[str, str]) -> App | None:
+    """The app described by `RESSONANCE_APP_*` variables, or None when there is none."""
+    names = sorted(k for k in environ if k.startswith(ENV_PREFIX))
+    if not names:
+        return None
+    table: dict[str, object] = {}
+    for variable in names:
+        setting = variable[len(ENV_PREFIX) :].lower()
+        table[setting] = _env_value(setting, environ[variable], variable)
+    return _app(table, "environment RESSONANCE_APP")
+
+
+def _env_value(setting: str, raw: str, variable: str) -> object:
+    if setting in BOOL_SETTINGS:
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{variable}: must be true or false, not {raw[:20]!r}")
+    if setting in INT_SETTINGS:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{variable}: must be an integer, not {raw[:20]!r}") from None
+    if setting == "allowed_origins":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if setting in _APP_STRINGS:
+        return raw
+    raise ConfigError(f"{variable}: unknown app setting {setting!r}")
+
+
+def _check_unique(apps: list[App]) -> None:
+    for attribute in ("id", "key"):
+        seen: set[str] = set()
+        for app in apps:
+            value = getattr(app, attribute)
+            if value in seen:
+                raise ConfigError(f"apps: two apps share the {attribute} {value!r}")
+            seen.add(value)
+
+
+def _state_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ressonance"
+
+
+def development_app(state_dir: Path) -> App:
+    """The development app: created once with random credentials, reused afterwards."""
+    path = state_dir / "dev-app.json"
+    try:
+        saved = json.loads(path.read_text())
+        return App(id=saved["id"], key=saved["key"], secret=saved["secret"], name="development")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    app = App(
+        id=str(100000 + secrets.randbelow(900000)),
+        key=secrets.token_hex(10),
+        secret=secrets.token_hex(16),
+        name="development",
+    )
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"id": app.id, "key": app.key, "secret": app.secret}))
+        path.chmod(0o600)
+    except OSError:
+        pass  # a read-only home: the app still works, with new credentials next start
+    return app

@@ -1,0 +1,1 @@
+"""Presence stores: who is subscribed where, cluster-wide."""

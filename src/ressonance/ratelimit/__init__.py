@@ -1,0 +1,1 @@
+"""Rate limiters: how many of something may happen per second."""

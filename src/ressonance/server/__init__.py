@@ -1,0 +1,1 @@
+"""The asyncio shell around the protocol core: the only place with sockets, tasks and timers."""

@@ -1,0 +1,158 @@
+"""The Pusher HTTP API (reference §5), independent of the web library.
+
+The transport hands over an `ApiRequest` (method, path, decoded query, body bounded in size)
+and writes back the `ApiResponse`. Every request is authenticated (§5.6) before its body is
+parsed; every failure is a JSON body `{"error": "...", "code": status}`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from ressonance.protocol import rest
+from ressonance.protocol.app import App
+from ressonance.protocol.errors import ApiError
+from ressonance.protocol.signing import verify_request
+from ressonance.server.node import Node
+
+JsonBody = dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    status: int
+    body: JsonBody
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[App, ApiRequest, re.Match[str]], Awaitable[JsonBody]]
+
+_APP: Final = r"/apps/(?P<app_id>[^/]+)"
+_CHANNEL: Final = r"/channels/(?P<channel>[^/]+)"
+
+
+def error_response(error: ApiError) -> ApiResponse:
+    return ApiResponse(error.status, {"error": error.message, "code": error.status})
+
+
+class HttpApi:
+    """Routes, authenticates and answers HTTP API requests for a node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("POST", re.compile(_APP + r"/events"), self._events),
+            ("POST", re.compile(_APP + r"/batch_events"), self._batch_events),
+            ("GET", re.compile(_APP + r"/channels"), self._channels),
+            ("GET", re.compile(_APP + _CHANNEL), self._channel),
+            ("GET", re.compile(_APP + _CHANNEL + r"/users"), self._users),
+            (
+                "POST",
+                re.compile(_APP + r"/users/(?P<user>[^/]+)/terminate_connections"),
+                self._terminate,
+            ),
+            # The PyPI SDK signs and requests this path without /apps/{id} (reference §5.5).
+            ("POST", re.compile(r"/users/(?P<user>[^/]+)/terminate_connections"), self._terminate),
+        ]
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        try:
+            handler, match = self._route(request)
+            app = await self._authenticate(request, match)
+            return ApiResponse(200, await handler(app, request, match))
+        except ApiError as error:
+            return error_response(error)
+
+    def _route(self, request: ApiRequest) -> tuple[Handler, re.Match[str]]:
+        allowed = []
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            if method == request.method:
+                return handler, match
+            allowed.append(method)
+        if allowed:
+            raise ApiError(405, f"Method {request.method} is not allowed here; use {allowed[0]}")
+        raise ApiError(404, f"No HTTP API endpoint at {request.path[:100]}")
+
+    async def _authenticate(self, request: ApiRequest, match: re.Match[str]) -> App:
+        groups = match.groupdict()
+        if "app_id" in groups:
+            app = await self.node.apps.find_by_id(groups["app_id"])
+            if app is None:
+                raise ApiError(404, f"Unknown app id {groups['app_id'][:40]}")
+        else:
+            app = await self.node.apps.find_by_key(request.query.get("auth_key", ""))
+            if app is None:
+                raise ApiError(401, "Unknown auth_key")
+        verify_request(
+            key=app.key,
+            secret=app.secret,
+            method=request.method,
+            path=request.path,
+            params=request.query,
+            body=request.body,
+            now=self.node.clock(),
+        )
+        if not app.enabled:
+            raise ApiError(403, "App is disabled")
+        return app
+
+    async def _events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+        trigger = rest.parse_trigger(request.body, app)
+        await self.node.publish(app, trigger)
+        if not trigger.info:
+            return {}
+        return {"channels": await self.node.channel_attributes(app, trigger.channels, trigger.info)}
+
+    async def _batch_events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+        triggers = rest.parse_batch(request.body, app)
+        for trigger in triggers:
+            await self.node.publish(app, trigger)
+        if not any(trigger.info for trigger in triggers):
+            return {}
+        batch = []
+        for trigger in triggers:
+            attributes = await self.node.channel_attributes(app, trigger.channels, trigger.info)
+            batch.append(attributes[trigger.channels[0]])
+        return {"batch": batch}
+
+    async def _channels(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+        prefix, info = rest.parse_channels_query(request.query)
+        occupied = await self.node.presence.channels(app.id, prefix)
+        return {"channels": await self.node.channel_attributes(app, sorted(occupied), info)}
+
+    async def _channel(self, app: App, request: ApiRequest, match: re.Match[str]) -> JsonBody:
+        name = match["channel"]
+        info = rest.parse_channel_query(name, request.query, app)
+        count = await self.node.presence.subscription_count(app.id, name)
+        body: JsonBody = {"occupied": count > 0}
+        body.update((await self.node.channel_attributes(app, [name], info))[name])
+        if "cache" in info:
+            cached = await self.node.cache.get(app.id, name)
+            body["cache"] = None if cached is None else {"data": cached.data, "ttl": cached.ttl}
+        return body
+
+    async def _users(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
+        name = match["channel"]
+        rest.require_presence(name, app)
+        members = await self.node.presence.members(app.id, name)
+        return {"users": [{"id": user_id} for user_id in members]}
+
+    async def _terminate(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
+        user_id = match["user"]
+        rest.validate_user_id(user_id)
+        await self.node.terminate_user(app, user_id)
+        return {}

@@ -1,0 +1,61 @@
+"""Local index of topics to sessions, and delivery of pre-encoded frames.
+
+Rule: delivery is a loop of `session.write(frame)` with the same bytes object; nothing is
+encoded, allocated or logged per recipient.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Recipient(Protocol):
+    socket_id: str
+
+    def write(self, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Hub:
+    """topic -> {socket_id: session} for the sessions of this node."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, dict[str, Recipient]] = {}
+
+    def add(self, topic: str, session: Recipient) -> bool:
+        """Index `session` under `topic`; True when it is the topic's first local session."""
+        sessions = self._topics.get(topic)
+        if sessions is None:
+            self._topics[topic] = {session.socket_id: session}
+            return True
+        sessions[session.socket_id] = session
+        return False
+
+    def remove(self, topic: str, session: Recipient) -> bool:
+        """Drop `session` from `topic`; True when the topic has no local session left."""
+        sessions = self._topics.get(topic)
+        if sessions is None or sessions.pop(session.socket_id, None) is None:
+            return False
+        if sessions:
+            return False
+        del self._topics[topic]
+        return True
+
+    def sessions(self, topic: str) -> list[Recipient]:
+        return list(self._topics.get(topic, {}).values())
+
+    def deliver(self, topic: str, frame: bytes, except_socket_id: str | None = None) -> int:
+        """Write `frame` to every local session of `topic` but one; returns the count."""
+        sessions = self._topics.get(topic)
+        if not sessions:
+            return 0
+        delivered = 0
+        for socket_id, session in list(sessions.items()):
+            if socket_id != except_socket_id:
+                session.write(frame)
+                delivered += 1
+        return delivered
+
+    def topics(self) -> int:
+        return len(self._topics)

@@ -1,0 +1,339 @@
+"""A node: wires the stores, the backbone and the hub; publishes, subscribes, disconnects.
+
+Data flows (ARCHITECTURE.md "Data flows"):
+- publish: the event is encoded once per channel (JSON + frame header) and handed to the
+  backbone, which brings it to every node's hub.
+- subscribe: auth is checked by the protocol core; the node applies limits, indexes the
+  session (subscribing the backbone on the first local subscriber), updates the presence
+  store and announces members.
+- disconnect: the reverse, with member_removed once the user's last connection is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+
+from ressonance.apps.base import AppStore
+from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
+from ressonance.cache.base import CacheStore
+from ressonance.presence.base import PresenceStore
+from ressonance.protocol import messages as m
+from ressonance.protocol.app import UNLIMITED, App
+from ressonance.protocol.channels import USER_CHANNEL_PREFIX, Channel, ChannelKind, classify
+from ressonance.protocol.connection import (
+    ClientEventReceived,
+    Connection,
+    Event,
+    Member,
+    SignedIn,
+    SubscribeRequested,
+    Unsubscribed,
+    User,
+)
+from ressonance.protocol.errors import ErrorCode, SubscriptionError
+from ressonance.protocol.frames import text_frame
+from ressonance.protocol.rest import Trigger
+from ressonance.ratelimit.base import RateLimiter
+from ressonance.server.hub import Hub
+from ressonance.server.session import Outlet, Session
+
+log = logging.getLogger(__name__)
+
+WATCHLIST_TOPIC = "#watchlist-"
+
+
+class Node:
+    """One server process's view of the cluster."""
+
+    def __init__(
+        self,
+        *,
+        apps: AppStore,
+        backbone: Backbone,
+        presence: PresenceStore,
+        cache: CacheStore,
+        limiter: RateLimiter,
+        clock: Callable[[], float],
+        max_buffer_bytes: int = 1 << 20,
+    ) -> None:
+        self.apps = apps
+        self.backbone = backbone
+        self.presence = presence
+        self.cache = cache
+        self.limiter = limiter
+        self.clock = clock
+        self.max_buffer_bytes = max_buffer_bytes
+        self.hub = Hub()
+        self.node_id = secrets.token_hex(8)
+        self.sessions: dict[str, Session] = {}
+        self._connections_per_app: dict[str, int] = {}
+        self.ready = False
+
+    async def start(self) -> None:
+        await self.backbone.start(self._on_backbone_message)
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for session in list(self.sessions.values()):
+            session.close(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
+        await self.backbone.close()
+
+    def _on_backbone_message(self, message: BackboneMessage) -> None:
+        if message.close_code is None:
+            self.hub.deliver(message.topic, message.frame, message.except_socket_id)
+            return
+        for session in self.hub.sessions(message.topic):
+            session.write(message.frame)
+            session.close(message.close_code, "Terminated by the app")
+
+    # --- connections --------------------------------------------------------------------
+
+    def open_session(self, app: App, outlet: Outlet) -> Session | tuple[ErrorCode, str]:
+        """A new session for `app`, or the close code and reason that refuse it."""
+        if not app.enabled:
+            return ErrorCode.APP_DISABLED, "App is disabled"
+        count = self._connections_per_app.get(app.id, 0)
+        if app.max_connections != UNLIMITED and count >= app.max_connections:
+            return ErrorCode.OVER_CONNECTION_QUOTA, "Over the app's connection quota"
+        socket_id = self._new_socket_id()
+        session = Session(Connection(app, socket_id, self.clock()), outlet, self.max_buffer_bytes)
+        self.sessions[socket_id] = session
+        self._connections_per_app[app.id] = count + 1
+        session.flush()
+        return session
+
+    def _new_socket_id(self) -> str:
+        while True:
+            socket_id = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**9)}"
+            if socket_id not in self.sessions:
+                return socket_id
+
+    async def receive(self, session: Session, text: str) -> None:
+        """Handle one text frame of `session`."""
+        events = session.connection.receive(text, self.clock())
+        session.flush()
+        for event in events:
+            await self._handle(session, event)
+
+    async def _handle(self, session: Session, event: Event) -> None:
+        match event:
+            case SubscribeRequested():
+                await self._subscribe(session, event.channel, event.member)
+            case Unsubscribed():
+                await self._unsubscribe(session, event.channel, event.member)
+            case ClientEventReceived():
+                await self._client_event(session, event)
+            case SignedIn():
+                await self._signed_in(session, event.user)
+
+    async def close_session(self, session: Session) -> None:
+        """Forget a session whose WebSocket has closed: leave every channel and user index."""
+        if self.sessions.pop(session.socket_id, None) is None:
+            return
+        session.closed = True
+        connection = session.connection
+        app = connection.app
+        self._connections_per_app[app.id] -= 1
+        for name, member in list(connection.channels.items()):
+            await self._leave(session, classify(name), member)
+        connection.channels.clear()
+        if connection.user is not None:
+            await self._signed_out(session, connection.user)
+        for topic in list(session.topics):
+            await self._unindex(session, topic)
+        await self.limiter.forget(session.socket_id)
+
+    def poll(self) -> None:
+        """Run every session's timers (one sweep for all, not a timer per socket)."""
+        now = self.clock()
+        for session in list(self.sessions.values()):
+            code = session.connection.poll(now)
+            session.flush()
+            if code is not None:
+                session.close(code, code.name.replace("_", " ").capitalize())
+
+    # --- topics -------------------------------------------------------------------------
+
+    async def _index(self, session: Session, topic: str) -> None:
+        session.topics.add(topic)
+        if self.hub.add(topic, session):
+            await self.backbone.subscribe(topic)
+
+    async def _unindex(self, session: Session, topic: str) -> None:
+        session.topics.discard(topic)
+        if self.hub.remove(topic, session):
+            await self.backbone.unsubscribe(topic)
+
+    async def _broadcast(
+        self, app: App, channel: str, message: bytes, except_socket_id: str | None = None
+    ) -> None:
+        topic = topic_of(app.id, channel)
+        frame = text_frame(message)
+        await self.backbone.publish(BackboneMessage(topic, frame, except_socket_id, self.node_id))
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    async def _subscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
+        app = session.connection.app
+        try:
+            if member is not None:
+                await self._check_room(app, channel, member)
+        except SubscriptionError as refusal:
+            session.connection.subscription_refused(refusal)
+            session.flush()
+            return
+        await self._index(session, topic_of(app.id, channel.name))
+        count = await self.presence.join(app.id, channel.name, session.socket_id)
+        roster: object = None
+        new_member = False
+        if member is not None:
+            new_member = await self.presence.add_member(
+                app.id, channel.name, session.socket_id, member.user_id, member.user_info
+            )
+            roster = m.presence_roster(await self.presence.members(app.id, channel.name))
+        session.connection.subscription_succeeded(channel, member, roster)
+        session.flush()
+        if new_member and member is not None:
+            added = {"user_id": member.user_id, "user_info": member.user_info}
+            if member.user_info is None:
+                added.pop("user_info")
+            await self._broadcast(
+                app, channel.name, m.encode(m.MEMBER_ADDED, added, channel.name), session.socket_id
+            )
+        if channel.cached:
+            await self._replay_cache(session, channel)
+        await self._announce_count(app, channel, count)
+
+    async def _check_room(self, app: App, channel: Channel, member: Member) -> None:
+        limit = app.max_presence_members_per_channel
+        if await self.presence.user_count(app.id, channel.name) < limit:
+            return
+        if member.user_id in await self.presence.members(app.id, channel.name):
+            return
+        raise SubscriptionError(
+            channel.name,
+            "LimitReached",
+            f"Presence channel is full ({limit} members)",
+            ErrorCode.OVER_CAPACITY,
+        )
+
+    async def _replay_cache(self, session: Session, channel: Channel) -> None:
+        app = session.connection.app
+        cached = await self.cache.get(app.id, channel.name)
+        if cached is None:
+            session.send(m.encode(m.CACHE_MISS, channel=channel.name))
+        else:
+            session.send(m.encode_channel_event(channel.name, cached.event, cached.data))
+
+    async def _announce_count(self, app: App, channel: Channel, count: int) -> None:
+        # Not on presence channels, which have member events instead (reference §2.2).
+        if app.subscription_count and not channel.is_presence and count > 0:
+            message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, channel.name)
+            await self._broadcast(app, channel.name, message)
+
+    async def _unsubscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
+        await self._leave(session, channel, member)
+
+    async def _leave(self, session: Session, channel: Channel, member: Member | None) -> None:
+        app = session.connection.app
+        if channel.kind is not ChannelKind.USER:  # kept while signed in
+            await self._unindex(session, topic_of(app.id, channel.name))
+        count = await self.presence.leave(app.id, channel.name, session.socket_id)
+        if member is not None:
+            gone = await self.presence.remove_member(app.id, channel.name, session.socket_id)
+            if gone is not None:
+                message = m.encode(m.MEMBER_REMOVED, {"user_id": gone}, channel.name)
+                await self._broadcast(app, channel.name, message)
+        await self._announce_count(app, channel, count)
+
+    # --- client events and users --------------------------------------------------------
+
+    async def _client_event(self, session: Session, event: ClientEventReceived) -> None:
+        app = session.connection.app
+        decision = await self.limiter.consume(session.socket_id, app.max_client_events_per_sec)
+        if not decision.allowed:
+            session.error(
+                "Client event rejected due to rate limit "
+                f"({app.max_client_events_per_sec} per second)",
+                ErrorCode.CLIENT_EVENT_REJECTED,
+                event.channel.name,
+            )
+            return
+        topic = topic_of(app.id, event.channel.name)
+        frame = text_frame(event.payload)
+        message = BackboneMessage(topic, frame, session.socket_id, self.node_id)
+        await self.backbone.publish(message)
+
+    async def _signed_in(self, session: Session, user: User) -> None:
+        app = session.connection.app
+        await self._index(session, topic_of(app.id, USER_CHANNEL_PREFIX + user.id))
+        first = await self.presence.add_user_connection(app.id, user.id, session.socket_id)
+        if not app.watchlist:
+            return
+        for watched in user.watchlist:
+            await self._index(session, topic_of(app.id, WATCHLIST_TOPIC + watched))
+        online = await self.presence.online(app.id, user.watchlist)
+        offline = [u for u in user.watchlist if u not in online]
+        events = [{"name": "online", "user_ids": sorted(online)}] if online else []
+        if offline:
+            events.append({"name": "offline", "user_ids": offline})
+        if events:
+            session.send(m.encode(m.WATCHLIST_EVENTS, {"events": events}))
+        if first:
+            await self._watchlist_change(app, user.id, "online")
+
+    async def _signed_out(self, session: Session, user: User) -> None:
+        app = session.connection.app
+        last = await self.presence.remove_user_connection(app.id, user.id, session.socket_id)
+        if last and app.watchlist:
+            await self._watchlist_change(app, user.id, "offline")
+
+    async def _watchlist_change(self, app: App, user_id: str, name: str) -> None:
+        events = {"events": [{"name": name, "user_ids": [user_id]}]}
+        await self._broadcast(app, WATCHLIST_TOPIC + user_id, m.encode(m.WATCHLIST_EVENTS, events))
+
+    # --- HTTP API -----------------------------------------------------------------------
+
+    async def publish(self, app: App, trigger: Trigger) -> None:
+        """Publish one event to each of its channels: encoded once per channel."""
+        for channel in trigger.channels:
+            message = m.encode_channel_event(channel, trigger.name, trigger.data)
+            if classify(channel).cached:
+                await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
+            await self._broadcast(app, channel, message, trigger.socket_id)
+
+    async def channel_attributes(
+        self, app: App, channels: Iterable[str], info: frozenset[str]
+    ) -> dict[str, dict[str, object]]:
+        """The `info` attributes of each channel (user_count on presence channels only)."""
+        result: dict[str, dict[str, object]] = {}
+        for name in channels:
+            attributes: dict[str, object] = {}
+            presence = classify(name).is_presence
+            if "user_count" in info and presence:
+                attributes["user_count"] = await self.presence.user_count(app.id, name)
+            if "subscription_count" in info and not presence:
+                attributes["subscription_count"] = await self.presence.subscription_count(
+                    app.id, name
+                )
+            result[name] = attributes
+        return result
+
+    async def terminate_user(self, app: App, user_id: str) -> None:
+        """Close every connection signed in as `user_id`, on every node (4009)."""
+        topic = topic_of(app.id, USER_CHANNEL_PREFIX + user_id)
+        frame = text_frame(m.error("You got disconnected by the app.", ErrorCode.UNAUTHORIZED))
+        message = BackboneMessage(topic, frame, None, self.node_id, ErrorCode.UNAUTHORIZED)
+        await self.backbone.publish(message)
+
+    async def run_timers(self, interval: float) -> None:
+        """The one timer loop of a node; cancelled when it stops."""
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                self.poll()

@@ -1,0 +1,157 @@
+"""Glue to aiohttp: the one port, its routes, and WebSocket I/O. The only module importing it.
+
+Routes: `GET /app/{key}` (WebSocket, reference §1), `/apps/...` and `/users/...` (HTTP API,
+§5), `/healthz`, `/readyz`. A WebSocket upgrade on any other path is accepted and closed
+with 4005, so pusher-js shows the reason instead of a bare failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ressonance.protocol import messages as m
+from ressonance.protocol.errors import ApiError, ErrorCode
+from ressonance.protocol.handshake import origin_allowed, protocol_problem
+from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
+from ressonance.server.node import Node
+from ressonance.server.session import Session
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = 1011
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    """Size limits applied before anything is parsed."""
+
+    max_ws_message_bytes: int = 256 * 1024
+    max_http_body_bytes: int = 256 * 1024
+
+
+class AiohttpOutlet:
+    """Writes pre-built frames straight to the socket's transport (no per-send framing)."""
+
+    __slots__ = ("_closing", "_transport", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._closing: asyncio.Task[bool] | None = None
+
+    def write(self, frame: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(frame)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(
+                self._ws.close(code=code, message=reason.encode()[:120])
+            )
+
+
+def json_response(response: ApiResponse) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(response.body),
+        status=response.status,
+        content_type="application/json",
+        headers=response.headers,
+    )
+
+
+class Transport:
+    """The aiohttp application of a node."""
+
+    def __init__(self, node: Node, limits: TransportLimits) -> None:
+        self.node = node
+        self.limits = limits
+        self.api = HttpApi(node)
+        self.app = web.Application(client_max_size=limits.max_http_body_bytes)
+        self.app.router.add_get("/app/{key}", self._websocket)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_route("*", "/apps/{tail:.*}", self._api)
+        self.app.router.add_route("*", "/users/{tail:.*}", self._api)
+        self.app.router.add_route("*", "/{tail:.*}", self._not_found)
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return json_response(ApiResponse(200, {"status": "ok"}))
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ready = self.node.ready
+        return json_response(ApiResponse(200 if ready else 503, {"ready": ready}))
+
+    async def _api(self, request: web.Request) -> web.Response:
+        limit = self.limits.max_http_body_bytes
+        too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
+        if request.content_length is not None and request.content_length > limit:
+            return json_response(error_response(too_large))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return json_response(error_response(too_large))
+        api_request = ApiRequest(request.method, request.path, dict(request.query), body)
+        return json_response(await self.api.handle(api_request))
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(compress=False)
+        if ws.can_prepare(request).ok:
+            await ws.prepare(request)
+            return await self._refuse(
+                ws, ErrorCode.PATH_NOT_FOUND, "Path not found; use /app/{key}"
+            )
+        return json_response(error_response(ApiError(404, f"Nothing at {request.path[:100]}")))
+
+    async def _refuse(
+        self, ws: web.WebSocketResponse, code: int, reason: str
+    ) -> web.WebSocketResponse:
+        # pusher:error first, then the close code (reference §1, "Sending an error at connect").
+        await ws.send_str(m.error(reason, code).decode())
+        await ws.close(code=code, message=reason.encode()[:120])
+        return ws
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            compress=False, max_msg_size=self.limits.max_ws_message_bytes, autoping=True
+        )
+        if not ws.can_prepare(request).ok:
+            error = ApiError(400, "Expected a WebSocket upgrade")
+            return json_response(error_response(error))
+        await ws.prepare(request)
+        problem = protocol_problem(request.query)
+        if problem is not None:
+            return await self._refuse(ws, *problem)
+        app = await self.node.apps.find_by_key(request.match_info["key"])
+        if app is None:
+            return await self._refuse(ws, ErrorCode.APP_NOT_FOUND, "App key does not exist")
+        if not origin_allowed(request.headers.get("Origin"), app.allowed_origins):
+            return await self._refuse(ws, ErrorCode.UNAUTHORIZED, "Origin not allowed")
+        transport = request.transport
+        assert transport is not None
+        opened = self.node.open_session(app, AiohttpOutlet(ws, transport))
+        if not isinstance(opened, Session):
+            return await self._refuse(ws, *opened)
+        try:
+            await self._read(ws, opened)
+        finally:
+            await self.node.close_session(opened)
+        return ws
+
+    async def _read(self, ws: web.WebSocketResponse, session: Session) -> None:
+        async for message in ws:
+            try:
+                if message.type is WSMsgType.TEXT:
+                    await self.node.receive(session, message.data)
+                elif message.type is WSMsgType.BINARY:
+                    session.error("Binary frames are not supported; send JSON text", None)
+            except Exception:
+                log.exception("event=session_failed socket_id=%s", session.socket_id)
+                session.close(INTERNAL_ERROR, "Internal server error")

@@ -1,0 +1,108 @@
+"""A real Ressonance server on a free loopback port, started as a user would start it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    host: str
+    port: int
+    app_id: str
+    key: str
+    secret: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    tmp_path: Path, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+) -> RunningServer:
+    """Start `python -m ressonance serve` and wait until /readyz answers 200."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "RESSONANCE_APP_ID": "424242",
+        "RESSONANCE_APP_KEY": "e2e-key",
+        "RESSONANCE_APP_SECRET": "e2e-secret",
+        "RESSONANCE_APP_ENABLE_CLIENT_MESSAGES": "true",
+        "RESSONANCE_APP_WATCHLIST": "true",
+        "RESSONANCE_APP_SUBSCRIPTION_COUNT": "true",
+        **(extra_env or {}),
+    }
+    log_path = tmp_path / f"server-{port}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ressonance", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + (args or []),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    server = RunningServer(
+        "127.0.0.1",
+        port,
+        env["RESSONANCE_APP_ID"],
+        env["RESSONANCE_APP_KEY"],
+        env["RESSONANCE_APP_SECRET"],
+        process,
+        log_path,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.http_url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError(f"server did not become ready:\n{server.log()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """One running node with a single app (client events, watchlist, subscription counts on)."""
+    running = start_server(tmp_path)
+    yield running
+    stop_server(running)
