@@ -180,34 +180,41 @@ class Node:
 
     async def _subscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
         app = session.connection.app
-        try:
-            if member is not None:
-                await self._check_room(app, channel, member)
-        except SubscriptionError as refusal:
-            session.connection.subscription_refused(refusal)
-            session.flush()
-            return
-        await self._index(session, topic_of(app.id, channel.name))
-        count = await self.presence.join(app.id, channel.name, session.socket_id)
-        roster: object = None
-        new_member = False
         if member is not None:
-            new_member = await self.presence.add_member(
-                app.id, channel.name, session.socket_id, member.user_id, member.user_info
-            )
-            roster = m.presence_roster(await self.presence.members(app.id, channel.name))
-        session.connection.subscription_succeeded(channel, member, roster)
-        session.flush()
-        if new_member and member is not None:
-            added = {"user_id": member.user_id, "user_info": member.user_info}
-            if member.user_info is None:
-                added.pop("user_info")
-            await self._broadcast(
-                app, channel.name, m.encode(m.MEMBER_ADDED, added, channel.name), session.socket_id
-            )
+            try:
+                await self._check_room(app, channel, member)
+            except SubscriptionError as refusal:
+                session.connection.subscription_refused(refusal)
+                session.flush()
+                return
+        await self._index(session, topic_of(app.id, channel.name))
+        count = 0
+        if channel.kind is not ChannelKind.USER:  # not an occupied channel to the HTTP API
+            count = await self.presence.join(app.id, channel.name, session.socket_id)
+        if member is None:
+            session.connection.subscription_succeeded(channel, None, None)
+            session.flush()
+        else:
+            await self._join_presence(session, channel, member)
         if channel.cached:
             await self._replay_cache(session, channel)
         await self._announce_count(app, channel, count)
+
+    async def _join_presence(self, session: Session, channel: Channel, member: Member) -> None:
+        """Roster to the joiner; member_added to the others when the user is new (§2.2)."""
+        app = session.connection.app
+        new_user = await self.presence.add_member(
+            app.id, channel.name, session.socket_id, member.user_id, member.user_info
+        )
+        roster = m.presence_roster(await self.presence.members(app.id, channel.name))
+        session.connection.subscription_succeeded(channel, member, roster)
+        session.flush()
+        if new_user:
+            added: dict[str, object] = {"user_id": member.user_id}
+            if member.user_info is not None:
+                added["user_info"] = member.user_info
+            message = m.encode(m.MEMBER_ADDED, added, channel.name)
+            await self._broadcast(app, channel.name, message, session.socket_id)
 
     async def _check_room(self, app: App, channel: Channel, member: Member) -> None:
         limit = app.max_presence_members_per_channel

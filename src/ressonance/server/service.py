@@ -9,8 +9,6 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 
-from aiohttp import web
-
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.backbone.memory import MemoryBackbone
 from ressonance.cache.memory import MemoryCacheStore
@@ -49,11 +47,8 @@ async def serve(
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives."""
     transport = Transport(node, limits)
-    runner = web.AppRunner(transport.app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
     await node.start()
-    await site.start()
+    await transport.listen(host, port)
     timers = asyncio.create_task(node.run_timers(timer_interval))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,5 +62,5 @@ async def serve(
     with contextlib.suppress(asyncio.CancelledError):
         await timers
     await node.stop()
-    await runner.cleanup()
+    await transport.close()
     log.info("event=stopped")

@@ -74,6 +74,7 @@ class Transport:
         self.node = node
         self.limits = limits
         self.api = HttpApi(node)
+        self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=limits.max_http_body_bytes)
         self.app.router.add_get("/app/{key}", self._websocket)
         self.app.router.add_get("/healthz", self._healthz)
@@ -81,6 +82,17 @@ class Transport:
         self.app.router.add_route("*", "/apps/{tail:.*}", self._api)
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
+
+    async def listen(self, host: str, port: int) -> None:
+        """Start accepting connections on host:port."""
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port, backlog=4096).start()
+
+    async def close(self) -> None:
+        """Stop listening and close every remaining connection."""
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return json_response(ApiResponse(200, {"status": "ok"}))

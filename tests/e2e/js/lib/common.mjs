@@ -118,6 +118,9 @@ export function runScenario(name, body) {
           {
             ok: false,
             error: `${err && err.message ? err.message : String(err)} (step: ${currentStep})`,
+            // npm `pusher` RequestError: the HTTP status and body the server answered
+            http_status: err && err.status !== undefined ? err.status : undefined,
+            http_body: err && err.body !== undefined ? String(err.body) : undefined,
             stack: err && err.stack ? String(err.stack) : undefined,
             steps,
             observed,
@@ -220,7 +223,8 @@ export async function connected(client, label = 'connection') {
 export function subscribeAndWait(client, name, { events, label = name, timeoutMs = 8000 } = {}) {
   const channel = client.subscribe(name);
   if (events) {
-    channel.bind_global((event, data) => events.push({ event, data }));
+    // Snapshot the data: pusher-js hands out live objects (e.g. the Members roster).
+    channel.bind_global((event, data) => events.push({ event, data: safeJson(data) }));
   }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
@@ -276,26 +280,32 @@ export async function startAuthServer(sdk, { users = {}, route } = {}) {
       if (req.method !== 'POST') return sendJson(res, 404, { error: 'not found' });
       const raw = await readBody(req);
       const form = Object.fromEntries(new URLSearchParams(raw));
-      requests.push({ path: url.pathname, content_type: req.headers['content-type'], form, headers: pick(req.headers) });
+      const entry = { path: url.pathname, content_type: req.headers['content-type'], form, headers: pick(req.headers) };
+      requests.push(entry);
       log('auth request', url.pathname, form);
+      const reply = (status, body) => {
+        entry.status = status;
+        entry.response_keys = Object.keys(body).sort();
+        return sendJson(res, status, body);
+      };
       const userId = form.user_id || 'anonymous';
       const user = users[userId] || { name: userId };
       if (url.pathname === '/pusher/auth' || url.pathname === '/broadcasting/auth') {
         const channel = form.channel_name;
         if (channel.startsWith('private-forbidden-') || channel.startsWith('presence-forbidden-')) {
-          return sendJson(res, 403, { error: 'forbidden' });
+          return reply(403, { error: 'forbidden' });
         }
         const presenceData = channel.startsWith('presence-')
           ? { user_id: userId, user_info: { name: user.name } }
           : undefined;
-        return sendJson(res, 200, sdk.authorizeChannel(form.socket_id, channel, presenceData));
+        return reply(200, sdk.authorizeChannel(form.socket_id, channel, presenceData));
       }
       if (url.pathname === '/pusher/user-auth' || url.pathname === '/broadcasting/user-auth') {
         const userData = { id: userId, user_info: { name: user.name } };
         if (user.watchlist) userData.watchlist = user.watchlist;
-        return sendJson(res, 200, sdk.authenticateUser(form.socket_id, userData));
+        return reply(200, sdk.authenticateUser(form.socket_id, userData));
       }
-      return sendJson(res, 404, { error: 'not found' });
+      return reply(404, { error: 'not found' });
     } catch (err) {
       log('auth server error', err);
       return sendJson(res, 500, { error: String(err) });

@@ -1,0 +1,40 @@
+# The few commands a contributor needs. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+JS := tests/e2e/js
+
+.PHONY: run test lint typecheck unit e2e-deps clean
+
+$(BIN)/ressonance: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## run: install (first time) and start one node with a development app
+run: $(BIN)/ressonance
+	$(BIN)/ressonance serve $(ARGS)
+
+## e2e-deps: the real clients the end-to-end tests drive (npm packages, Debian chromium)
+e2e-deps:
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	@command -v chromium >/dev/null || scripts/install-chromium.sh
+
+## lint: formatting, lint rules, types and import layering
+lint: $(BIN)/ressonance
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## test: install everything, lint, and run the whole suite with coverage
+test: $(BIN)/ressonance e2e-deps lint
+	$(BIN)/pytest --cov --cov-report=term -q
+
+## unit: the fast layers only (no Node, no browser)
+unit: $(BIN)/ressonance
+	$(BIN)/pytest tests/protocol tests/server tests/contracts -q
+
+clean:
+	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage
