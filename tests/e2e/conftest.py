@@ -58,15 +58,24 @@ def start_server(
         **(extra_env or {}),
     }
     log_path = tmp_path / f"server-{port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ressonance", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        + (args or []),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ressonance",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
+            + (args or []),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
     server = RunningServer(
         "127.0.0.1",
         port,
