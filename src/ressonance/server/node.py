@@ -12,7 +12,6 @@ Data flows (ARCHITECTURE.md "Data flows"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -38,6 +37,7 @@ from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.protocol.frames import text_frame
 from ressonance.protocol.rest import Trigger
 from ressonance.ratelimit.base import RateLimiter
+from ressonance.server.counts import CountThrottle
 from ressonance.server.hub import Hub
 from ressonance.server.session import Outlet, Session
 
@@ -71,6 +71,7 @@ class Node:
         self.node_id = secrets.token_hex(8)
         self.sessions: dict[str, Session] = {}
         self._connections_per_app: dict[str, int] = {}
+        self._counts = CountThrottle()
         self.ready = False
 
     async def start(self) -> None:
@@ -239,9 +240,20 @@ class Node:
 
     async def _announce_count(self, app: App, channel: Channel, count: int) -> None:
         # Not on presence channels, which have member events instead (reference §2.2).
-        if app.subscription_count and not channel.is_presence and count > 0:
+        if not app.subscription_count or channel.is_presence:
+            return
+        if self._counts.send_now(topic_of(app.id, channel.name), count, self.clock()):
             message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, channel.name)
             await self._broadcast(app, channel.name, message)
+
+    async def _send_owed_counts(self) -> None:
+        for topic in self._counts.due(self.clock()):
+            app_id, _, name = topic.partition(":")
+            app = await self.apps.find_by_id(app_id)
+            count = await self.presence.subscription_count(app_id, name)
+            if app is not None and count > 0:
+                message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, name)
+                await self._broadcast(app, name, message)
 
     async def _unsubscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
         await self._leave(session, channel, member)
@@ -342,5 +354,8 @@ class Node:
         """The one timer loop of a node; cancelled when it stops."""
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            try:
                 self.poll()
+                await self._send_owed_counts()
+            except Exception:  # one failed sweep must not stop every later one
+                log.exception("event=timer_failed")
