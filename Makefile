@@ -31,6 +31,7 @@ lint: $(BIN)/ressonance
 ## test: install everything, lint, and run the whole suite with coverage
 test: $(BIN)/ressonance e2e-deps lint
 	$(BIN)/pytest --cov --cov-report=term -q
+	$(BIN)/coverage report --include='*/ressonance/protocol/*' --fail-under=100 --skip-covered
 
 ## unit: the fast layers only (no Node, no browser)
 unit: $(BIN)/ressonance

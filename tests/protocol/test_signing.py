@@ -27,9 +27,8 @@ from ressonance.protocol.signing import (
     webhook_signature,
 )
 
-KEY = "278d425bdf160c739803"
-SECRET = "7ad3773142a6692b25b8"
-SOCKET_ID = "1234.1234"
+from .wire import KEY, SECRET, SOCKET_ID
+
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 # §5.6 worked example.
@@ -70,6 +69,7 @@ EVENTS_SIGNATURE = "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f45
             f"{KEY}:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
         ),
     ],
+    ids=["private-foobar", "signin", "presence-mr-channels"],
 )
 def test_auth_tokens_known_answers(token: str, expected: str) -> None:
     assert token == expected

@@ -130,7 +130,7 @@ class Connection:
                 return self._unsubscribe(message.channel)
             case m.Signin():
                 return [self._signin(message)]
-            case m.ClientEvent():
+            case _:
                 return [self._client_event(message)]
         return []
 
@@ -182,7 +182,7 @@ class Connection:
                     channel.name, "AuthError", "Presence channels need channel_data", 401
                 )
             return Member(self.user.id, self.user.info)
-        if len(channel_data) > self.app.max_member_bytes:
+        if len(channel_data.encode()) > self.app.max_member_bytes:
             raise SubscriptionError(
                 channel.name,
                 "LimitReached",
