@@ -11,7 +11,23 @@ shared implementation is plugged in. Guarantees:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """What a dead node's connections left behind, for the survivors to announce.
+
+    `user_id` is set when a presence member left its channel (member_removed) or, with an
+    empty `channel`, when a signed-in user's last connection is gone (watchlist offline).
+    `count` is the channel's remaining subscription count.
+    """
+
+    app_id: str
+    channel: str
+    user_id: str | None
+    count: int
 
 
 class PresenceStore(Protocol):
@@ -55,4 +71,12 @@ class PresenceStore(Protocol):
 
     async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
         """Which of `user_ids` are signed in on at least one connection."""
+        ...
+
+    async def heartbeat(self) -> None:
+        """Say this node is alive (a shared store expires nodes that stop saying it)."""
+        ...
+
+    async def reap_dead_nodes(self) -> list[Departure]:
+        """Remove the entries of nodes that stopped heartbeating; each is reaped once."""
         ...

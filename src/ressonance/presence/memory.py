@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ressonance.presence.base import Departure
+
 
 class MemoryPresenceStore:
     """Single-node presence; the default without a shared store."""
@@ -73,6 +75,8 @@ class MemoryPresenceStore:
 
     async def add_user_connection(self, app_id: str, user_id: str, socket_id: str) -> bool:
         sockets = self._users[app_id, user_id]
+        if socket_id in sockets:  # signing in again on one connection is not a new one
+            return False
         sockets.add(socket_id)
         return len(sockets) == 1
 
@@ -88,3 +92,9 @@ class MemoryPresenceStore:
 
     async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
         return {user_id for user_id in user_ids if (app_id, user_id) in self._users}
+
+    async def heartbeat(self) -> None:
+        """One process is the whole cluster: nothing to announce."""
+
+    async def reap_dead_nodes(self) -> list[Departure]:
+        return []

@@ -1,0 +1,252 @@
+"""Presence state shared by every node through Redis (or Valkey).
+
+Keys, all under `{prefix}:`, with app ids keeping tenants apart:
+  {app}:subs:{channel}     hash socket_id -> node_id      (subscription count = HLEN)
+  {app}:channels           set of occupied channels
+  {app}:roster:{channel}   hash user_id -> user_info JSON (presence members)
+  {app}:conns:{channel}    hash user_id -> connection count
+  {app}:msock:{channel}    hash socket_id -> user_id
+  {app}:user:{user_id}     set of signed-in socket ids
+  node:{id}:entries        set of everything node `id` added, for reaping it
+  node:{id}:alive          key with a TTL, refreshed by heartbeat
+  nodes                    set of node ids
+
+Every decision that must be atomic (first or last member of a user, last subscriber of a
+channel) is one Lua script. A single Redis primary is assumed (not Redis Cluster: the keys of
+one operation do not share a hash slot).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from ressonance.presence.base import Departure
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+SEP: Final = "\x1f"
+
+_JOIN: Final = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+return redis.call('HLEN', KEYS[1])
+"""
+_LEAVE: Final = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[3])
+local n = redis.call('HLEN', KEYS[1])
+if n == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return n
+"""
+_ADD_MEMBER: Final = """
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[4])
+local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if n == 1 then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) return 1 end
+return 0
+"""
+_REMOVE_MEMBER: Final = """
+local user = redis.call('HGET', KEYS[3], ARGV[1])
+if not user then return false end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[2])
+local n = redis.call('HINCRBY', KEYS[2], user, -1)
+if n > 0 then return false end
+redis.call('HDEL', KEYS[2], user)
+redis.call('HDEL', KEYS[1], user)
+return user
+"""
+_ADD_USER: Final = """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
+return 0
+"""
+_REMOVE_USER: Final = """
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisPresenceStore:
+    """Cluster-wide presence; one instance per node (it records what its node added)."""
+
+    def __init__(
+        self, redis: Redis, *, node_id: str, prefix: str = "ressonance", node_ttl: float = 10.0
+    ) -> None:
+        self._redis = redis
+        self._node_id = node_id
+        self._p = prefix
+        self._ttl_ms = int(node_ttl * 1000)
+        self._join = redis.register_script(_JOIN)
+        self._leave = redis.register_script(_LEAVE)
+        self._add_member = redis.register_script(_ADD_MEMBER)
+        self._remove_member = redis.register_script(_REMOVE_MEMBER)
+        self._add_user = redis.register_script(_ADD_USER)
+        self._remove_user = redis.register_script(_REMOVE_USER)
+
+    def _k(self, app_id: str, kind: str, name: str = "") -> str:
+        return f"{self._p}:{app_id}:{kind}:{name}" if name else f"{self._p}:{app_id}:{kind}"
+
+    def _entries(self, node_id: str) -> str:
+        return f"{self._p}:node:{node_id}:entries"
+
+    def _channel_keys(self, app_id: str, channel: str, node_id: str) -> list[str]:
+        return [
+            self._k(app_id, "subs", channel),
+            self._k(app_id, "channels"),
+            self._entries(node_id),
+        ]
+
+    def _member_keys(self, app_id: str, channel: str, node_id: str) -> list[str]:
+        return [
+            self._k(app_id, "roster", channel),
+            self._k(app_id, "conns", channel),
+            self._k(app_id, "msock", channel),
+            self._entries(node_id),
+        ]
+
+    async def join(self, app_id: str, channel: str, socket_id: str) -> int:
+        entry = SEP.join(("s", app_id, channel, socket_id))
+        keys = self._channel_keys(app_id, channel, self._node_id)
+        return int(await self._join(keys, [socket_id, self._node_id, channel, entry]))
+
+    async def leave(self, app_id: str, channel: str, socket_id: str) -> int:
+        return await self._leave_as(app_id, channel, socket_id, self._node_id)
+
+    async def _leave_as(self, app_id: str, channel: str, socket_id: str, node_id: str) -> int:
+        entry = SEP.join(("s", app_id, channel, socket_id))
+        keys = self._channel_keys(app_id, channel, node_id)
+        return int(await self._leave(keys, [socket_id, channel, entry]))
+
+    async def subscription_count(self, app_id: str, channel: str) -> int:
+        return int(await self._redis.hlen(self._k(app_id, "subs", channel)))
+
+    async def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
+        occupied = await self._redis.smembers(self._k(app_id, "channels"))
+        names = sorted(_text(n) for n in occupied)
+        names = [n for n in names if n.startswith(prefix)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hlen(self._k(app_id, "subs", name))
+            counts = await pipe.execute()
+        return {name: int(count) for name, count in zip(names, counts, strict=True) if count}
+
+    async def add_member(
+        self, app_id: str, channel: str, socket_id: str, user_id: str, user_info: object
+    ) -> bool:
+        entry = SEP.join(("m", app_id, channel, socket_id))
+        keys = self._member_keys(app_id, channel, self._node_id)
+        info = orjson.dumps(user_info)
+        return bool(await self._add_member(keys, [socket_id, user_id, info, entry]))
+
+    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+        return await self._remove_member_as(app_id, channel, socket_id, self._node_id)
+
+    async def _remove_member_as(
+        self, app_id: str, channel: str, socket_id: str, node_id: str
+    ) -> str | None:
+        entry = SEP.join(("m", app_id, channel, socket_id))
+        keys = self._member_keys(app_id, channel, node_id)
+        user = await self._remove_member(keys, [socket_id, entry])
+        return user.decode() if user else None
+
+    async def members(self, app_id: str, channel: str) -> dict[str, object]:
+        raw = await self._redis.hgetall(self._k(app_id, "roster", channel))
+        return {_text(user): orjson.loads(info) for user, info in sorted(raw.items())}
+
+    async def user_count(self, app_id: str, channel: str) -> int:
+        return int(await self._redis.hlen(self._k(app_id, "roster", channel)))
+
+    async def add_user_connection(self, app_id: str, user_id: str, socket_id: str) -> bool:
+        entry = SEP.join(("u", app_id, user_id, socket_id))
+        keys = [self._k(app_id, "user", user_id), self._entries(self._node_id)]
+        return bool(await self._add_user(keys, [socket_id, entry]))
+
+    async def remove_user_connection(self, app_id: str, user_id: str, socket_id: str) -> bool:
+        return await self._remove_user_as(app_id, user_id, socket_id, self._node_id)
+
+    async def _remove_user_as(
+        self, app_id: str, user_id: str, socket_id: str, node_id: str
+    ) -> bool:
+        entry = SEP.join(("u", app_id, user_id, socket_id))
+        keys = [self._k(app_id, "user", user_id), self._entries(node_id)]
+        return bool(await self._remove_user(keys, [socket_id, entry]))
+
+    async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.exists(self._k(app_id, "user", user_id))
+            found = await pipe.execute()
+        return {user_id for user_id, hit in zip(user_ids, found, strict=True) if hit}
+
+    # --- node liveness ------------------------------------------------------------------
+
+    async def heartbeat(self) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(f"{self._p}:nodes", self._node_id)
+            pipe.set(f"{self._p}:node:{self._node_id}:alive", b"1", px=self._ttl_ms)
+            await pipe.execute()
+
+    async def reap_dead_nodes(self) -> list[Departure]:
+        departures: list[Departure] = []
+        nodes = await self._redis.smembers(f"{self._p}:nodes")
+        for raw in nodes:
+            node_id = _text(raw)
+            if node_id == self._node_id or await self._redis.exists(
+                f"{self._p}:node:{node_id}:alive"
+            ):
+                continue
+            lock = f"{self._p}:node:{node_id}:reaper"
+            if not await self._redis.set(lock, self._node_id, nx=True, px=self._ttl_ms * 3):
+                continue  # another node is reaping it
+            log.warning("event=node_dead node_id=%s reaper=%s", node_id, self._node_id)
+            departures += await self._reap(node_id)
+            await self._redis.srem(f"{self._p}:nodes", node_id)
+        return departures
+
+    async def _reap(self, node_id: str) -> list[Departure]:
+        departures = []
+        entries = await self._redis.smembers(self._entries(node_id))
+        # Members first, so member_removed precedes the count that no longer includes them.
+        for entry in sorted((_text(e) for e in entries), key=lambda e: "msu".index(e[0])):
+            departures += await self._reap_entry(entry, node_id)
+        await self._redis.delete(self._entries(node_id))
+        return departures
+
+    async def _reap_entry(self, entry: str, node_id: str) -> list[Departure]:
+        kind, app_id, name, socket_id = entry.split(SEP)
+        if kind == "m":
+            user = await self._remove_member_as(app_id, name, socket_id, node_id)
+            return [Departure(app_id, name, user, -1)] if user else []
+        if kind == "s":
+            count = await self._leave_as(app_id, name, socket_id, node_id)
+            return [Departure(app_id, name, None, count)]
+        if await self._remove_user_as(app_id, name, socket_id, node_id):
+            return [Departure(app_id, "", name, 0)]
+        return []
+
+
+def connect(url: str) -> Any:
+    """A redis-py asyncio client for `url`, or a clear error when the extra is missing."""
+    try:
+        from redis.asyncio import Redis
+    except ImportError:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "redis:// needs the redis extra: pip install 'ressonance[redis]'"
+        ) from None
+    return Redis.from_url(url)
