@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ressonance.protocol.frames import text_frame
+from ressonance.protocol.frames import close_frame, text_frame
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,17 @@ def test_a_pusher_message_frame_on_the_wire() -> None:
     message = b'{"event":"pusher:pong","data":"{}"}'
 
     assert text_frame(message) == b"\x81\x23" + message
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "frame"),
+    [
+        (4100, "", b"\x88\x02\x10\x04"),
+        (4009, "bye", b"\x88\x05\x0f\xa9bye"),
+        # cut to 123 bytes, and never in the middle of a UTF-8 character
+        (4200, "x" * 200, b"\x88\x7d\x10\x68" + b"x" * 123),
+        (4200, "x" * 122 + "é", b"\x88\x7c\x10\x68" + b"x" * 122),
+    ],
+)
+def test_close_frame(code: int, reason: str, frame: bytes) -> None:
+    assert close_frame(code, reason) == frame

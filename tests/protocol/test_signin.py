@@ -179,7 +179,7 @@ def test_signin_twice(
 def test_a_long_watchlist_is_cut_and_reported_after_signin_success(
     limit: int, watchlist: list[str], watched: tuple[str, ...]
 ) -> None:
-    conn = connect(make_app(max_watchlist_size=limit))
+    conn = connect(make_app(max_watchlist_size=limit, watchlist=True))
     user_data = orjson.dumps({"id": "42", "watchlist": watchlist}).decode()
 
     assert conn.receive(signin(user_data), T0) == [SignedIn(User("42", None, watched))]
@@ -187,6 +187,23 @@ def test_a_long_watchlist_is_cut_and_reported_after_signin_success(
         {"event": "pusher:signin_success", "data": orjson.dumps({"user_data": user_data}).decode()},
         error(f"Watchlist is longer than {limit}; the first {limit} are watched", 4302),
     ]
+
+
+def test_a_long_watchlist_is_not_reported_when_watchlist_events_are_off() -> None:
+    conn = connect(make_app(max_watchlist_size=1))
+    user_data = orjson.dumps({"id": "42", "watchlist": ["1", "2"]}).decode()
+
+    assert conn.receive(signin(user_data), T0) == [SignedIn(User("42", None, ("1",)))]
+    assert [frame["event"] for frame in frames(conn)] == ["pusher:signin_success"]
+
+
+@pytest.mark.parametrize("user_id", ["auth0|123", "a b", "42#x", "é"])
+def test_user_ids_keep_channel_name_rules(user_id: str) -> None:
+    conn = connect()
+    user_data = orjson.dumps({"id": user_id}).decode()
+
+    assert conn.receive(signin(user_data), T0) == []
+    assert frames(conn) == [error("user id may only contain letters, digits and -_=@,.;", 4009)]
 
 
 def test_signin_data_may_be_a_json_string() -> None:

@@ -22,12 +22,19 @@ import orjson
 
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
-from ressonance.protocol.channels import Channel, ChannelKind, channel_name_problem, classify
+from ressonance.protocol.channels import (
+    USER_CHANNEL_PREFIX,
+    Channel,
+    ChannelKind,
+    channel_name_problem,
+    classify,
+)
 from ressonance.protocol.errors import ErrorCode, ProtocolError, SubscriptionError
 from ressonance.protocol.signing import token_matches
 
 PONG_TIMEOUT_SECONDS: Final = 30
 USER_ID_MAX_LENGTH: Final = 128
+USER_CHANNEL_MAX_LENGTH: Final = len(USER_CHANNEL_PREFIX) + USER_ID_MAX_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +246,11 @@ class Connection:
             raise ProtocolError(
                 "user_data must be a JSON object with a string id", ErrorCode.UNAUTHORIZED
             )
+        if channel_name_problem(USER_CHANNEL_PREFIX + user_id, USER_CHANNEL_MAX_LENGTH):
+            # The id names the user's #server-to-user- channel, so it keeps channel rules (§3).
+            raise ProtocolError(
+                "user id may only contain letters, digits and -_=@,.;", ErrorCode.UNAUTHORIZED
+            )
         if self.user is not None and self.user.id != user_id:
             raise ProtocolError(
                 f"This connection is already signed in as user {self.user.id}",
@@ -251,7 +263,7 @@ class Connection:
         limit = self.app.max_watchlist_size
         self.user = User(user_id, data.get("user_info"), tuple(watchlist[:limit]))
         self.send(m.encode(m.SIGNIN_SUCCESS, {"user_data": request.user_data}))
-        if len(watchlist) > limit:
+        if len(watchlist) > limit and self.app.watchlist:
             self.send(
                 m.error(
                     f"Watchlist is longer than {limit}; the first {limit} are watched",

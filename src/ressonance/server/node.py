@@ -90,7 +90,7 @@ class Node:
             return
         for session in self.hub.sessions(message.topic):
             session.write(message.frame)
-            session.close(message.close_code, "Terminated by the app")
+            session.close(message.close_code, "You got disconnected by the app.")
 
     # --- connections --------------------------------------------------------------------
 

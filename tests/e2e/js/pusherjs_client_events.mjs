@@ -47,11 +47,16 @@ runScenario('pusherjs_client_events', async (observed) => {
   const bob = client('bob');
   await connected(alice, 'alice');
   await connected(bob, 'bob');
-  const { channel: aliceChannel } = await subscribeAndWait(alice, privateName, { events: seen.alice });
+  const { channel: aliceChannel } = await subscribeAndWait(alice, privateName, {
+    events: seen.alice,
+  });
   const { channel: bobChannel } = await subscribeAndWait(bob, privateName, { events: seen.bob });
 
   step('alice sends client-typing; bob receives it');
-  observed.trigger_returned.alice = aliceChannel.trigger('client-typing', { who: 'alice', text: 'hé ✓' });
+  observed.trigger_returned.alice = aliceChannel.trigger('client-typing', {
+    who: 'alice',
+    text: 'hé ✓',
+  });
   await waitUntil(() => has('bob', 'client-typing'), 'client-typing on bob');
 
   step('bob answers with client-reply; alice receives it');

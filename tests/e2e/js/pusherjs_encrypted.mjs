@@ -2,7 +2,8 @@
 //
 // Import note: in pusher-js 8 the node build (`import Pusher from 'pusher-js'`,
 // dist/node/pusher.js) already bundles tweetnacl and enables encrypted channels;
-// `pusher-js/with-encryption` points at the *web* build and is for browsers.
+// `pusher-js/with-encryption` points at the *web* build and throws
+// "ReferenceError: self is not defined" in Node.
 //
 // The backend (npm `pusher` with encryptionMasterKeyBase64) returns the
 // per-channel shared_secret from authorizeChannel and encrypts on trigger; the
@@ -55,6 +56,9 @@ runScenario('pusherjs_encrypted', async (observed) => {
   step('npm SDK triggers an encrypted event');
   const secret = { pin: '4711', owner: 'Alice ✓' };
   observed.trigger_response = await trigger(sdk, name, 'secret-note', secret);
-  await waitUntil(() => seen.some((e) => e.event === 'secret-note'), 'decrypted secret-note on alice');
+  await waitUntil(
+    () => seen.some((e) => e.event === 'secret-note'),
+    'decrypted secret-note on alice',
+  );
   observed.plaintext_on_wire = observed.wire.some((w) => JSON.stringify(w.data).includes('4711'));
 });

@@ -25,7 +25,8 @@ function roster(channel) {
 runScenario('pusherjs_presence', async (observed) => {
   const sdk = serverSdk();
   const auth = await startAuthServer(sdk, {
-    users: { alice: { name: 'Alice' }, bob: { name: 'Bob' } },
+    // non-ASCII user_info: channel_data must be signed and relayed byte for byte
+    users: { alice: { name: 'Alice' }, bob: { name: 'Bøb 🚀 "the builder"' } },
   });
   const name = `presence-room-${uid()}`;
   const seen = { alice1: [], bob: [], alice2: [] };
@@ -62,7 +63,10 @@ runScenario('pusherjs_presence', async (observed) => {
     const marker = `barrier-${barriers}`;
     await trigger(sdk, name, 'barrier', { marker });
     await waitUntil(
-      () => whoList.every((w) => seen[w].some((e) => e.event === 'barrier' && e.data.marker === marker)),
+      () =>
+        whoList.every((w) =>
+          seen[w].some((e) => e.event === 'barrier' && e.data.marker === marker),
+        ),
       `${marker} on ${whoList.join(', ')}`,
     );
   };
@@ -77,7 +81,10 @@ runScenario('pusherjs_presence', async (observed) => {
 
   step('bob joins');
   await join('bob', 'bob');
-  await waitUntil(() => count('alice1', 'pusher:member_added') === 1, 'member_added(bob) on alice tab 1');
+  await waitUntil(
+    () => count('alice1', 'pusher:member_added') === 1,
+    'member_added(bob) on alice tab 1',
+  );
   await httpUsers('alice_and_bob');
 
   step('alice opens a second tab');

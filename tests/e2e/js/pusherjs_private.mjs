@@ -42,7 +42,10 @@ runScenario('pusherjs_private', async (observed) => {
   await subscribeAndWait(alice, name, { events: seen.alice });
 
   step('trigger via npm SDK on the private channel');
-  observed.trigger_response = await trigger(sdk, name, 'invoice-paid', { invoice: 'INV-7', cents: 1999 });
+  observed.trigger_response = await trigger(sdk, name, 'invoice-paid', {
+    invoice: 'INV-7',
+    cents: 1999,
+  });
   await waitUntil(
     () => seen.alice.some((e) => e.event === 'invoice-paid'),
     'invoice-paid on alice',
@@ -68,7 +71,9 @@ runScenario('pusherjs_private', async (observed) => {
   );
   observed.mallory_socket_id = await connected(mallory, 'mallory');
   const malloryChannel = mallory.subscribe(name);
-  malloryChannel.bind_global((event, data) => seen.mallory.push({ event, data: describeError(data) }));
+  malloryChannel.bind_global((event, data) =>
+    seen.mallory.push({ event, data: describeError(data) }),
+  );
   // The server must refuse it: either a channel-scoped pusher:subscription_error
   // or a connection-level pusher:error (both are seen by the app).
   await waitUntil(

@@ -1,6 +1,6 @@
 // pusher-js (node) user sign-in through a real user-authentication endpoint
 // (npm `pusher` authenticateUser), server-to-user events (npm `sendToUser`),
-// and watchlist online/offline events.
+// watchlist online/offline events, and terminateUserConnections.
 import {
   connected,
   newClient,
@@ -70,7 +70,10 @@ runScenario('pusherjs_user', async (observed) => {
   await signedIn('alice', alice);
 
   step('npm SDK sendToUser(alice)');
-  const response = await sdk.sendToUser(alice, 'invoice-ready', { invoice: 'INV-1', total: '9.99' });
+  const response = await sdk.sendToUser(alice, 'invoice-ready', {
+    invoice: 'INV-1',
+    total: '9.99',
+  });
   observed.send_to_user_status = response.status;
   await waitUntil(
     () => observed.user_events.alice.some((e) => e.event === 'invoice-ready'),
@@ -108,4 +111,17 @@ runScenario('pusherjs_user', async (observed) => {
         .some((e) => e.name === 'offline' && e.user_ids.includes(bob)),
     'watchlist offline(bob) on alice',
   );
+
+  step('npm SDK terminateUserConnections(alice) closes her connection');
+  const aliceStates = observed.clients.alice.states;
+  const statesBefore = aliceStates.length;
+  const terminated = await sdk.terminateUserConnections(alice);
+  observed.terminate = { status: terminated.status, body: await terminated.json() };
+  await waitUntil(
+    () => aliceStates.slice(statesBefore).some((state) => state !== 'connected'),
+    "alice's connection to be closed",
+  );
+  await sleep(1500); // pusher-js would have reconnected by now if it meant to
+  observed.alice_states_after_terminate = aliceStates.slice(statesBefore);
+  observed.alice_errors_after_terminate = observed.clients.alice.connection_errors.slice();
 });

@@ -65,7 +65,10 @@ runScenario('sdk_http_api', async (observed) => {
 
   step('query the HTTP API');
   await get('channels', '/channels');
-  await get('presence_channels', '/channels', { filter_by_prefix: 'presence-', info: 'user_count' });
+  await get('presence_channels', '/channels', {
+    filter_by_prefix: 'presence-',
+    info: 'user_count',
+  });
   await get('public_channel', `/channels/${names.public}`, { info: 'subscription_count' });
   await get('presence_channel', `/channels/${names.presence}`, { info: 'user_count' });
   await get('empty_channel', `/channels/${names.empty}`);
@@ -86,7 +89,9 @@ runScenario('sdk_http_api', async (observed) => {
   observed.http.batch = { status: batch.status, body: await batch.json() };
   await waitUntil(
     () =>
-      ['with-info', 'batch-1', 'batch-2'].every((ev) => seen.bob_public.some((e) => e.event === ev)),
+      ['with-info', 'batch-1', 'batch-2'].every((ev) =>
+        seen.bob_public.some((e) => e.event === ev),
+      ),
     'with-info, batch-1 and batch-2 on bob',
   );
 

@@ -32,7 +32,8 @@ export const cfg = {
   appId: setting('app-id', 'E2E_APP_ID'),
   key: setting('key', 'E2E_KEY'),
   secret: setting('secret', 'E2E_SECRET'),
-  timeoutMs: Number(process.env.E2E_TIMEOUT_MS || 20000),
+  // Overall budget per scenario; E2E_TIMEOUT_MS overrides every script's default.
+  timeoutMs: process.env.E2E_TIMEOUT_MS ? Number(process.env.E2E_TIMEOUT_MS) : undefined,
   debug: Boolean(process.env.E2E_DEBUG),
 };
 
@@ -87,7 +88,7 @@ function emit(result, code) {
  * Run `body(observed)`; `observed` is an object the scenario fills with what the
  * clients saw, so that even a timeout reports everything seen so far.
  */
-export function runScenario(name, body) {
+export function runScenario(name, body, { timeoutMs = cfg.timeoutMs ?? 20000 } = {}) {
   const observed = {};
   const started = Date.now();
   let finished = false;
@@ -102,13 +103,13 @@ export function runScenario(name, body) {
     finish(
       {
         ok: false,
-        error: `internal timeout after ${cfg.timeoutMs} ms during step: ${currentStep}`,
+        error: `internal timeout after ${timeoutMs} ms during step: ${currentStep}`,
         steps,
         observed,
       },
       2,
     );
-  }, cfg.timeoutMs);
+  }, timeoutMs);
   Promise.resolve()
     .then(() => body(observed))
     .then(
@@ -136,7 +137,8 @@ export async function waitUntil(predicate, label, timeoutMs = 8000) {
   for (;;) {
     const value = predicate();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
     await sleep(15);
   }
 }
@@ -203,6 +205,7 @@ export function describeError(err) {
 }
 
 function safeJson(value) {
+  if (value === undefined) return null;
   try {
     return JSON.parse(JSON.stringify(value));
   } catch {
@@ -256,7 +259,10 @@ function readBody(req) {
 
 function sendJson(res, status, body) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -267,11 +273,12 @@ function sendJson(res, status, body) {
  *  POST /pusher/auth       form: socket_id, channel_name, user_id (custom param)
  *  POST /pusher/user-auth  form: socket_id, user_id (custom param)
  *
- * `users` maps a user id to {name, watchlist}. Channels starting with
+ * `users` maps a user id to {name, watchlist}. With `numericIds`, digit-only ids go
+ * into presence channel_data as numbers, as Laravel sends them. Channels starting with
  * `private-forbidden-` are refused with 403 like a backend denying access.
  * `route(req, res, url)` may serve extra paths (return true when handled).
  */
-export async function startAuthServer(sdk, { users = {}, route } = {}) {
+export async function startAuthServer(sdk, { users = {}, route, numericIds = false } = {}) {
   const requests = [];
   const server = http.createServer(async (req, res) => {
     try {
@@ -280,7 +287,12 @@ export async function startAuthServer(sdk, { users = {}, route } = {}) {
       if (req.method !== 'POST') return sendJson(res, 404, { error: 'not found' });
       const raw = await readBody(req);
       const form = Object.fromEntries(new URLSearchParams(raw));
-      const entry = { path: url.pathname, content_type: req.headers['content-type'], form, headers: pick(req.headers) };
+      const entry = {
+        path: url.pathname,
+        content_type: req.headers['content-type'],
+        form,
+        headers: pick(req.headers),
+      };
       requests.push(entry);
       log('auth request', url.pathname, form);
       const reply = (status, body) => {
@@ -296,7 +308,7 @@ export async function startAuthServer(sdk, { users = {}, route } = {}) {
           return reply(403, { error: 'forbidden' });
         }
         const presenceData = channel.startsWith('presence-')
-          ? { user_id: userId, user_info: { name: user.name } }
+          ? presenceMember(userId, user.name, numericIds)
           : undefined;
         return reply(200, sdk.authorizeChannel(form.socket_id, channel, presenceData));
       }
@@ -321,6 +333,11 @@ export async function startAuthServer(sdk, { users = {}, route } = {}) {
       }),
   );
   return { base, requests, server };
+}
+
+function presenceMember(userId, name, numericIds) {
+  const id = numericIds && /^\d+$/.test(userId) ? Number(userId) : userId;
+  return { user_id: id, user_info: { id, name } };
 }
 
 function pick(headers) {
