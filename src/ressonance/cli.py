@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from ressonance import __version__
-from ressonance.config import Settings, load_settings
+from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.service import memory_node, serve
@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 6001)")
     run.add_argument("--config", metavar="FILE", help="TOML config file with [server] and [[apps]]")
-    run.add_argument("--log-level", default=None, help="debug, info, warning or error")
+    run.add_argument(
+        "--log-level", type=str.lower, choices=LOG_LEVELS, help="debug, info, warning or error"
+    )
     return parser
 
 

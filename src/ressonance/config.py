@@ -40,7 +40,8 @@ class Settings:
     dev_app: bool = False
 
 
-_SERVER_INTS: Final = ("port", "max_ws_message_kb", "max_http_body_kb", "max_buffer_kb")
+_SERVER_INTS: Final = ("max_ws_message_kb", "max_http_body_kb", "max_buffer_kb")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
 def load_settings(
@@ -69,7 +70,7 @@ def load_settings(
     return replace(
         settings,
         host=host or settings.host,
-        port=port if port is not None else settings.port,
+        port=_port(port, "--port") if port is not None else settings.port,
         apps=tuple(apps),
         dev_app=dev,
     )
@@ -107,8 +108,15 @@ def _server_settings(table: dict[str, object]) -> Settings:
         where = f"server.{name}"
         if name not in known:
             raise ConfigError(f"{where}: unknown setting")
-        if name in _SERVER_INTS:
+        if name == "port":
+            values[name] = _port(value, where)
+        elif name in _SERVER_INTS:
             values[name] = _positive_int(value, where)
+        elif name == "log_level":
+            level = _string(value, where).lower()
+            if level not in LOG_LEVELS:
+                raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
+            values[name] = level
         elif name == "timer_interval":
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{where}: must be a positive number of seconds")
@@ -155,6 +163,14 @@ def _positive_int(value: object, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{where}: must be a positive integer")
     return value
+
+
+def _port(value: object, where: str) -> int:
+    # Checked here: past 65535 the socket layer raises OverflowError, not a config error.
+    port = _positive_int(value, where)
+    if port > 65535:
+        raise ConfigError(f"{where}: must be a port number from 1 to 65535")
+    return port
 
 
 def _string(value: object, where: str) -> str:

@@ -1,0 +1,272 @@
+"""The `ressonance` command as a person meets it: exit statuses, stderr lines and the banner.
+
+Nothing here opens a port: `serve` is replaced where the command would start listening.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ressonance import __version__, cli
+from ressonance.config import Settings
+from ressonance.protocol.app import App
+
+DEV = App(id="123456", key="0123456789abcdef0123", secret="s" * 32, name="development")
+ENV_APP = {
+    "RESSONANCE_APP_ID": "200002",
+    "RESSONANCE_APP_KEY": "env-key",
+    "RESSONANCE_APP_SECRET": "env-secret",
+}
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No RESSONANCE_APP_* from the machine; the dev app's state under tmp_path."""
+    for name in list(os.environ):
+        if name.startswith("RESSONANCE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """Settings `run_server` was called with, instead of serving."""
+    calls: list[Settings] = []
+
+    def run_server(settings: Settings) -> int:
+        calls.append(settings)
+        return 0
+
+    monkeypatch.setattr(cli, "run_server", run_server)
+    monkeypatch.setattr(cli.logging, "basicConfig", lambda **kwargs: None)
+    return calls
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def test_a_bad_config_file_exits_2_with_the_problem_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[apps]]\nid = "abc"\nkey = "k"\nsecret = "s"\n')
+
+    status = cli.main(["serve", "--config", str(bad)])
+
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert err == (
+        "ressonance: configuration error: apps[0].id: must be digits only "
+        "(the Pusher SDKs reject others)\n"
+    )
+    assert out == ""
+    assert started == []
+
+
+def test_a_missing_config_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    missing = tmp_path / "missing.toml"
+
+    assert cli.main(["serve", "--config", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"ressonance: configuration error: {missing}: cannot read config file "
+        "(No such file or directory)\n"
+    )
+    assert started == []
+
+
+def test_a_bad_environment_variable_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    monkeypatch.setenv("RESSONANCE_APP_ENABLED", "maybe")
+
+    assert cli.main(["serve"]) == 2
+    assert "RESSONANCE_APP_ENABLED: must be true or false" in capsys.readouterr().err
+    assert started == []
+
+
+def test_a_port_out_of_range_exits_2(
+    capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    assert cli.main(["serve", "--port", "70000"]) == 2
+    assert capsys.readouterr().err == (
+        "ressonance: configuration error: --port: must be a port number from 1 to 65535\n"
+    )
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["serve", "--port", "abc"], "--port"),
+        (["serve", "--log-level", "loud"], "--log-level"),
+        (["start"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_malformed_arguments_exit_2_with_a_usage_line(
+    capsys: pytest.CaptureFixture[str], started: list[Settings], argv: list[str], problem: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ressonance")
+    assert problem in err
+    assert started == []
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"ressonance {__version__}\n"
+
+
+def test_serve_runs_with_the_settings_of_flags_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Settings]
+) -> None:
+    config = tmp_path / "ressonance.toml"
+    config.write_text('[server]\nport = 7000\nlog_level = "warning"\nmax_buffer_kb = 64\n')
+    for name, value in ENV_APP.items():
+        monkeypatch.setenv(name, value)
+
+    assert cli.main(["serve", "--config", str(config), "--host", "0.0.0.0"]) == 0
+
+    [settings] = started
+    assert (settings.host, settings.port, settings.max_buffer_kb) == ("0.0.0.0", 7000, 64)
+    assert [app.key for app in settings.apps] == ["env-key"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["serve"], "INFO"),
+        (["serve", "--log-level", "debug"], "DEBUG"),
+        (["serve", "--log-level", "ERROR"], "ERROR"),
+    ],
+)
+def test_the_log_level_comes_from_the_flag_or_the_file(
+    monkeypatch: pytest.MonkeyPatch, started: list[Settings], argv: list[str], level: str
+) -> None:
+    levels: list[str] = []
+    monkeypatch.setattr(cli.logging, "basicConfig", lambda **kwargs: levels.append(kwargs["level"]))
+
+    assert cli.main(argv) == 0
+    assert levels == [level]
+
+
+# --- run_server -----------------------------------------------------------------------------
+
+
+Serve = Callable[..., Any]
+
+
+@pytest.fixture
+def serving(monkeypatch: pytest.MonkeyPatch) -> Callable[[Serve], list[dict[str, Any]]]:
+    """Replace `serve` by `fake` (no port is opened); returns the calls it got."""
+
+    def use(fake: Serve) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = []
+
+        async def serve(node: object, **kwargs: Any) -> None:
+            calls.append({"node": node, **kwargs})
+            await fake(**kwargs)
+
+        monkeypatch.setattr(cli, "serve", serve)
+        monkeypatch.setattr("uvloop.install", lambda: None)
+        return calls
+
+    return use
+
+
+def test_run_server_prints_the_banner_once_listening(
+    capsys: pytest.CaptureFixture[str], serving: Callable[[Serve], list[dict[str, Any]]]
+) -> None:
+    async def ready(on_ready: Callable[[], None], **_: Any) -> None:
+        on_ready()
+
+    calls = serving(ready)
+    settings = Settings(
+        port=7000, apps=(DEV,), max_buffer_kb=8, max_ws_message_kb=2, max_http_body_kb=3
+    )
+
+    assert cli.run_server(settings) == 0
+
+    assert capsys.readouterr().out == cli.banner(settings) + "\n"
+    [call] = calls
+    assert (call["host"], call["port"], call["timer_interval"]) == ("127.0.0.1", 7000, 1.0)
+    assert call["node"].max_buffer_bytes == 8 * 1024
+    assert call["limits"].max_ws_message_bytes == 2 * 1024
+    assert call["limits"].max_http_body_bytes == 3 * 1024
+
+
+def test_run_server_exits_1_when_the_port_is_taken(
+    capsys: pytest.CaptureFixture[str], serving: Callable[[Serve], list[dict[str, Any]]]
+) -> None:
+    async def taken(**_: Any) -> None:
+        raise OSError(98, "Address already in use")
+
+    serving(taken)
+
+    assert cli.run_server(Settings(apps=(DEV,))) == 1
+    assert capsys.readouterr().err == (
+        "ressonance: cannot listen on 127.0.0.1:6001: [Errno 98] Address already in use\n"
+    )
+
+
+# --- banner ---------------------------------------------------------------------------------
+
+
+def test_the_banner_of_the_development_app_shows_how_to_connect() -> None:
+    settings = Settings(host="127.0.0.1", port=6001, apps=(DEV,), dev_app=True)
+
+    text = cli.banner(settings)
+
+    assert text.startswith(f"Ressonance {__version__} listening on http://127.0.0.1:6001\n")
+    for line in [
+        f"  app 123456 key={DEV.key}",
+        "  app_id: 123456",
+        f"  key:    {DEV.key}",
+        f"  secret: {DEV.secret}",
+        # pusher-js
+        f"  new Pusher('{DEV.key}', {{ wsHost: '127.0.0.1', wsPort: 6001, forceTLS: false,",
+        "    enabledTransports: ['ws', 'wss'], cluster: '' });",
+        # Laravel .env
+        "  BROADCAST_CONNECTION=pusher",
+        "  PUSHER_APP_ID=123456",
+        f"  PUSHER_APP_KEY={DEV.key}",
+        f"  PUSHER_APP_SECRET={DEV.secret}",
+        "  PUSHER_HOST=127.0.0.1",
+        "  PUSHER_PORT=6001",
+        "  PUSHER_SCHEME=http",
+    ]:
+        assert line in text.splitlines(), line
+
+
+def test_the_banner_uses_the_address_the_server_listens_on() -> None:
+    text = cli.banner(Settings(host="0.0.0.0", port=7000, apps=(DEV,), dev_app=True))
+
+    assert "wsHost: '0.0.0.0', wsPort: 7000" in text
+    assert "  PUSHER_PORT=7000" in text.splitlines()
+
+
+def test_the_banner_of_configured_apps_never_shows_a_secret() -> None:
+    shop = App(id="100001", key="shop-key", secret="shop-secret")
+    blog = App(id="100002", key="blog-key", secret="blog-secret", enabled=False)
+
+    text = cli.banner(Settings(apps=(shop, blog)))
+
+    assert text.splitlines() == [
+        f"Ressonance {__version__} listening on http://127.0.0.1:6001",
+        "  app 100001 key=shop-key",
+        "  app 100002 key=blog-key (disabled)",
+    ]

@@ -1,0 +1,463 @@
+"""Settings from a TOML file, RESSONANCE_APP_* variables and flags (docs/configuration.md).
+
+Every problem is a ConfigError whose message starts with where it is (the TOML path, the
+variable or the file) and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ressonance.config import (
+    MAX_CONFIG_BYTES,
+    Settings,
+    app_from_environment,
+    development_app,
+    load_settings,
+)
+from ressonance.protocol.app import App
+from ressonance.protocol.errors import ConfigError
+
+APP_TOML = """
+[[apps]]
+id = "100001"
+key = "shop-key"
+secret = "shop-secret"
+"""
+
+ENV_APP = {
+    "RESSONANCE_APP_ID": "200002",
+    "RESSONANCE_APP_KEY": "env-key",
+    "RESSONANCE_APP_SECRET": "env-secret",
+}
+
+
+WriteConfig = Callable[[str], str]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> WriteConfig:
+    """`config(text)`: the path of a config file holding `text`."""
+
+    def write(text: str) -> str:
+        path = tmp_path / "ressonance.toml"
+        path.write_text(text)
+        return str(path)
+
+    return write
+
+
+def load(tmp_path: Path, config_file: str | None = None, **kwargs: object) -> Settings:
+    """Settings with an empty environment and the state directory under tmp_path."""
+    kwargs.setdefault("environ", {})
+    return load_settings(
+        config_file=config_file,
+        state_dir=tmp_path / "state",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def config_error(tmp_path: Path, config_file: str | None = None, **kwargs: object) -> str:
+    with pytest.raises(ConfigError) as raised:
+        load(tmp_path, config_file, **kwargs)
+    return str(raised.value)
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+def test_a_complete_file_is_read(tmp_path: Path, config: WriteConfig) -> None:
+    path = config(
+        """
+        [server]
+        host = "0.0.0.0"
+        port = 6002
+        log_level = "DEBUG"
+        max_ws_message_kb = 64
+        max_http_body_kb = 128
+        max_buffer_kb = 512
+        timer_interval = 2
+
+        [[apps]]
+        id = "100001"
+        key = "shop-key"
+        secret = "shop-secret"
+        name = "shop"
+        enable_client_messages = true
+        enable_user_authentication = true
+        user_authentication_timeout = 15
+        subscription_count = true
+        watchlist = true
+        allowed_origins = ["https://shop.example.com", "*.example.com"]
+        activity_timeout = 60
+        cache_ttl = 300
+        max_connections = 5000
+        max_presence_members_per_channel = 50
+        max_presence_member_size_in_kb = 2
+        max_channel_name_length = 164
+        max_event_channels_at_once = 20
+        max_event_name_length = 100
+        max_event_payload_in_kb = 20
+        max_event_batch_size = 5
+        max_client_events_per_sec = 5
+        max_watchlist_size = 10
+
+        [[apps]]
+        id = "100002"
+        key = "blog-key"
+        secret = "blog-secret"
+        enabled = false
+        max_connections = -1
+        """
+    )
+
+    settings = load(tmp_path, path)
+
+    assert settings == Settings(
+        host="0.0.0.0",
+        port=6002,
+        log_level="debug",
+        max_ws_message_kb=64,
+        max_http_body_kb=128,
+        max_buffer_kb=512,
+        timer_interval=2.0,
+        dev_app=False,
+        apps=(
+            App(
+                id="100001",
+                key="shop-key",
+                secret="shop-secret",
+                name="shop",
+                enable_client_messages=True,
+                enable_user_authentication=True,
+                user_authentication_timeout=15,
+                subscription_count=True,
+                watchlist=True,
+                allowed_origins=("https://shop.example.com", "*.example.com"),
+                activity_timeout=60,
+                cache_ttl=300,
+                max_connections=5000,
+                max_presence_members_per_channel=50,
+                max_presence_member_size_in_kb=2,
+                max_channel_name_length=164,
+                max_event_channels_at_once=20,
+                max_event_name_length=100,
+                max_event_payload_in_kb=20,
+                max_event_batch_size=5,
+                max_client_events_per_sec=5,
+                max_watchlist_size=10,
+            ),
+            App(id="100002", key="blog-key", secret="blog-secret", enabled=False),
+        ),
+    )
+
+
+def test_without_a_file_the_defaults_apply(tmp_path: Path) -> None:
+    settings = load(tmp_path, environ=ENV_APP)
+
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 6001, "info")
+    assert settings.timer_interval == 1.0
+    assert settings.max_buffer_kb == 1024
+
+
+def test_an_empty_file_gives_the_defaults_and_the_dev_app(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    settings = load(tmp_path, config(""))
+
+    assert settings.port == 6001
+    assert settings.dev_app
+    assert [app.name for app in settings.apps] == ["development"]
+
+
+# --- the environment ------------------------------------------------------------------------
+
+
+def test_an_app_from_the_environment(tmp_path: Path) -> None:
+    environ = {
+        **ENV_APP,
+        "RESSONANCE_APP_NAME": "from env",
+        "RESSONANCE_APP_ENABLE_CLIENT_MESSAGES": "TRUE",
+        "RESSONANCE_APP_WATCHLIST": "yes",
+        "RESSONANCE_APP_SUBSCRIPTION_COUNT": "on",
+        "RESSONANCE_APP_ENABLED": "1",
+        "RESSONANCE_APP_ENABLE_USER_AUTHENTICATION": "off",
+        "RESSONANCE_APP_MAX_CONNECTIONS": "-1",
+        "RESSONANCE_APP_ACTIVITY_TIMEOUT": "30",
+        "RESSONANCE_APP_ALLOWED_ORIGINS": " https://a.example.com , *.b.example.com,, ",
+        "UNRELATED": "ignored",
+    }
+
+    settings = load(tmp_path, environ=environ)
+
+    assert settings.apps == (
+        App(
+            id="200002",
+            key="env-key",
+            secret="env-secret",
+            name="from env",
+            enable_client_messages=True,
+            watchlist=True,
+            subscription_count=True,
+            enabled=True,
+            enable_user_authentication=False,
+            max_connections=-1,
+            activity_timeout=30,
+            allowed_origins=("https://a.example.com", "*.b.example.com"),
+        ),
+    )
+    assert not settings.dev_app
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", "off", "False", " OFF "])
+def test_false_booleans_from_the_environment(value: str) -> None:
+    app = app_from_environment({**ENV_APP, "RESSONANCE_APP_ENABLED": value})
+
+    assert app is not None
+    assert app.enabled is False
+
+
+def test_no_variables_no_app() -> None:
+    assert app_from_environment({"PATH": "/bin", "RESSONANCE_OTHER": "x"}) is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RESSONANCE_APP_ENABLED", "maybe", "RESSONANCE_APP_ENABLED: must be true or false"),
+        ("RESSONANCE_APP_CACHE_TTL", "soon", "RESSONANCE_APP_CACHE_TTL: must be an integer"),
+        ("RESSONANCE_APP_CACHE_TTL", "0", "RESSONANCE_APP.cache_ttl: must be a positive integer"),
+        ("RESSONANCE_APP_COLOUR", "red", "RESSONANCE_APP_COLOUR: unknown app setting 'colour'"),
+        ("RESSONANCE_APP_ID", "abc", "RESSONANCE_APP.id: must be digits only"),
+        ("RESSONANCE_APP_KEY", "", "RESSONANCE_APP.key: must not be empty"),
+    ],
+)
+def test_bad_variables_are_named(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    assert message in config_error(tmp_path, environ={**ENV_APP, variable: value})
+
+
+@pytest.mark.parametrize(
+    "missing", ["RESSONANCE_APP_ID", "RESSONANCE_APP_KEY", "RESSONANCE_APP_SECRET"]
+)
+def test_an_environment_app_needs_id_key_and_secret(tmp_path: Path, missing: str) -> None:
+    environ = {k: v for k, v in ENV_APP.items() if k != missing}
+
+    message = config_error(tmp_path, environ=environ)
+
+    assert message == f"environment RESSONANCE_APP.{missing.rsplit('_', 1)[1].lower()}: required"
+
+
+# --- precedence -----------------------------------------------------------------------------
+
+
+def test_flags_win_over_the_file(tmp_path: Path, config: WriteConfig) -> None:
+    path = config('[server]\nhost = "0.0.0.0"\nport = 7000\n' + APP_TOML)
+
+    assert (load(tmp_path, path).host, load(tmp_path, path).port) == ("0.0.0.0", 7000)
+    flagged = load(tmp_path, path, host="::1", port=7001)
+    assert (flagged.host, flagged.port) == ("::1", 7001)
+
+
+def test_the_file_and_the_environment_apps_add_up(tmp_path: Path, config: WriteConfig) -> None:
+    settings = load(tmp_path, config(APP_TOML), environ=ENV_APP)
+
+    assert [app.id for app in settings.apps] == ["100001", "200002"]
+    assert not settings.dev_app
+
+
+def test_the_environment_cannot_reuse_a_file_apps_id(tmp_path: Path, config: WriteConfig) -> None:
+    environ = {**ENV_APP, "RESSONANCE_APP_ID": "100001"}
+
+    message = config_error(tmp_path, config(APP_TOML), environ=environ)
+
+    assert message == "apps: two apps share the id '100001'"
+
+
+def test_the_process_environment_is_read_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENV_APP.items():
+        monkeypatch.setenv(name, value)
+
+    settings = load_settings(state_dir=tmp_path)
+
+    assert [app.key for app in settings.apps] == ["env-key"]
+
+
+# --- the development app --------------------------------------------------------------------
+
+
+def test_a_development_app_is_created_and_saved(tmp_path: Path) -> None:
+    settings = load(tmp_path)
+
+    [app] = settings.apps
+    assert settings.dev_app
+    assert app.name == "development"
+    assert app.id.isdigit()
+    assert len(app.id) == 6
+    assert len(app.key) == 20
+    assert len(app.secret) == 32
+    saved = tmp_path / "state" / "dev-app.json"
+    assert json.loads(saved.read_text()) == {"id": app.id, "key": app.key, "secret": app.secret}
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_the_development_app_is_reused(tmp_path: Path) -> None:
+    first = load(tmp_path).apps
+    again = load(tmp_path).apps
+
+    assert again == first
+
+
+def test_the_state_directory_follows_xdg_state_home(tmp_path: Path) -> None:
+    settings = load_settings(environ={"XDG_STATE_HOME": str(tmp_path)})
+
+    [app] = settings.apps
+    saved = json.loads((tmp_path / "ressonance" / "dev-app.json").read_text())
+    assert saved["key"] == app.key
+
+
+def test_a_damaged_state_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "dev-app.json").write_text("{not json")
+
+    app = development_app(tmp_path)
+
+    assert json.loads((tmp_path / "dev-app.json").read_text())["key"] == app.key
+    assert development_app(tmp_path) == app
+
+
+def test_an_unwritable_state_directory_still_gives_an_app(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+
+    first = development_app(blocked / "state")
+    second = development_app(blocked / "state")
+
+    assert first.name == second.name == "development"
+    assert first.key != second.key  # nothing could be saved, so new credentials each start
+
+
+def test_no_development_app_when_one_is_configured(tmp_path: Path, config: WriteConfig) -> None:
+    load(tmp_path, config(APP_TOML))
+
+    assert not (tmp_path / "state").exists()
+
+
+# --- errors in the file ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[database]\nurl = 'x'", "database: unknown section (expected [server], [[apps]])"),
+        ("[server]\nprot = 6001", "server.prot: unknown setting"),
+        ('[server]\nport = "6001"', "server.port: must be a positive integer"),
+        ("[server]\nport = 0", "server.port: must be a positive integer"),
+        ("[server]\nport = 65536", "server.port: must be a port number from 1 to 65535"),
+        ("[server]\nport = true", "server.port: must be a positive integer"),
+        ("[server]\nmax_buffer_kb = -1", "server.max_buffer_kb: must be a positive integer"),
+        ("[server]\nhost = 1", "server.host: must be a string"),
+        ("[server]\nlog_level = 'loud'", "server.log_level: must be one of debug, info, warning"),
+        ("[server]\ntimer_interval = 0", "server.timer_interval: must be a positive number"),
+        ("[server]\ntimer_interval = '1s'", "server.timer_interval: must be a positive number"),
+        ("server = 1", "server: expected a table"),
+        ("apps = 1", "apps: expected an array of tables ([[apps]])"),
+        ("apps = [1]", "apps[0]: expected a table"),
+        (APP_TOML + "max_conections = 10", "apps[0].max_conections: unknown setting"),
+        (APP_TOML + "enabled = 'yes'", "apps[0].enabled: must be true or false"),
+        (APP_TOML + "cache_ttl = 1.5", "apps[0].cache_ttl: must be a positive integer"),
+        (APP_TOML + "max_connections = -2", "apps[0].max_connections: must be a positive integer"),
+        (APP_TOML + "max_connections = 0", "apps[0].max_connections: must be a positive integer"),
+        (APP_TOML + "allowed_origins = '*'", "apps[0].allowed_origins: must be a list of origins"),
+        (APP_TOML + "allowed_origins = ['']", "apps[0].allowed_origins: must be a list of origins"),
+        (APP_TOML + "name = 7", "apps[0].name: must be a string"),
+        ('[[apps]]\nid = 100001\nkey = "k"\nsecret = "s"', "apps[0].id: must be a string"),
+        ('[[apps]]\nid = "abc"\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
+        ('[[apps]]\nid = ""\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
+        ('[[apps]]\nid = "1"\nkey = ""\nsecret = "s"', "apps[0].key: must not be empty"),
+        ('[[apps]]\nid = "1"\nkey = "k"', "apps[0].secret: required"),
+        ('[[apps]]\nkey = "k"\nsecret = "s"', "apps[0].id: required"),
+        (
+            APP_TOML + '[[apps]]\nid = "2"\nkey = "k"\nsecret = "s"\nactivity_timeout = 0',
+            "apps[1].activity_timeout: must be a positive integer",
+        ),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, config: WriteConfig, text: str, message: str) -> None:
+    assert config_error(tmp_path, config(text)).startswith(message)
+
+
+@pytest.mark.parametrize("attribute", ["id", "key"])
+def test_two_apps_may_not_share_an_id_or_a_key(
+    tmp_path: Path, config: WriteConfig, attribute: str
+) -> None:
+    second = {"id": "2", "key": "k2", "secret": "s", attribute: "1" if attribute == "id" else "k"}
+    text = '[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\n[[apps]]\n' + "".join(
+        f'{name} = "{value}"\n' for name, value in second.items()
+    )
+
+    message = config_error(tmp_path, config(text))
+
+    expected = "'1'" if attribute == "id" else "'k'"
+    assert message == f"apps: two apps share the {attribute} {expected}"
+
+
+def test_a_key_written_twice_in_a_table_is_not_valid_toml(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config(APP_TOML + 'key = "again"\n')
+
+    message = config_error(tmp_path, path)
+
+    assert message.startswith(f"{path}: not valid TOML (")
+    assert "line 6" in message
+
+
+def test_bad_toml_names_the_file(tmp_path: Path, config: WriteConfig) -> None:
+    path = config("[server\nport = 1")
+
+    assert config_error(tmp_path, path).startswith(f"{path}: not valid TOML (")
+
+
+def test_a_file_that_is_not_utf8_is_not_valid_toml(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[[apps]]\nname = "caf\xe9"\n')
+
+    assert config_error(tmp_path, str(path)).startswith(f"{path}: not valid TOML (")
+
+
+def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.toml"
+
+    message = config_error(tmp_path, str(path))
+
+    assert message == f"{path}: cannot read config file (No such file or directory)"
+
+
+def test_a_directory_is_not_a_readable_file(tmp_path: Path) -> None:
+    message = config_error(tmp_path, str(tmp_path))
+
+    assert message.startswith(f"{tmp_path}: cannot read config file (")
+
+
+def test_a_file_over_one_megabyte_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.toml"
+    path.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+
+    assert config_error(tmp_path, str(path)) == f"{path}: config file is larger than 1 MB"
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 70000])
+def test_a_port_flag_out_of_range_is_refused(tmp_path: Path, port: int) -> None:
+    message = config_error(tmp_path, environ=ENV_APP, port=port)
+
+    assert message.startswith("--port: must be")
+
+
+def test_the_highest_port_is_accepted(tmp_path: Path) -> None:
+    assert load(tmp_path, environ=ENV_APP, port=65535).port == 65535
