@@ -56,7 +56,10 @@ class PresenceStore(Protocol):
         ...
 
     async def members(self, app_id: str, channel: str) -> dict[str, object]:
-        """user_id -> user_info of a presence channel, in join order."""
+        """user_id -> user_info of a presence channel (no order is promised).
+
+        A user's info is the one their first connection joined with.
+        """
         ...
 
     async def user_count(self, app_id: str, channel: str) -> int: ...
