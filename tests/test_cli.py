@@ -253,10 +253,18 @@ def test_the_banner_of_the_development_app_shows_how_to_connect() -> None:
 
 
 def test_the_banner_uses_the_address_the_server_listens_on() -> None:
+    text = cli.banner(Settings(host="10.1.2.3", port=7000, apps=(DEV,), dev_app=True))
+
+    assert "wsHost: '10.1.2.3', wsPort: 7000" in text
+    assert "  PUSHER_PORT=7000" in text.splitlines()
+
+
+def test_the_banner_offers_a_dialable_address_when_bound_to_all() -> None:
     text = cli.banner(Settings(host="0.0.0.0", port=7000, apps=(DEV,), dev_app=True))
 
-    assert "wsHost: '0.0.0.0', wsPort: 7000" in text
-    assert "  PUSHER_PORT=7000" in text.splitlines()
+    assert "wsHost: '127.0.0.1', wsPort: 7000" in text
+    assert "  PUSHER_HOST=127.0.0.1" in text.splitlines()
+    assert '  VITE_PUSHER_APP_KEY="${PUSHER_APP_KEY}"' in text.splitlines()
 
 
 def test_the_banner_of_configured_apps_never_shows_a_secret() -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ressonance import __version__
+from ressonance.backbone.base import BackboneUnavailableError
 from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
-from ressonance.server.service import memory_node, serve
+from ressonance.server.service import build_node, serve
 from ressonance.server.transport import TransportLimits
 
 
@@ -27,36 +32,75 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--log-level", type=str.lower, choices=LOG_LEVELS, help="debug, info, warning or error"
     )
+    run.add_argument(
+        "--backbone", metavar="URL", help="memory:// (default), redis://host:6379/0 or nats://host"
+    )
+    run.add_argument(
+        "--state", metavar="URL", help="shared state, redis://... (default: the Redis backbone)"
+    )
+    run.add_argument(
+        "--workers", type=int, help="node processes sharing the port (needs a shared backbone)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(config_file=args.config, host=args.host, port=args.port)
+        settings = load_settings(
+            config_file=args.config,
+            host=args.host,
+            port=args.port,
+            backbone=args.backbone,
+            state=args.state,
+            workers=args.workers,
+        )
     except ConfigError as exc:
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
         return 2
-    level = (args.log_level or settings.log_level).upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.log_level:
+        settings = replace(settings, log_level=args.log_level)
+    _configure_logging(settings)
     return run_server(settings)
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
 def run_server(settings: Settings) -> int:
+    """Run one node, or `settings.workers` node processes on one port."""
+    if settings.workers > 1:
+        return run_workers(settings)
+    return run_node(settings, announce=True)
+
+
+def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) -> int:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is in the default install
         pass
-    node = memory_node(settings.apps, max_buffer_bytes=settings.max_buffer_kb * 1024)
+    node = build_node(
+        settings.apps,
+        backbone_url=settings.backbone,
+        state_url=settings.state_url,
+        prefix=settings.key_prefix,
+        node_ttl=settings.node_ttl,
+        max_buffer_bytes=settings.max_buffer_kb * 1024,
+    )
     limits = TransportLimits(
         max_ws_message_bytes=settings.max_ws_message_kb * 1024,
         max_http_body_bytes=settings.max_http_body_kb * 1024,
     )
 
-    def announce() -> None:
-        print(banner(settings), flush=True)
+    def ready() -> None:
+        if announce:
+            print(banner(settings), flush=True)
 
     try:
         asyncio.run(
@@ -66,15 +110,50 @@ def run_server(settings: Settings) -> int:
                 port=settings.port,
                 limits=limits,
                 timer_interval=settings.timer_interval,
-                on_ready=announce,
+                liveness_interval=settings.node_ttl / 3,
+                drain_seconds=settings.drain_seconds,
+                reuse_port=reuse_port,
+                on_ready=ready,
             )
         )
+    except BackboneUnavailableError as exc:
+        print(f"ressonance: cannot reach the backbone {settings.backbone}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"ressonance: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
         )
         return 1
     return 0
+
+
+def _worker(settings: Settings) -> None:
+    _configure_logging(settings)
+    raise SystemExit(run_node(settings, announce=False, reuse_port=True))
+
+
+def run_workers(settings: Settings) -> int:
+    """Start N node processes on one port (SO_REUSEPORT) and wait for all of them."""
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, args=(settings,), name=f"ressonance-worker-{index}")
+        for index in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    print(banner(settings), flush=True)
+    print(f"  {settings.workers} worker processes over {settings.backbone}", flush=True)
+    for worker in workers:
+        worker.join()
+    return max(worker.exitcode or 0 for worker in workers)
 
 
 def banner(settings: Settings) -> str:
@@ -88,6 +167,8 @@ def banner(settings: Settings) -> str:
 
 
 def _dev_snippets(app: App, host: str, port: int) -> list[str]:
+    if host in ("0.0.0.0", "::", ""):  # a bind-all address is not one a browser can dial
+        host = "127.0.0.1"
     return [
         "",
         "No app configured: created a development app.",
@@ -108,5 +189,10 @@ def _dev_snippets(app: App, host: str, port: int) -> list[str]:
         f"  PUSHER_PORT={port}",
         "  PUSHER_SCHEME=http",
         "  PUSHER_APP_CLUSTER=mt1",
+        '  VITE_PUSHER_APP_KEY="${PUSHER_APP_KEY}"',
+        '  VITE_PUSHER_HOST="${PUSHER_HOST}"',
+        '  VITE_PUSHER_PORT="${PUSHER_PORT}"',
+        '  VITE_PUSHER_SCHEME="${PUSHER_SCHEME}"',
+        '  VITE_PUSHER_APP_CLUSTER="${PUSHER_APP_CLUSTER}"',
         "",
     ]

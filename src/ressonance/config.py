@@ -37,10 +37,26 @@ class Settings:
     max_buffer_kb: int = 1024
     timer_interval: float = 1.0
     log_level: str = "info"
+    backbone: str = "memory://"
+    state: str = ""
+    key_prefix: str = "ressonance"
+    node_ttl: float = 10.0
+    drain_seconds: float = 10.0
+    workers: int = 1
     dev_app: bool = False
 
+    @property
+    def state_url(self) -> str:
+        """Where shared state lives: `state`, else the backbone when it is Redis."""
+        if self.state:
+            return self.state
+        return self.backbone if self.backbone.startswith(REDIS_SCHEMES) else "memory://"
 
-_SERVER_INTS: Final = ("max_ws_message_kb", "max_http_body_kb", "max_buffer_kb")
+
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
+_SERVER_INTS: Final = ("max_ws_message_kb", "max_http_body_kb", "max_buffer_kb", "workers")
+_SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -49,6 +65,9 @@ def load_settings(
     config_file: str | None = None,
     host: str | None = None,
     port: int | None = None,
+    backbone: str | None = None,
+    state: str | None = None,
+    workers: int | None = None,
     environ: Mapping[str, str] | None = None,
     state_dir: Path | None = None,
 ) -> Settings:
@@ -67,13 +86,39 @@ def load_settings(
     dev = not apps
     if dev:
         apps.append(development_app(state_dir or _state_dir(environ)))
-    return replace(
+    settings = replace(
         settings,
         host=host or settings.host,
         port=_port(port, "--port") if port is not None else settings.port,
+        backbone=backbone or environ.get("RESSONANCE_BACKBONE") or settings.backbone,
+        state=state or environ.get("RESSONANCE_STATE") or settings.state,
+        workers=_positive_int(workers, "--workers") if workers is not None else settings.workers,
         apps=tuple(apps),
         dev_app=dev,
     )
+    _check_cluster(settings)
+    return settings
+
+
+def _check_cluster(settings: Settings) -> None:
+    """The backbone and state URLs, and what they allow (--workers needs a shared backbone)."""
+    if not settings.backbone.startswith(BACKBONE_SCHEMES):
+        raise ConfigError(
+            f"backbone: {settings.backbone[:60]!r} is not a memory://, redis:// or nats:// URL"
+        )
+    if not settings.state_url.startswith(("memory://", *REDIS_SCHEMES)):
+        raise ConfigError(f"state: {settings.state_url[:60]!r} is not a memory:// or redis:// URL")
+    shared = not settings.backbone.startswith("memory://")
+    if shared and settings.state_url.startswith("memory://"):
+        raise ConfigError(
+            'state: a shared backbone needs shared state; set state = "redis://..." '
+            "(--state or RESSONANCE_STATE)"
+        )
+    if settings.workers > 1 and not shared:
+        raise ConfigError(
+            "workers: several worker processes need a shared backbone "
+            "(--backbone redis://... or nats://...), not memory://"
+        )
 
 
 def _read_toml(path: str) -> dict[str, object]:
@@ -117,7 +162,7 @@ def _server_settings(table: dict[str, object]) -> Settings:
             if level not in LOG_LEVELS:
                 raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
             values[name] = level
-        elif name == "timer_interval":
+        elif name in _SERVER_SECONDS:
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{where}: must be a positive number of seconds")
             values[name] = float(value)

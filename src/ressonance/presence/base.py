@@ -76,8 +76,13 @@ class PresenceStore(Protocol):
         """Which of `user_ids` are signed in on at least one connection."""
         ...
 
-    async def heartbeat(self) -> None:
-        """Say this node is alive (a shared store expires nodes that stop saying it)."""
+    async def heartbeat(self) -> bool:
+        """Say this node is alive (a shared store expires nodes that stop saying it).
+
+        Returns False when this node's registration had lapsed (its first heartbeat, or the
+        store lost it: expired during an outage, or the store restarted empty); the node then
+        writes its connections' state again.
+        """
         ...
 
     async def reap_dead_nodes(self) -> list[Departure]:

@@ -93,8 +93,9 @@ class MemoryPresenceStore:
     async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
         return {user_id for user_id in user_ids if (app_id, user_id) in self._users}
 
-    async def heartbeat(self) -> None:
-        """One process is the whole cluster: nothing to announce."""
+    async def heartbeat(self) -> bool:
+        """One process is the whole cluster: its state cannot lapse."""
+        return True
 
     async def reap_dead_nodes(self) -> list[Departure]:
         return []

@@ -196,11 +196,12 @@ class RedisPresenceStore:
 
     # --- node liveness ------------------------------------------------------------------
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self) -> bool:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(f"{self._p}:nodes", self._node_id)
-            pipe.set(f"{self._p}:node:{self._node_id}:alive", b"1", px=self._ttl_ms)
-            await pipe.execute()
+            pipe.set(f"{self._p}:node:{self._node_id}:alive", b"1", px=self._ttl_ms, get=True)
+            _, previous = await pipe.execute()
+        return previous is not None
 
     async def reap_dead_nodes(self) -> list[Departure]:
         departures: list[Departure] = []

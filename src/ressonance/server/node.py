@@ -12,6 +12,7 @@ Data flows (ARCHITECTURE.md "Data flows"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
 from ressonance.cache.base import CacheStore
-from ressonance.presence.base import PresenceStore
+from ressonance.presence.base import Departure, PresenceStore
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.channels import USER_CHANNEL_PREFIX, Channel, ChannelKind, classify
@@ -59,6 +60,7 @@ class Node:
         limiter: RateLimiter,
         clock: Callable[[], float],
         max_buffer_bytes: int = 1 << 20,
+        node_id: str | None = None,
     ) -> None:
         self.apps = apps
         self.backbone = backbone
@@ -68,18 +70,27 @@ class Node:
         self.clock = clock
         self.max_buffer_bytes = max_buffer_bytes
         self.hub = Hub()
-        self.node_id = secrets.token_hex(8)
+        self.node_id = node_id or secrets.token_hex(8)
         self.sessions: dict[str, Session] = {}
         self._connections_per_app: dict[str, int] = {}
         self._counts = CountThrottle()
-        self.ready = False
+        self._started = False
+        self.draining = False
+        self.state_healthy = True
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    @property
+    def ready(self) -> bool:
+        """Ready for traffic: started, not draining, and every shared backend reachable."""
+        return self._started and not self.draining and self.backbone.healthy and self.state_healthy
 
     async def start(self) -> None:
         await self.backbone.start(self._on_backbone_message)
-        self.ready = True
+        self._started = True
 
     async def stop(self) -> None:
-        self.ready = False
+        self._started = False
         for session in list(self.sessions.values()):
             session.close(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
         await self.backbone.close()
@@ -104,6 +115,7 @@ class Node:
         socket_id = self._new_socket_id()
         session = Session(Connection(app, socket_id, self.clock()), outlet, self.max_buffer_bytes)
         self.sessions[socket_id] = session
+        self._empty.clear()
         self._connections_per_app[app.id] = count + 1
         session.flush()
         return session
@@ -119,7 +131,21 @@ class Node:
         events = session.connection.receive(text, self.clock())
         session.flush()
         for event in events:
-            await self._handle(session, event)
+            try:
+                await self._handle(session, event)
+            except Exception as exc:  # a backend outage: answer it, keep the connection
+                log.warning("event=handle_failed socket_id=%s error=%r", session.socket_id, exc)
+                self._answer_failure(session, event)
+
+    def _answer_failure(self, session: Session, event: Event) -> None:
+        if isinstance(event, SubscribeRequested):
+            refusal = SubscriptionError(
+                event.channel.name, "ServerError", "Temporarily unavailable; try again", 503
+            )
+            session.connection.subscription_refused(refusal)
+            session.flush()
+        else:
+            session.error("Temporarily unavailable; try again", ErrorCode.GENERIC_RECONNECT)
 
     async def _handle(self, session: Session, event: Event) -> None:
         match event:
@@ -138,16 +164,32 @@ class Node:
             return
         session.closed = True
         connection = session.connection
-        app = connection.app
-        self._connections_per_app[app.id] -= 1
+        self._connections_per_app[connection.app.id] -= 1
+        try:
+            await self._forget(session)
+        except Exception as exc:  # a store outage: the local index is still cleaned below
+            log.warning("event=cleanup_failed socket_id=%s error=%r", session.socket_id, exc)
+        finally:
+            for topic in list(session.topics):
+                session.topics.discard(topic)
+                if self.hub.remove(topic, session):
+                    with contextlib.suppress(Exception):
+                        await self.backbone.unsubscribe(topic)
+            if not self.sessions:  # after the cleanup above, so a drain waits for it
+                self._empty.set()
+
+    async def _forget(self, session: Session) -> None:
+        connection = session.connection
         for name, member in list(connection.channels.items()):
             await self._leave(session, classify(name), member)
         connection.channels.clear()
         if connection.user is not None:
             await self._signed_out(session, connection.user)
-        for topic in list(session.topics):
-            await self._unindex(session, topic)
         await self.limiter.forget(session.socket_id)
+
+    async def wait_empty(self) -> None:
+        """Return once this node has no connection left."""
+        await self._empty.wait()
 
     def poll(self) -> None:
         """Run every session's timers (one sweep for all, not a timer per socket)."""
@@ -315,6 +357,42 @@ class Node:
     async def _watchlist_change(self, app: App, user_id: str, name: str) -> None:
         events = {"events": [{"name": name, "user_ids": [user_id]}]}
         await self._broadcast(app, WATCHLIST_TOPIC + user_id, m.encode(m.WATCHLIST_EVENTS, events))
+
+    # --- cluster -----------------------------------------------------------------------
+
+    async def announce_departures(self, departures: Iterable[Departure]) -> None:
+        """Tell subscribers what the connections of a dead node left behind."""
+        for departure in departures:
+            app = await self.apps.find_by_id(departure.app_id)
+            if app is None:
+                continue
+            if not departure.channel and departure.user_id is not None:
+                if app.watchlist:
+                    await self._watchlist_change(app, departure.user_id, "offline")
+            elif departure.user_id is not None:
+                body = {"user_id": departure.user_id}
+                message = m.encode(m.MEMBER_REMOVED, body, departure.channel)
+                await self._broadcast(app, departure.channel, message)
+            else:
+                await self._announce_count(app, classify(departure.channel), departure.count)
+
+    async def resync_state(self) -> None:
+        """Write every local connection's subscriptions, members and user again."""
+        for session in list(self.sessions.values()):
+            connection = session.connection
+            app_id = connection.app.id
+            for name, member in list(connection.channels.items()):
+                if classify(name).kind is ChannelKind.USER:
+                    continue
+                await self.presence.join(app_id, name, session.socket_id)
+                if member is not None:
+                    await self.presence.add_member(
+                        app_id, name, session.socket_id, member.user_id, member.user_info
+                    )
+            if connection.user is not None:
+                await self.presence.add_user_connection(
+                    app_id, connection.user.id, session.socket_id
+                )
 
     # --- HTTP API -----------------------------------------------------------------------
 

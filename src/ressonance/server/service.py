@@ -1,10 +1,18 @@
-"""Running a node on a port until SIGTERM or SIGINT, then stopping it cleanly."""
+"""Building a node from backend URLs, and running it until a stop signal, then draining.
+
+Stopping (SIGTERM or SIGINT) drains: /readyz turns false, the listener closes, and clients
+are told to reconnect elsewhere with close code 4200, spread over `drain_seconds` so that
+thousands of pusher-js clients (which reconnect at once after 4200) do not stampede the
+next node. In-flight HTTP requests finish; the node's shared state is removed as its
+connections close; the process then exits 0.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -14,11 +22,15 @@ from ressonance.backbone.memory import MemoryBackbone
 from ressonance.cache.memory import MemoryCacheStore
 from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
+from ressonance.protocol.errors import ErrorCode
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from ressonance.server.liveness import run_liveness
 from ressonance.server.node import Node
 from ressonance.server.transport import Transport, TransportLimits
 
 log = logging.getLogger(__name__)
+
+CLOSE_GRACE_SECONDS = 10.0
 
 
 def memory_node(
@@ -36,20 +48,57 @@ def memory_node(
     )
 
 
+def build_node(
+    apps: Iterable[App],
+    *,
+    backbone_url: str,
+    state_url: str,
+    prefix: str = "ressonance",
+    node_ttl: float = 10.0,
+    max_buffer_bytes: int = 1 << 20,
+    clock: Callable[[], float] = time.time,
+) -> Node:
+    """A node whose backbone and shared state are picked by URL scheme."""
+    if backbone_url.startswith("memory://") and state_url.startswith("memory://"):
+        return memory_node(apps, clock, max_buffer_bytes)
+    from ressonance.backbone import create_backbone
+    from ressonance.cache.redis import RedisCacheStore
+    from ressonance.presence.redis import RedisPresenceStore, connect
+
+    node_id = secrets.token_hex(8)
+    redis = connect(state_url)
+    return Node(
+        apps=MemoryAppStore(apps),
+        backbone=create_backbone(backbone_url, prefix=prefix),
+        presence=RedisPresenceStore(redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl),
+        cache=RedisCacheStore(redis, clock, prefix),
+        limiter=MemoryRateLimiter(clock),
+        clock=clock,
+        max_buffer_bytes=max_buffer_bytes,
+        node_id=node_id,
+    )
+
+
 async def serve(
     node: Node,
     *,
     host: str,
     port: int,
     limits: TransportLimits,
-    timer_interval: float,
+    timer_interval: float = 1.0,
+    liveness_interval: float = 2.0,
+    drain_seconds: float = 10.0,
+    reuse_port: bool = False,
     on_ready: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve `node` on host:port until a stop signal arrives."""
+    """Serve `node` on host:port until a stop signal arrives, then drain and stop."""
     transport = Transport(node, limits)
     await node.start()
-    await transport.listen(host, port)
-    timers = asyncio.create_task(node.run_timers(timer_interval))
+    await transport.listen(host, port, reuse_port=reuse_port)
+    tasks = [
+        asyncio.create_task(node.run_timers(timer_interval)),
+        asyncio.create_task(run_liveness(node, liveness_interval)),
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -57,10 +106,27 @@ async def serve(
     log.info("event=listening host=%s port=%d node_id=%s", host, port, node.node_id)
     on_ready()
     await stop.wait()
-    log.info("event=stopping")
-    timers.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await timers
-    await node.stop()
+    log.info("event=draining connections=%d window_s=%.1f", len(node.sessions), drain_seconds)
+    node.draining = True
+    await transport.stop_accepting()
+    await drain(node, drain_seconds)
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await transport.close()
+    await node.stop()
     log.info("event=stopped")
+
+
+async def drain(node: Node, window: float) -> None:
+    """Close every session with 4200, spread evenly over `window` seconds, and wait."""
+    sessions = list(node.sessions.values())
+    loop = asyncio.get_running_loop()
+    for index, session in enumerate(sessions):
+        delay = window * index / len(sessions)
+        loop.call_later(
+            delay, session.close, ErrorCode.GENERIC_RECONNECT, "Server is restarting; reconnect"
+        )
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(node.wait_empty(), window + CLOSE_GRACE_SECONDS)

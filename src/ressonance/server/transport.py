@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 
 from ressonance.protocol import messages as m
 from ressonance.protocol.errors import ApiError, ErrorCode
+from ressonance.protocol.frames import close_frame
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
@@ -24,6 +25,7 @@ from ressonance.server.session import Session
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = 1011
+CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,11 @@ class TransportLimits:
 class AiohttpOutlet:
     """Writes pre-built frames straight to the socket's transport (no per-send framing)."""
 
-    __slots__ = ("_closing", "_transport", "_ws")
+    __slots__ = ("_closing", "_transport")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
-        self._ws = ws
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._closing: asyncio.Task[bool] | None = None
+        self._closing: asyncio.TimerHandle | None = None
 
     def write(self, frame: bytes) -> None:
         if not self._transport.is_closing():
@@ -52,10 +53,24 @@ class AiohttpOutlet:
         return self._transport.get_write_buffer_size()
 
     def close(self, code: int, reason: str) -> None:
+        # A raw close frame rather than `ws.close()`: called from a task other than the
+        # reader, aiohttp's close() drops the TCP connection right after sending its frame,
+        # without the client's Close reply, so some clients report 1006 instead of `code`.
+        # The reader loop receives the reply and aiohttp then ends the connection (RFC 6455
+        # §7.1.1); a client that never answers is cut off after CLOSE_TIMEOUT_SECONDS.
         if self._closing is None:
-            self._closing = asyncio.ensure_future(
-                self._ws.close(code=code, message=reason.encode()[:120])
-            )
+            self.write(close_frame(code, reason))
+            loop = asyncio.get_running_loop()
+            self._closing = loop.call_later(CLOSE_TIMEOUT_SECONDS, self._transport.close)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
+
+    def release(self) -> None:
+        """The connection is over: drop the close timer, if any."""
+        if self._closing is not None:
+            self._closing.cancel()
 
 
 def json_response(response: ApiResponse) -> web.Response:
@@ -83,11 +98,18 @@ class Transport:
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
 
-    async def listen(self, host: str, port: int) -> None:
-        """Start accepting connections on host:port."""
+    async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Start accepting connections on host:port (SO_REUSEPORT for worker processes)."""
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port, backlog=4096).start()
+        site = web.TCPSite(self._runner, host, port, backlog=4096, reuse_port=reuse_port or None)
+        await site.start()
+
+    async def stop_accepting(self) -> None:
+        """Close the listening socket; established connections carry on."""
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
 
     async def close(self) -> None:
         """Stop listening and close every remaining connection."""
@@ -101,7 +123,9 @@ class Transport:
         ready = self.node.ready
         return json_response(ApiResponse(200 if ready else 503, {"ready": ready}))
 
-    async def _api(self, request: web.Request) -> web.Response:
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        if web.WebSocketResponse().can_prepare(request).ok:
+            return await self._not_found(request)  # a WebSocket upgrade on an API path
         limit = self.limits.max_http_body_bytes
         too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
         if request.content_length is not None and request.content_length > limit:
@@ -148,17 +172,23 @@ class Transport:
             return await self._refuse(ws, ErrorCode.UNAUTHORIZED, "Origin not allowed")
         transport = request.transport
         assert transport is not None
-        opened = self.node.open_session(app, AiohttpOutlet(ws, transport))
+        outlet = AiohttpOutlet(transport)
+        opened = self.node.open_session(app, outlet)
         if not isinstance(opened, Session):
             return await self._refuse(ws, *opened)
         try:
-            await self._read(ws, opened)
+            await self._read(ws, opened, outlet)
         finally:
+            outlet.release()
             await self.node.close_session(opened)
         return ws
 
-    async def _read(self, ws: web.WebSocketResponse, session: Session) -> None:
+    async def _read(
+        self, ws: web.WebSocketResponse, session: Session, outlet: AiohttpOutlet
+    ) -> None:
         async for message in ws:
+            if outlet.closing:
+                continue  # the server sent Close: only the client's Close reply matters now
             try:
                 if message.type is WSMsgType.TEXT:
                     await self.node.receive(session, message.data)

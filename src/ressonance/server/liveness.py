@@ -1,0 +1,38 @@
+"""Node liveness over the shared store: heartbeat, reaping dead nodes, resync after a lapse.
+
+Every `interval` seconds a node refreshes its heartbeat (a key with a TTL) and removes the
+entries of nodes whose heartbeat expired, announcing member_removed, watchlist offline and
+subscription counts for them. A dead node's members are therefore gone within
+`node_ttl + interval` seconds. When this node's own registration had lapsed (the store
+restarted empty, or an outage outlived the TTL), it writes its connections' state again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ressonance.server.node import Node
+
+log = logging.getLogger(__name__)
+
+
+async def run_liveness(node: Node, interval: float) -> None:
+    """The liveness loop of a node; cancelled when it stops."""
+    first = True
+    while True:
+        try:
+            intact = await node.presence.heartbeat()
+            if not intact and not first:
+                log.warning("event=state_lapsed node_id=%s action=resync", node.node_id)
+                await node.resync_state()
+            first = False
+            await node.announce_departures(await node.presence.reap_dead_nodes())
+            if not node.state_healthy:
+                log.warning("event=state_available node_id=%s", node.node_id)
+            node.state_healthy = True
+        except Exception as exc:
+            if node.state_healthy:
+                log.warning("event=state_unavailable node_id=%s error=%r", node.node_id, exc)
+            node.state_healthy = False
+        await asyncio.sleep(interval)
