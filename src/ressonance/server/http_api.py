@@ -7,16 +7,20 @@ parsed; every failure is a JSON body `{"error": "...", "code": status}`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ressonance.backbone.base import BackboneUnavailableError
 from ressonance.protocol import rest
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
 from ressonance.server.node import Node
+
+log = logging.getLogger(__name__)
 
 JsonBody = dict[str, object]
 
@@ -73,6 +77,14 @@ class HttpApi:
             return ApiResponse(200, await handler(app, request, match))
         except ApiError as error:
             return error_response(error)
+        except BackboneUnavailableError:
+            # Never 200 for a publish that went nowhere: the client can retry (503).
+            return error_response(ApiError(503, "Backbone unavailable; the event was not sent"))
+        except Exception as exc:
+            if self.node.ready:
+                raise
+            log.warning("event=api_unavailable path=%s error=%r", request.path[:100], exc)
+            return error_response(ApiError(503, "A backend is unavailable; try again"))
 
     def _route(self, request: ApiRequest) -> tuple[Handler, re.Match[str]]:
         allowed = []

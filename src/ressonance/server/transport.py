@@ -135,7 +135,11 @@ class Transport:
         except web.HTTPRequestEntityTooLarge:
             return json_response(error_response(too_large))
         api_request = ApiRequest(request.method, request.path, dict(request.query), body)
-        return json_response(await self.api.handle(api_request))
+        try:
+            return json_response(await self.api.handle(api_request))
+        except Exception:
+            log.exception("event=api_failed path=%s", request.path[:100])
+            return json_response(error_response(ApiError(500, "Internal server error")))
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(compress=False)
