@@ -414,9 +414,11 @@ async def test_unknown_path_is_a_404(api: HttpApi, clock: FakeClock) -> None:
 
 
 async def test_wrong_method_is_a_405_naming_the_right_one(api: HttpApi, clock: FakeClock) -> None:
-    message = error(await api.handle(signed(clock, "GET", "/apps/1/events")), 405)
+    response = await api.handle(signed(clock, "GET", "/apps/1/events"))
+    message = error(response, 405)
 
     assert "POST" in message
+    assert response.headers == {"Allow": "POST"}
 
 
 async def test_unknown_app_id_is_a_404(api: HttpApi, clock: FakeClock) -> None:

@@ -46,6 +46,14 @@ _APP: Final = r"/apps/(?P<app_id>[^/]+)"
 _CHANNEL: Final = r"/channels/(?P<channel>[^/]+)"
 
 
+class MethodNotAllowedError(ApiError):
+    """405, naming the methods the path takes (sent in an `Allow` header too)."""
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(405, f"Method {method} is not allowed here; use {allowed[0]}")
+        self.allowed = allowed
+
+
 def error_response(error: ApiError) -> ApiResponse:
     return ApiResponse(error.status, {"error": error.message, "code": error.status})
 
@@ -75,6 +83,9 @@ class HttpApi:
             handler, match = self._route(request)
             app = await self._authenticate(request, match)
             return ApiResponse(200, await handler(app, request, match))
+        except MethodNotAllowedError as error:
+            response = error_response(error)
+            return ApiResponse(response.status, response.body, {"Allow": ", ".join(error.allowed)})
         except ApiError as error:
             return error_response(error)
         except BackboneUnavailableError:
@@ -96,7 +107,7 @@ class HttpApi:
                 return handler, match
             allowed.append(method)
         if allowed:
-            raise ApiError(405, f"Method {request.method} is not allowed here; use {allowed[0]}")
+            raise MethodNotAllowedError(request.method, allowed)
         raise ApiError(404, f"No HTTP API endpoint at {request.path[:100]}")
 
     async def _authenticate(self, request: ApiRequest, match: re.Match[str]) -> App:
