@@ -53,7 +53,7 @@ class Settings:
         return self.backbone if self.backbone.startswith(REDIS_SCHEMES) else "memory://"
 
 
-REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES: Final = ("redis://", "rediss://")
 BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
 _SERVER_INTS: Final = ("max_ws_message_kb", "max_http_body_kb", "max_buffer_kb", "workers")
 _SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds")

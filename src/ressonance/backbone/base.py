@@ -6,6 +6,9 @@ Guarantees every implementation keeps:
 - Interest-based: a node receives only topics it subscribed to. The node reference-counts
   its local subscribers, so a backbone sees the first subscribe and the last unsubscribe.
 - A message carries the frame already encoded by the publishing node; nobody re-encodes it.
+- A publish that cannot be handed to the backbone raises BackboneUnavailableError; it is
+  never dropped silently (the HTTP API answers 503). Interest survives an outage: a
+  networked backbone reconnects on its own and resubscribes every live topic.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from ressonance.protocol.errors import RessonanceError
 
 
 def topic_of(app_id: str, channel: str) -> str:
@@ -39,18 +44,39 @@ class BackboneMessage:
 MessageHandler = Callable[[BackboneMessage], None]
 
 
+class BackboneUnavailableError(RessonanceError):
+    """The backbone cannot take a publish now (disconnected, reconnecting); try again later."""
+
+
 class Backbone(Protocol):
     """Pub/sub between nodes."""
 
+    @property
+    def healthy(self) -> bool:
+        """True while publishes can be handed over; False while disconnected."""
+        ...
+
     async def start(self, on_message: MessageHandler) -> None:
-        """Begin delivering messages of subscribed topics to `on_message`."""
+        """Connect and begin delivering messages of subscribed topics to `on_message`.
+
+        Raises BackboneUnavailableError when the first connection cannot be made: a wrong
+        URL fails at start-up instead of looking like a long outage.
+        """
         ...
 
     async def publish(self, message: BackboneMessage) -> None:
-        """Send `message` to every node subscribed to its topic, this one included."""
+        """Send `message` to every node subscribed to its topic, this one included.
+
+        Raises BackboneUnavailableError when the message cannot be handed over.
+        """
         ...
 
-    async def subscribe(self, topic: str) -> None: ...
+    async def subscribe(self, topic: str) -> None:
+        """Receive `topic` from now on: once this returns, later publishes are delivered.
+
+        While disconnected, the interest is recorded and applied on reconnect.
+        """
+        ...
 
     async def unsubscribe(self, topic: str) -> None: ...
 

@@ -12,6 +12,10 @@ class MemoryBackbone:
         self._topics: set[str] = set()
         self._on_message: MessageHandler | None = None
 
+    @property
+    def healthy(self) -> bool:
+        return True
+
     async def start(self, on_message: MessageHandler) -> None:
         self._on_message = on_message
 

