@@ -95,7 +95,21 @@ class Node:
             session.close(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
         await self.backbone.close()
 
+    async def _send(self, message: BackboneMessage) -> None:
+        """Hand `message` to the backbone for other nodes, then deliver it here directly.
+
+        The backbone comes first: when it is down the publish fails (and nothing is delivered
+        anywhere), so a retry cannot duplicate. Local subscribers skip the broker round trip;
+        the copy the backbone brings back to this node is ignored by its origin.
+        """
+        await self.backbone.publish(message)
+        self._deliver(message)
+
     def _on_backbone_message(self, message: BackboneMessage) -> None:
+        if message.origin != self.node_id:
+            self._deliver(message)
+
+    def _deliver(self, message: BackboneMessage) -> None:
         if message.close_code is None:
             self.hub.deliver(message.topic, message.frame, message.except_socket_id)
             return
@@ -217,7 +231,7 @@ class Node:
     ) -> None:
         topic = topic_of(app.id, channel)
         frame = text_frame(message)
-        await self.backbone.publish(BackboneMessage(topic, frame, except_socket_id, self.node_id))
+        await self._send(BackboneMessage(topic, frame, except_socket_id, self.node_id))
 
     # --- subscriptions ------------------------------------------------------------------
 
@@ -327,8 +341,7 @@ class Node:
             return
         topic = topic_of(app.id, event.channel.name)
         frame = text_frame(event.payload)
-        message = BackboneMessage(topic, frame, session.socket_id, self.node_id)
-        await self.backbone.publish(message)
+        await self._send(BackboneMessage(topic, frame, session.socket_id, self.node_id))
 
     async def _signed_in(self, session: Session, user: User) -> None:
         app = session.connection.app
@@ -425,8 +438,7 @@ class Node:
         """Close every connection signed in as `user_id`, on every node (4009)."""
         topic = topic_of(app.id, USER_CHANNEL_PREFIX + user_id)
         frame = text_frame(m.error("You got disconnected by the app.", ErrorCode.UNAUTHORIZED))
-        message = BackboneMessage(topic, frame, None, self.node_id, ErrorCode.UNAUTHORIZED)
-        await self.backbone.publish(message)
+        await self._send(BackboneMessage(topic, frame, None, self.node_id, ErrorCode.UNAUTHORIZED))
 
     async def run_timers(self, interval: float) -> None:
         """The one timer loop of a node; cancelled when it stops."""
