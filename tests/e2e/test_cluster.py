@@ -232,6 +232,7 @@ async def test_a_killed_nodes_members_are_removed_within_the_bound(
         took = time.monotonic() - killed_at
         assert removed.data == {"user_id": "doomed"}
         assert took < REAP_BOUND + 5, f"member removed after {took:.1f} s"
+        print(f"member_removed {took:.2f} s after kill -9 (node_ttl {NODE_TTL} s)")
         async with cluster.rest(1) as api:
             assert await api.users("presence-room") == ["watcher"]
             assert await api.channel("presence-room", info=["user_count"]) == {
@@ -247,14 +248,15 @@ async def test_a_backbone_outage_is_survived(cluster: Cluster, sockets: list[Pus
             await sock.subscribe("ticks")
         cluster.backbone.stop()
         stopped_at = time.monotonic()
-        await until(lambda: not any(ready(n) for n in cluster.nodes), 15, "readyz false")
+        down = await until(lambda: not any(ready(n) for n in cluster.nodes), 15, "readyz false")
         async with cluster.rest(0) as api:
             with pytest.raises(RestError) as refused:
                 await api.trigger("ticks", "tick", {"n": 0})
         assert refused.value.status == 503
         await asyncio.sleep(max(0.0, 5 - (time.monotonic() - stopped_at)))
         cluster.backbone.start()
-        await until(lambda: all(ready(n) for n in cluster.nodes), 20, "readyz true again")
+        up = await until(lambda: all(ready(n) for n in cluster.nodes), 20, "readyz true again")
+        print(f"readyz false {down:.2f} s after the outage began, true {up:.2f} s after it ended")
         async with cluster.rest(1) as api:
             await api.trigger("ticks", "tick", {"n": 1})
         for sock in subscribers:
