@@ -461,3 +461,48 @@ def test_a_port_flag_out_of_range_is_refused(tmp_path: Path, port: int) -> None:
 
 def test_the_highest_port_is_accepted(tmp_path: Path) -> None:
     assert load(tmp_path, environ=ENV_APP, port=65535).port == 65535
+
+
+# --- cluster settings -----------------------------------------------------------------------
+
+
+def test_a_redis_backbone_is_also_the_state(tmp_path: Path) -> None:
+    settings = load(tmp_path, backbone="redis://cache:6379/0")
+
+    assert (settings.backbone, settings.state_url) == (
+        "redis://cache:6379/0",
+        "redis://cache:6379/0",
+    )
+
+
+def test_the_environment_sets_backbone_and_state_and_flags_win(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config('[server]\nbackbone = "redis://file:1/0"\nnode_ttl = 3\ndrain_seconds = 2.5\n')
+    environ = {"RESSONANCE_BACKBONE": "nats://env:4222", "RESSONANCE_STATE": "redis://env:1/0"}
+
+    from_env = load(tmp_path, path, environ=environ)
+    from_flag = load(tmp_path, path, environ=environ, backbone="nats://flag:4222", workers=3)
+
+    assert (from_env.backbone, from_env.state_url) == ("nats://env:4222", "redis://env:1/0")
+    assert (from_env.node_ttl, from_env.drain_seconds) == (3.0, 2.5)
+    assert (from_flag.backbone, from_flag.workers) == ("nats://flag:4222", 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"backbone": "kafka://x"},
+            "backbone: 'kafka://x' is not a memory://, redis:// or nats://",
+        ),
+        ({"backbone": "redis://r", "state": "nats://n"}, "state: 'nats://n' is not a memory://"),
+        ({"backbone": "nats://n"}, "state: a shared backbone needs shared state"),
+        ({"workers": 2}, "workers: several worker processes need a shared backbone"),
+        ({"workers": 0}, "--workers: must be a positive integer"),
+    ],
+)
+def test_bad_cluster_settings_are_named(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    assert config_error(tmp_path, **kwargs).startswith(message)
