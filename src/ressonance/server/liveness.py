@@ -19,14 +19,13 @@ log = logging.getLogger(__name__)
 
 async def run_liveness(node: Node, interval: float) -> None:
     """The liveness loop of a node; cancelled when it stops."""
-    first = True
     while True:
         try:
-            intact = await node.presence.heartbeat()
-            if not intact and not first:
-                log.warning("event=state_lapsed node_id=%s action=resync", node.node_id)
+            if not await node.presence.heartbeat():
+                # First heartbeat (nothing to write yet), or the store lost this node.
+                if node.sessions:
+                    log.warning("event=state_lapsed node_id=%s action=resync", node.node_id)
                 await node.resync_state()
-            first = False
             await node.announce_departures(await node.presence.reap_dead_nodes())
             if not node.state_healthy:
                 log.warning("event=state_available node_id=%s", node.node_id)
