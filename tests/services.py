@@ -8,7 +8,8 @@ Where the binaries come from (both in the `test` extra):
 
 Each server runs as a child process on a free loopback port, in its own temporary directory
 (logs there), is ready once it answers its protocol (valkey: `PING` -> `+PONG`; NATS: the
-`INFO` banner), and is stopped by PID (SIGTERM, then SIGKILL). `stop()` then `start()` brings
+`INFO` banner), and is stopped by PID (SIGTERM, then SIGKILL); on Linux it also gets SIGTERM
+if the test process dies without stopping it. `stop()` then `start()` brings
 it back on the SAME port, which is what the outage tests need; `pause()`/`resume()`
 (SIGSTOP/SIGCONT) freeze it with its connections open, as a network partition would.
 
@@ -19,11 +20,13 @@ and nothing is started. Tests that stop a server always start their own.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
@@ -79,6 +82,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         try:
             self._wait_ready()
@@ -133,6 +137,12 @@ class ServerProcess:
                 return self.probe(s)
         except OSError:
             return False
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, even by SIGKILL (Linux)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _answers_ping(s: socket.socket) -> bool:

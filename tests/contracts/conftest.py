@@ -10,14 +10,20 @@ Stores that keep time take the injected clock, so TTL and window tests move time
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from ressonance.apps.base import AppStore
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.backbone.base import Backbone
+from ressonance.backbone.link import Backoff
 from ressonance.backbone.memory import MemoryBackbone
+from ressonance.backbone.nats import NatsBackbone
+from ressonance.backbone.redis import RedisBackbone
 from ressonance.cache.base import CacheStore
 from ressonance.cache.memory import MemoryCacheStore
 from ressonance.presence.base import PresenceStore
@@ -25,12 +31,14 @@ from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.ratelimit.base import RateLimiter
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from tests import services
 from tests.fakes import FakeClock
 
 PRESENCE_BACKENDS = ["memory"]
 CACHE_BACKENDS = ["memory"]
 RATELIMIT_BACKENDS = ["memory"]
-BACKBONE_BACKENDS = ["memory"]
+BACKBONE_BACKENDS = ["memory", "redis", "nats"]
+NETWORKED_BACKBONES = ["redis", "nats"]  # more than one node can share these
 APP_BACKENDS = ["memory"]
 
 MakeAppStore = Callable[[Iterable[App]], Awaitable[AppStore]]
@@ -74,10 +82,76 @@ async def backbone(request: pytest.FixtureRequest) -> AsyncIterator[Backbone]:
     match request.param:
         case "memory":
             bus = MemoryBackbone()
+        case "redis" | "nats":
+            url = request.getfixturevalue(f"{request.param}_url")
+            bus = networked_backbone(request.param, url, unique_prefix())
         case other:
             raise ValueError(f"no backbone {other!r}")
     yield bus
     await bus.close()
+
+
+# Reconnect quickly in tests; the defaults (0.1 s doubling to 5 s) suit production.
+TEST_BACKOFF = Backoff(base=0.05, cap=0.5)
+
+MakeBackbone = Callable[..., Backbone]
+
+
+def unique_prefix() -> str:
+    """Each test gets its own channels/subjects on a shared server."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def networked_backbone(kind: str, url: str, prefix: str, **options: float) -> Backbone:
+    match kind:
+        case "redis":
+            return RedisBackbone(url, prefix=prefix, backoff=TEST_BACKOFF, **options)
+        case "nats":
+            return NatsBackbone(url, prefix=prefix, backoff=TEST_BACKOFF, **options)
+        case other:
+            raise ValueError(f"no networked backbone {other!r}")
+
+
+@pytest.fixture(params=NETWORKED_BACKBONES)
+async def make_backbone(request: pytest.FixtureRequest) -> AsyncIterator[MakeBackbone]:
+    """`make_backbone()`: one more node's backbone (not started) on the same shared server
+    and prefix as the others of this test; all closed after the test."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    prefix = unique_prefix()
+    made: list[Backbone] = []
+
+    def make(**options: float) -> Backbone:
+        made.append(networked_backbone(request.param, url, prefix, **options))
+        return made[-1]
+
+    yield make
+    for bus in made:
+        await bus.close()
+
+
+@dataclass(frozen=True)
+class Restartable:
+    """A server of this test's own, to stop, start, pause and resume, and backbones on it."""
+
+    server: services.ServerProcess
+    make: MakeBackbone
+
+
+@pytest.fixture(params=NETWORKED_BACKBONES)
+async def restartable(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Restartable]:
+    """Always a private server (even with REDIS_URL/NATS_URL set): tests stop it."""
+    server = services.valkey(tmp_path) if request.param == "redis" else services.nats(tmp_path)
+    prefix = unique_prefix()
+    made: list[Backbone] = []
+
+    def make(**options: float) -> Backbone:
+        made.append(networked_backbone(request.param, server.url, prefix, **options))
+        return made[-1]
+
+    with services.running(server):
+        yield Restartable(server, make)
+        for bus in made:
+            await bus.close()
 
 
 @pytest.fixture(params=APP_BACKENDS)

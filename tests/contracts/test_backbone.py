@@ -1,17 +1,33 @@
 """Backbone contract (backbone/base.py): interest-based, ordered, at-most-once pub/sub.
 
-Delivery may be asynchronous on a networked backbone, so tests wait for what must arrive
-(bounded by the test timeout, asserting nothing about time). To show that something was
-NOT delivered, a marker is published after it on a subscribed topic: once the marker
-arrives, anything published before it by the same publisher would have arrived too.
+Delivery may be asynchronous on a networked backbone, so tests wait for what must arrive,
+each wait bounded (DELIVERY_TIMEOUT) so a lost message fails the test with what did arrive
+instead of hanging. To show that something was NOT delivered, a marker is published after
+it on a subscribed topic: once the marker arrives, anything published before it by the same
+publisher would have arrived too.
+
+The suite runs on every backbone; the tests that need two nodes on one server, or a server
+to stop, run on the networked ones (redis, nats).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
-from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
+import pytest
+
+from ressonance.backbone.base import (
+    Backbone,
+    BackboneMessage,
+    BackboneUnavailableError,
+    topic_of,
+)
 from ressonance.protocol.frames import text_frame
+from tests.contracts.conftest import MakeBackbone, Restartable
+
+DELIVERY_TIMEOUT = 10.0
+RECOVERY_TIMEOUT = 10.0  # outage detected, or server back and healthy again
 
 
 class Inbox:
@@ -26,9 +42,16 @@ class Inbox:
         self._arrived.set()
 
     async def wait_for(self, count: int) -> list[BackboneMessage]:
-        while len(self.messages) < count:
-            self._arrived.clear()
-            await self._arrived.wait()
+        try:
+            async with asyncio.timeout(DELIVERY_TIMEOUT):
+                while len(self.messages) < count:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"{count} messages expected within {DELIVERY_TIMEOUT}s, "
+                f"{len(self.messages)} arrived: {self.topics()}"
+            ) from None
         return self.messages
 
     def topics(self) -> list[str]:
@@ -116,6 +139,183 @@ async def test_a_started_backbone_is_healthy(backbone: Backbone) -> None:
     await started(backbone)
 
     assert backbone.healthy
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait until `condition()` holds, at most RECOVERY_TIMEOUT."""
+    try:
+        async with asyncio.timeout(RECOVERY_TIMEOUT):
+            while not condition():  # noqa: ASYNC110 - `healthy` is a property, not an event
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not {what} within {RECOVERY_TIMEOUT}s") from None
+
+
+# --- two nodes on one server (networked backbones) ------------------------------------
+
+
+async def test_a_node_receives_only_the_topics_it_subscribed_to(
+    make_backbone: MakeBackbone,
+) -> None:
+    a, b = make_backbone(), make_backbone()
+    inbox_a, inbox_b = await started(a), await started(b)
+    await a.subscribe("1:news")
+    await b.subscribe("1:sports")
+    for bus in (a, b):
+        await bus.subscribe("1:marker")
+
+    await a.publish(message("1:sports", 1))
+    await b.publish(message("1:news", 2))
+    await a.publish(message("1:marker"))
+    await b.publish(message("1:marker"))
+
+    assert sorted(m.topic for m in await inbox_a.wait_for(3)) == ["1:marker", "1:marker", "1:news"]
+    assert sorted(m.topic for m in await inbox_b.wait_for(3)) == [
+        "1:marker",
+        "1:marker",
+        "1:sports",
+    ]
+
+
+async def test_every_subscribed_node_receives_a_publish_the_publisher_included(
+    make_backbone: MakeBackbone,
+) -> None:
+    nodes = [make_backbone() for _ in range(3)]
+    inboxes = [await started(bus) for bus in nodes]
+    for bus in nodes:
+        await bus.subscribe("1:news")
+
+    sent = message("1:news", 7)
+    await nodes[0].publish(sent)
+
+    for inbox in inboxes:
+        assert await inbox.wait_for(1) == [sent]
+
+
+async def test_unsubscribe_stops_delivery_to_that_node_only(make_backbone: MakeBackbone) -> None:
+    a, b = make_backbone(), make_backbone()
+    inbox_a, inbox_b = await started(a), await started(b)
+    for bus in (a, b):
+        await bus.subscribe("1:news")
+        await bus.subscribe("1:marker")
+
+    await b.unsubscribe("1:news")
+    await a.publish(message("1:news", 1))
+    await a.publish(message("1:marker"))
+
+    assert [m.topic for m in await inbox_b.wait_for(1)] == ["1:marker"]
+    assert sorted(m.topic for m in await inbox_a.wait_for(2)) == ["1:marker", "1:news"]
+
+
+async def test_a_late_subscriber_gets_nothing_published_before(
+    make_backbone: MakeBackbone,
+) -> None:
+    a, b = make_backbone(), make_backbone()
+    await started(a)
+    inbox_b = await started(b)
+    await b.subscribe("1:marker")
+    await a.publish(message("1:news", 1))  # at-most-once: nothing is kept for later
+    await a.publish(message("1:marker"))
+    await inbox_b.wait_for(1)  # so the server has passed news 1 on (publish may be buffered)
+
+    await b.subscribe("1:news")
+    await a.publish(message("1:news", 2))
+
+    assert await inbox_b.wait_for(2) == [message("1:marker"), message("1:news", 2)]
+
+
+async def test_order_is_kept_per_topic_across_nodes(make_backbone: MakeBackbone) -> None:
+    a, b = make_backbone(), make_backbone()
+    await started(a)
+    inbox = await started(b)
+    topics = ["1:news", "1:sports", "1:presence-room"]
+    for topic in topics:
+        await b.subscribe(topic)
+    sent = [message(topics[n % 3], n) for n in range(1000)]
+
+    for item in sent:
+        await a.publish(item)
+
+    received = await inbox.wait_for(1000)
+    assert len(received) == 1000
+    for topic in topics:
+        assert [m for m in received if m.topic == topic] == [m for m in sent if m.topic == topic]
+
+
+async def test_every_field_survives_the_wire(make_backbone: MakeBackbone) -> None:
+    a, b = make_backbone(), make_backbone()
+    await started(a)
+    inbox = await started(b)
+    topic = "1:presence-a.b#c@d,e;f=g:h é"
+    await b.subscribe(topic)
+    sent = [
+        BackboneMessage(topic, text_frame('{"data":"é"}'.encode()), "123.456", "node-a", 4009),
+        BackboneMessage(topic, bytes(range(256)) * 64, None, "node-a", None),
+        BackboneMessage(topic, b"", "", "", 0),
+    ]
+
+    for item in sent:
+        await a.publish(item)
+
+    assert await inbox.wait_for(3) == sent
+
+
+# --- outages (a server of the test's own) ------------------------------------------------
+
+
+async def test_an_outage_is_reported_and_delivery_resumes_after_it(
+    restartable: Restartable,
+) -> None:
+    a, b = restartable.make(), restartable.make()
+    inbox_a, inbox_b = await started(a), await started(b)
+    await a.subscribe("1:own")
+    await b.subscribe("1:news")
+    await b.subscribe("1:dropped")
+    await a.publish(message("1:news", 1))
+    await inbox_b.wait_for(1)
+
+    restartable.server.stop()
+    await eventually(lambda: not a.healthy and not b.healthy, "unhealthy after the stop")
+    with pytest.raises(BackboneUnavailableError):
+        await a.publish(message("1:news", 2))
+    await b.subscribe("1:late")  # interest changes during the outage apply once it ends
+    await b.unsubscribe("1:dropped")
+
+    restartable.server.start()
+    await eventually(lambda: a.healthy and b.healthy, "healthy after the restart")
+    for topic in ("1:news", "1:dropped", "1:late", "1:own"):
+        await a.publish(message(topic, 3))
+
+    assert [m.topic for m in await inbox_b.wait_for(3)] == ["1:news", "1:news", "1:late"]
+    assert [m.topic for m in await inbox_a.wait_for(1)] == ["1:own"]
+
+
+async def test_a_server_that_stops_answering_is_detected_by_ping(
+    restartable: Restartable,
+) -> None:
+    a = restartable.make(ping_interval=1, timeout=1)
+    inbox = await started(a)
+    await a.subscribe("1:news")
+
+    restartable.server.pause()  # connections stay open; nothing answers
+    try:
+        await eventually(lambda: not a.healthy, "unhealthy while the server is frozen")
+    finally:
+        restartable.server.resume()
+    await eventually(lambda: a.healthy, "healthy once the server answers again")
+    await a.publish(message("1:news", 1))
+
+    assert [m.topic for m in await inbox.wait_for(1)] == ["1:news"]
+
+
+async def test_start_fails_fast_when_the_server_is_down(restartable: Restartable) -> None:
+    restartable.server.stop()
+    bus = restartable.make(timeout=1)
+
+    async with asyncio.timeout(RECOVERY_TIMEOUT):
+        with pytest.raises(BackboneUnavailableError, match="cannot reach"):
+            await bus.start(Inbox())
+    assert not bus.healthy
 
 
 def test_topics_keep_apps_apart() -> None:

@@ -6,10 +6,12 @@
   when it changes, never per message.
 - `deliver`: one received payload to the node, if it is a topic the node still wants.
 - `redacted`: a URL fit for a log line (no password).
+- `cancel_and_wait`: stop a connection task for good.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -37,6 +39,20 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         ceiling: float = min(self.cap, self.base * 2 ** min(attempt, 32))
         return ceiling / 2 + self.uniform() * ceiling / 2
+
+
+async def cancel_and_wait(task: asyncio.Task[None], patience: float = 1.0) -> None:
+    """Cancel `task` and wait until it has ended.
+
+    Cancels again while it runs on: in Python 3.11, `asyncio.wait_for` (which client
+    libraries use around socket writes) can swallow a cancellation that arrives just as
+    the wrapped call completes, and the task would carry on serving its connection.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=patience)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("event=backbone_task_failed", exc_info=task.exception())
 
 
 def redacted(url: str) -> str:

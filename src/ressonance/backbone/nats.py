@@ -30,7 +30,7 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from ressonance.backbone.base import BackboneMessage, BackboneUnavailableError, MessageHandler
-from ressonance.backbone.link import Backoff, LinkState, deliver, redacted
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
 from ressonance.backbone.wire import encode_message
 from ressonance.protocol.errors import ConfigError
 
@@ -147,8 +147,7 @@ class NatsBackbone:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
         async with self._lock:
             client, self._client = self._client, None
             self._subs.clear()
@@ -169,7 +168,7 @@ class NatsBackbone:
                 for topic in list(self._topics):
                     self._subs[topic] = await self._subscribe_on(client, topic)
                 self._client = client
-            await client.flush(self._timeout)
+            await self._flush(client)
         except BaseException:
             async with self._lock:
                 self._client = None
@@ -191,7 +190,7 @@ class NatsBackbone:
         async def on_error(error: Exception) -> None:
             self._log_error(error)
 
-        await client.connect(
+        connecting = client.connect(
             servers=self._servers,
             name="ressonance",
             allow_reconnect=False,
@@ -206,6 +205,11 @@ class NatsBackbone:
             closed_cb=on_closed,
             error_cb=on_error,
         )
+        try:
+            await connecting
+        except BaseException:
+            await _discard(client)
+            raise
         return client, closed
 
     async def _run(self, closed: asyncio.Event) -> None:
@@ -239,13 +243,27 @@ class NatsBackbone:
         return await client.subscribe(subject_of(self._prefix, topic), cb=self._receive)
 
     async def _confirm(self, client: Client) -> None:
-        """Wait until the server has seen what was sent (PING/PONG)."""
+        """Wait until the server has what was sent; if the connection goes, the next one
+        resubscribes."""
         from nats.errors import Error as NatsError
 
         try:
-            await client.flush(self._timeout)
-        except (NatsError, OSError) as exc:  # lost: the next connection resubscribes
+            await self._flush(client)
+        except (NatsError, OSError) as exc:
             log.debug("event=backbone_flush_failed backend=nats error=%r", exc)
+
+    async def _flush(self, client: Client) -> None:
+        """PING until a PONG proves the server has processed every command sent so far.
+
+        nats-py writes a flush's PING to the socket at once, ahead of commands still queued
+        for its flusher task (a SUB just sent, say), so one PONG proves only what had left
+        the queue before the PING. By the second round trip the flusher has run.
+        """
+        for _ in range(3):
+            settled = client.pending_data_size == 0
+            await client.flush(self._timeout)
+            if settled:
+                return
 
     async def _receive(self, msg: Msg) -> None:
         if self._on_message is not None:

@@ -7,10 +7,11 @@ Rules it keeps (on top of backbone/base.py):
 - Order per topic per publisher: one publisher awaits each PUBLISH in turn; Redis delivers a
   channel's messages to a subscriber connection in the order it received them.
 - At-most-once: Redis pub/sub keeps nothing for a disconnected subscriber.
-- One subscriber connection, owned by this class: redis-py never retries or resubscribes on
-  it behind our back. When it is lost (error, or no reply to PING within two ping intervals)
-  the backbone is unhealthy, reconnects with backoff and jitter, and SUBSCRIBEs every live
-  topic again before it reports healthy.
+- One subscriber connection, owned by this class, with redis-py's retries off (its Retry
+  still runs one immediate reconnect before it raises; that connection is thrown away).
+  When it is lost (error, or no reply to PING within two ping intervals) the backbone is
+  unhealthy, reconnects with backoff and jitter, and SUBSCRIBEs every live topic again
+  before it reports healthy.
 - Publishes go over a separate pool that retries once, at once (a pooled connection may
   predate a Redis restart); while the subscriber connection is down they raise
   BackboneUnavailableError without trying.
@@ -26,7 +27,7 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Literal
 
 from ressonance.backbone.base import BackboneMessage, BackboneUnavailableError, MessageHandler
-from ressonance.backbone.link import Backoff, LinkState, deliver, redacted
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
 from ressonance.backbone.wire import encode_message
 from ressonance.protocol.errors import ConfigError
 
@@ -69,6 +70,7 @@ class RedisBackbone:
         self._send_lock = asyncio.Lock()  # commands reach the wire in the order topics change
         self._acks: dict[tuple[str, bytes], deque[asyncio.Future[bool]]] = {}
         self._last_seen = 0.0
+        self._up = asyncio.Event()  # set once the first connection is serving
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -88,9 +90,13 @@ class RedisBackbone:
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
         )
-        # No socket_timeout here: the reader blocks until a message comes; PING checks liveness.
+        # No socket timeout (redis-py 8 defaults to 5 s; redis-py 5 would then time out a
+        # blocking read): the reader waits for messages; PING checks liveness instead.
         self._subscriber = Redis.from_url(
-            self._url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=self._timeout
+            self._url,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=None,
+            socket_connect_timeout=self._timeout,
         )
         try:
             pubsub = await self._connect()
@@ -98,6 +104,14 @@ class RedisBackbone:
             await self._close_clients()
             raise BackboneUnavailableError(f"cannot reach {redacted(self._url)}: {exc}") from exc
         self._task = asyncio.create_task(self._run(pubsub), name="redis-backbone")
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._up.wait()
+        except TimeoutError:
+            await self.close()
+            raise BackboneUnavailableError(
+                f"no working connection to {redacted(self._url)} in {self._timeout}s"
+            ) from None
 
     async def publish(self, message: BackboneMessage) -> None:
         from redis.exceptions import RedisError
@@ -124,8 +138,7 @@ class RedisBackbone:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
             self._state.closed()
         await self._close_clients()
         self._topics.clear()
@@ -182,6 +195,7 @@ class RedisBackbone:
             if not all(await asyncio.gather(*confirmed)):
                 raise ConnectionError("connection lost while resubscribing")
             self._state.up(len(self._topics))
+            self._up.set()
             done, _ = await asyncio.wait((reader, pinger), return_when=asyncio.FIRST_COMPLETED)
             return next(iter(done)).exception() or ConnectionError("subscriber stopped")
         except (RedisError, OSError) as exc:
@@ -211,9 +225,14 @@ class RedisBackbone:
             if self._on_message is not None:
                 deliver(message["data"], self._topics, self._on_message, "redis")
         elif kind in ("subscribe", "unsubscribe"):
-            waiters = self._acks.get((kind, message["channel"]))
+            key = (kind, message["channel"])
+            waiters = self._acks.get(key)
             if waiters:
-                waiters.popleft().set_result(True)
+                waiter = waiters.popleft()
+                if not waiters:
+                    del self._acks[key]
+                if not waiter.done():  # cancelled when the subscribing task was
+                    waiter.set_result(True)
 
     async def _keepalive(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()
