@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from ressonance.apps.base import AppStore
 from ressonance.apps.memory import MemoryAppStore
@@ -26,16 +27,18 @@ from ressonance.backbone.nats import NatsBackbone
 from ressonance.backbone.redis import RedisBackbone
 from ressonance.cache.base import CacheStore
 from ressonance.cache.memory import MemoryCacheStore
+from ressonance.cache.redis import RedisCacheStore
 from ressonance.presence.base import PresenceStore
 from ressonance.presence.memory import MemoryPresenceStore
+from ressonance.presence.redis import RedisPresenceStore, connect as connect_redis
 from ressonance.protocol.app import App
 from ressonance.ratelimit.base import RateLimiter
 from ressonance.ratelimit.memory import MemoryRateLimiter
 from tests import services
 from tests.fakes import FakeClock
 
-PRESENCE_BACKENDS = ["memory"]
-CACHE_BACKENDS = ["memory"]
+PRESENCE_BACKENDS = ["memory", "redis"]
+CACHE_BACKENDS = ["memory", "redis"]
 RATELIMIT_BACKENDS = ["memory"]
 BACKBONE_BACKENDS = ["memory", "redis", "nats"]
 NETWORKED_BACKBONES = ["redis", "nats"]  # more than one node can share these
@@ -54,6 +57,10 @@ async def presence(request: pytest.FixtureRequest) -> AsyncIterator[PresenceStor
     match request.param:
         case "memory":
             yield MemoryPresenceStore()
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            yield RedisPresenceStore(client, node_id="node-a", prefix=unique_prefix())
+            await client.aclose()
         case other:
             raise ValueError(f"no presence backend {other!r}")
 
@@ -63,6 +70,10 @@ async def cache(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterat
     match request.param:
         case "memory":
             yield MemoryCacheStore(clock)
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            yield RedisCacheStore(client, clock, unique_prefix())
+            await client.aclose()
         case other:
             raise ValueError(f"no cache backend {other!r}")
 
