@@ -39,3 +39,9 @@ unit: $(BIN)/ressonance
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage
+
+## bench: Ressonance next to Soketi 1.6.1 on loopback, every scenario (~15 min; never part of `make test`).
+## `make bench BENCH_ARGS=--quick` runs the small sizes (~2 minutes).
+.PHONY: bench
+bench: $(BIN)/ressonance
+	$(BIN)/python bench/run.py --target both --scenarios a,b,c,d,e,f $(BENCH_ARGS)
