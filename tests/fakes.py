@@ -16,6 +16,23 @@ START_TIME = 1_700_000_000.0
 _NO_VALUE: Any = object()
 
 
+def split_frames(data: bytes) -> list[bytes]:
+    """The WebSocket frames of one write (a session may write several back to back)."""
+    frames = []
+    while data:
+        length, offset = data[1] & 0x7F, 2
+        if length == 126:
+            (length,) = struct.unpack("!H", data[2:4])
+            offset = 4
+        elif length == 127:
+            (length,) = struct.unpack("!Q", data[2:10])
+            offset = 10
+        assert len(data) >= offset + length, f"frame says {length} bytes, carries fewer"
+        frames.append(data[: offset + length])
+        data = data[offset + length :]
+    return frames
+
+
 def decode_text_frame(frame: bytes) -> dict[str, Any]:
     """The JSON message of one unmasked, final WebSocket text frame (RFC 6455 §5.2)."""
     assert frame[0] == 0x81, f"not a final text frame: first byte {frame[0]:#x}"
@@ -49,10 +66,12 @@ class FakeOutlet:
     """Records the frames a session writes and how it was closed.
 
     `buffered_bytes` is what `buffered()` reports: set it to simulate a client that does
-    not read (its bytes pile up in the kernel and the transport's buffer).
+    not read (its bytes pile up in the kernel and the transport's buffer). `writes` is what
+    each `write()` got; `frames` the WebSocket frames in them, one by one.
     """
 
     def __init__(self) -> None:
+        self.writes: list[bytes] = []
         self.frames: list[bytes] = []
         self.buffered_bytes = 0
         self.close_code: int | None = None
@@ -63,7 +82,8 @@ class FakeOutlet:
 
     def write(self, frame: bytes) -> None:
         assert self.close_code is None, "wrote a frame after closing"
-        self.frames.append(frame)
+        self.writes.append(frame)
+        self.frames.extend(split_frames(frame))
 
     def buffered(self) -> int:
         return self.buffered_bytes
@@ -99,6 +119,7 @@ class FakeOutlet:
         return found
 
     def clear(self) -> None:
+        self.writes.clear()
         self.frames.clear()
 
     # --- assertions -----------------------------------------------------------------------

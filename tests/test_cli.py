@@ -15,6 +15,7 @@ import pytest
 from ressonance import __version__, cli
 from ressonance.config import Settings
 from ressonance.protocol.app import App
+from ressonance.server.session import OutputLimits
 
 DEV = App(id="123456", key="0123456789abcdef0123", secret="s" * 32, name="development")
 ENV_APP = {
@@ -196,7 +197,12 @@ def test_run_server_prints_the_banner_once_listening(
 
     calls = serving(ready)
     settings = Settings(
-        port=7000, apps=(DEV,), max_buffer_kb=8, max_ws_message_kb=2, max_http_body_kb=3
+        port=7000,
+        apps=(DEV,),
+        max_buffer_kb=8,
+        max_buffer_messages=9,
+        max_ws_message_kb=2,
+        max_http_body_kb=3,
     )
 
     assert cli.run_server(settings) == 0
@@ -204,7 +210,7 @@ def test_run_server_prints_the_banner_once_listening(
     assert capsys.readouterr().out == cli.banner(settings) + "\n"
     [call] = calls
     assert (call["host"], call["port"], call["timer_interval"]) == ("127.0.0.1", 7000, 1.0)
-    assert call["node"].max_buffer_bytes == 8 * 1024
+    assert call["node"].output_limits == OutputLimits(max_bytes=8 * 1024, max_messages=9)
     assert call["limits"].max_ws_message_bytes == 2 * 1024
     assert call["limits"].max_http_body_bytes == 3 * 1024
 

@@ -81,6 +81,7 @@ def test_a_complete_file_is_read(tmp_path: Path, config: WriteConfig) -> None:
         max_ws_message_kb = 64
         max_http_body_kb = 128
         max_buffer_kb = 512
+        max_buffer_messages = 1000
         timer_interval = 2
 
         [[apps]]
@@ -106,6 +107,7 @@ def test_a_complete_file_is_read(tmp_path: Path, config: WriteConfig) -> None:
         max_event_batch_size = 5
         max_client_events_per_sec = 5
         max_watchlist_size = 10
+        slow_client_policy = "drop_oldest"
 
         [[apps]]
         id = "100002"
@@ -125,6 +127,7 @@ def test_a_complete_file_is_read(tmp_path: Path, config: WriteConfig) -> None:
         max_ws_message_kb=64,
         max_http_body_kb=128,
         max_buffer_kb=512,
+        max_buffer_messages=1000,
         timer_interval=2.0,
         dev_app=False,
         apps=(
@@ -151,6 +154,7 @@ def test_a_complete_file_is_read(tmp_path: Path, config: WriteConfig) -> None:
                 max_event_batch_size=5,
                 max_client_events_per_sec=5,
                 max_watchlist_size=10,
+                slow_client_policy="drop_oldest",
             ),
             App(id="100002", key="blog-key", secret="blog-secret", enabled=False),
         ),
@@ -163,6 +167,8 @@ def test_without_a_file_the_defaults_apply(tmp_path: Path) -> None:
     assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 6001, "info")
     assert settings.timer_interval == 1.0
     assert settings.max_buffer_kb == 1024
+    assert settings.max_buffer_messages == 4096
+    assert all(app.slow_client_policy == "close" for app in settings.apps)
 
 
 def test_an_empty_file_gives_the_defaults_and_the_dev_app(
@@ -190,6 +196,7 @@ def test_an_app_from_the_environment(tmp_path: Path) -> None:
         "RESSONANCE_APP_MAX_CONNECTIONS": "-1",
         "RESSONANCE_APP_ACTIVITY_TIMEOUT": "30",
         "RESSONANCE_APP_ALLOWED_ORIGINS": " https://a.example.com , *.b.example.com,, ",
+        "RESSONANCE_APP_SLOW_CLIENT_POLICY": "drop_oldest",
         "UNRELATED": "ignored",
     }
 
@@ -209,6 +216,7 @@ def test_an_app_from_the_environment(tmp_path: Path) -> None:
             max_connections=-1,
             activity_timeout=30,
             allowed_origins=("https://a.example.com", "*.b.example.com"),
+            slow_client_policy="drop_oldest",
         ),
     )
     assert not settings.dev_app
@@ -235,6 +243,12 @@ def test_no_variables_no_app() -> None:
         ("RESSONANCE_APP_COLOUR", "red", "RESSONANCE_APP_COLOUR: unknown app setting 'colour'"),
         ("RESSONANCE_APP_ID", "abc", "RESSONANCE_APP.id: must be digits only"),
         ("RESSONANCE_APP_KEY", "", "RESSONANCE_APP.key: must not be empty"),
+        (
+            "RESSONANCE_APP_SLOW_CLIENT_POLICY",
+            "drop_newest",
+            "RESSONANCE_APP.slow_client_policy: must be one of close, drop_oldest, "
+            "not 'drop_newest'",
+        ),
     ],
 )
 def test_bad_variables_are_named(tmp_path: Path, variable: str, value: str, message: str) -> None:
@@ -361,6 +375,10 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
         ("[server]\nport = 65536", "server.port: must be a port number from 1 to 65535"),
         ("[server]\nport = true", "server.port: must be a positive integer"),
         ("[server]\nmax_buffer_kb = -1", "server.max_buffer_kb: must be a positive integer"),
+        (
+            "[server]\nmax_buffer_messages = 0",
+            "server.max_buffer_messages: must be a positive integer",
+        ),
         ("[server]\nhost = 1", "server.host: must be a string"),
         ("[server]\nlog_level = 'loud'", "server.log_level: must be one of debug, info, warning"),
         ("[server]\ntimer_interval = 0", "server.timer_interval: must be a positive number"),
@@ -376,6 +394,11 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
         (APP_TOML + "allowed_origins = '*'", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "allowed_origins = ['']", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "name = 7", "apps[0].name: must be a string"),
+        (
+            APP_TOML + "slow_client_policy = 'coalesce'",
+            "apps[0].slow_client_policy: must be one of close, drop_oldest, not 'coalesce'",
+        ),
+        (APP_TOML + "slow_client_policy = 1", "apps[0].slow_client_policy: must be a string"),
         ('[[apps]]\nid = 100001\nkey = "k"\nsecret = "s"', "apps[0].id: must be a string"),
         ('[[apps]]\nid = "abc"\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
         ('[[apps]]\nid = ""\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),

@@ -92,6 +92,7 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         prefix=settings.key_prefix,
         node_ttl=settings.node_ttl,
         max_buffer_bytes=settings.max_buffer_kb * 1024,
+        max_buffer_messages=settings.max_buffer_messages,
     )
     limits = TransportLimits(
         max_ws_message_bytes=settings.max_ws_message_kb * 1024,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Final
 
-from ressonance.protocol.app import BOOL_SETTINGS, INT_SETTINGS, UNLIMITED, App
+from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
 
 ENV_PREFIX: Final = "RESSONANCE_APP_"
@@ -35,6 +35,7 @@ class Settings:
     max_ws_message_kb: int = 256
     max_http_body_kb: int = 256
     max_buffer_kb: int = 1024
+    max_buffer_messages: int = 4096
     timer_interval: float = 1.0
     log_level: str = "info"
     backbone: str = "memory://"
@@ -55,7 +56,13 @@ class Settings:
 
 REDIS_SCHEMES: Final = ("redis://", "rediss://")
 BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
-_SERVER_INTS: Final = ("max_ws_message_kb", "max_http_body_kb", "max_buffer_kb", "workers")
+_SERVER_INTS: Final = (
+    "max_ws_message_kb",
+    "max_http_body_kb",
+    "max_buffer_kb",
+    "max_buffer_messages",
+    "workers",
+)
 _SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
@@ -183,16 +190,13 @@ def _app(table: Mapping[str, object], where: str) -> App:
 
 def _app_value(name: str, value: object, where: str) -> object:
     if name in _APP_STRINGS:
-        text = _string(value, where)
-        if name == "id" and not text.isdigit():
-            raise ConfigError(f"{where}: must be digits only (the Pusher SDKs reject others)")
-        if name != "name" and not text:
-            raise ConfigError(f"{where}: must not be empty")
-        return text
+        return _app_string(name, value, where)
     if name in BOOL_SETTINGS:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false")
         return value
+    if name in CHOICE_SETTINGS:
+        return _choice(value, CHOICE_SETTINGS[name], where)
     if name in INT_SETTINGS:
         if name == "max_connections" and value == UNLIMITED:
             return value
@@ -202,6 +206,22 @@ def _app_value(name: str, value: object, where: str) -> object:
             raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
         return tuple(value)
     raise ConfigError(f"{where}: unknown setting")
+
+
+def _app_string(name: str, value: object, where: str) -> str:
+    text = _string(value, where)
+    if name == "id" and not text.isdigit():
+        raise ConfigError(f"{where}: must be digits only (the Pusher SDKs reject others)")
+    if name != "name" and not text:
+        raise ConfigError(f"{where}: must not be empty")
+    return text
+
+
+def _choice(value: object, choices: tuple[str, ...], where: str) -> str:
+    text = _string(value, where)
+    if text not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, not {text[:20]!r}")
+    return text
 
 
 def _positive_int(value: object, where: str) -> int:
@@ -251,7 +271,7 @@ def _env_value(setting: str, raw: str, variable: str) -> object:
             raise ConfigError(f"{variable}: must be an integer, not {raw[:20]!r}") from None
     if setting == "allowed_origins":
         return [part.strip() for part in raw.split(",") if part.strip()]
-    if setting in _APP_STRINGS:
+    if setting in _APP_STRINGS or setting in CHOICE_SETTINGS:
         return raw
     raise ConfigError(f"{variable}: unknown app setting {setting!r}")
 

@@ -33,8 +33,15 @@ def clock() -> FakeClock:
 def make_node(clock: FakeClock) -> MakeNode:
     """`await make_node(app, ...)`: a started node serving those apps (APP when none)."""
 
-    async def make(*apps: App, max_buffer_bytes: int = 1 << 20) -> Node:
-        node = memory_node(apps or (APP,), clock=clock, max_buffer_bytes=max_buffer_bytes)
+    async def make(
+        *apps: App, max_buffer_bytes: int = 1 << 20, max_buffer_messages: int = 4096
+    ) -> Node:
+        node = memory_node(
+            apps or (APP,),
+            clock=clock,
+            max_buffer_bytes=max_buffer_bytes,
+            max_buffer_messages=max_buffer_messages,
+        )
         await node.start()
         return node
 

@@ -3,15 +3,21 @@
 Defaults follow Pusher's documented values where Pusher documents one (reference §3, §4, §5
 and §8): 100 presence members of at most 1 KB, 10 KB payloads, 10 events a batch, 100 channels
 a publish, 10 client events a second per connection. `-1` means "no limit" for
-`max_connections`.
+`max_connections`. `slow_client_policy` says what happens to a connection that cannot read as
+fast as the app sends (close code 4100, pusher-js reconnects after 1 s, §7; or drop its oldest
+waiting messages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 UNLIMITED: Final = -1
+
+SlowClientPolicy = Literal["close", "drop_oldest"]
+SLOW_CLIENT_POLICIES: Final[tuple[SlowClientPolicy, ...]] = ("close", "drop_oldest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class App:
     max_event_batch_size: int = 10
     max_client_events_per_sec: int = 10
     max_watchlist_size: int = 100
+    slow_client_policy: SlowClientPolicy = "close"
 
     @property
     def max_payload_bytes(self) -> int:
@@ -75,3 +82,6 @@ INT_SETTINGS: Final = (
     "max_client_events_per_sec",
     "max_watchlist_size",
 )
+
+# Settings that take one of a few strings.
+CHOICE_SETTINGS: Final[Mapping[str, tuple[str, ...]]] = {"slow_client_policy": SLOW_CLIENT_POLICIES}

@@ -2,7 +2,9 @@
 
 The transport hands over an `ApiRequest` (method, path, decoded query, body bounded in size)
 and writes back the `ApiResponse`. Every request is authenticated (§5.6) before its body is
-parsed; every failure is a JSON body `{"error": "...", "code": status}`.
+parsed; every failure is a JSON body `{"error": "...", "code": status}`. Every answer is
+counted by route name (never the raw path, which carries ids) and status; every published
+event's time to its local writes goes to the latency histogram.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ApiResponse:
 
 
 Handler = Callable[[App, ApiRequest, re.Match[str]], Awaitable[JsonBody]]
+UNKNOWN_ENDPOINT: Final = "unknown"
 
 _APP: Final = r"/apps/(?P<app_id>[^/]+)"
 _CHANNEL: Final = r"/channels/(?P<channel>[^/]+)"
@@ -63,22 +66,38 @@ class HttpApi:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
-            ("POST", re.compile(_APP + r"/events"), self._events),
-            ("POST", re.compile(_APP + r"/batch_events"), self._batch_events),
-            ("GET", re.compile(_APP + r"/channels"), self._channels),
-            ("GET", re.compile(_APP + _CHANNEL), self._channel),
-            ("GET", re.compile(_APP + _CHANNEL + r"/users"), self._users),
-            (
-                "POST",
-                re.compile(_APP + r"/users/(?P<user>[^/]+)/terminate_connections"),
-                self._terminate,
-            ),
+        terminate = r"/users/(?P<user>[^/]+)/terminate_connections"
+        # (route name for metrics, method, path pattern, handler)
+        self._routes: list[tuple[str, str, re.Pattern[str], Handler]] = [
+            ("events", "POST", re.compile(_APP + r"/events"), self._events),
+            ("batch_events", "POST", re.compile(_APP + r"/batch_events"), self._batch_events),
+            ("channels", "GET", re.compile(_APP + r"/channels"), self._channels),
+            ("channel", "GET", re.compile(_APP + _CHANNEL), self._channel),
+            ("channel_users", "GET", re.compile(_APP + _CHANNEL + r"/users"), self._users),
+            ("terminate_connections", "POST", re.compile(_APP + terminate), self._terminate),
             # The PyPI SDK signs and requests this path without /apps/{id} (reference §5.5).
-            ("POST", re.compile(r"/users/(?P<user>[^/]+)/terminate_connections"), self._terminate),
+            ("terminate_connections", "POST", re.compile(terminate), self._terminate),
         ]
 
+    def endpoint(self, path: str) -> str:
+        """The route name of `path` (whatever the method), for metrics labels."""
+        for name, _, pattern, _ in self._routes:
+            if pattern.fullmatch(path):
+                return name
+        return UNKNOWN_ENDPOINT
+
     async def handle(self, request: ApiRequest) -> ApiResponse:
+        """Answer `request`, and count the answer."""
+        response = await self._answer(request)
+        self.node.metrics.http_request(self.endpoint(request.path), response.status)
+        return response
+
+    def refuse(self, request: ApiRequest, error: ApiError) -> ApiResponse:
+        """Answer `request` with `error` without handling it (a body over the size limit)."""
+        self.node.metrics.http_request(self.endpoint(request.path), error.status)
+        return error_response(error)
+
+    async def _answer(self, request: ApiRequest) -> ApiResponse:
         try:
             handler, match = self._route(request)
             app = await self._authenticate(request, match)
@@ -93,13 +112,14 @@ class HttpApi:
             return error_response(ApiError(503, "Backbone unavailable; the event was not sent"))
         except Exception as exc:
             if self.node.ready:
-                raise
+                log.exception("event=api_failed path=%s", request.path[:100])
+                return error_response(ApiError(500, "Internal server error"))
             log.warning("event=api_unavailable path=%s error=%r", request.path[:100], exc)
             return error_response(ApiError(503, "A backend is unavailable; try again"))
 
     def _route(self, request: ApiRequest) -> tuple[Handler, re.Match[str]]:
         allowed = []
-        for method, pattern, handler in self._routes:
+        for _, method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path)
             if match is None:
                 continue
@@ -135,7 +155,7 @@ class HttpApi:
 
     async def _events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         trigger = rest.parse_trigger(request.body, app)
-        await self.node.publish(app, trigger)
+        await self._publish(app, trigger)
         if not trigger.info:
             return {}
         return {"channels": await self.node.channel_attributes(app, trigger.channels, trigger.info)}
@@ -143,7 +163,7 @@ class HttpApi:
     async def _batch_events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
         for trigger in triggers:
-            await self.node.publish(app, trigger)
+            await self._publish(app, trigger)
         if not any(trigger.info for trigger in triggers):
             return {}
         batch = []
@@ -151,6 +171,11 @@ class HttpApi:
             attributes = await self.node.channel_attributes(app, trigger.channels, trigger.info)
             batch.append(attributes[trigger.channels[0]])
         return {"batch": batch}
+
+    async def _publish(self, app: App, trigger: rest.Trigger) -> None:
+        started = self.node.metrics.timer()
+        await self.node.publish(app, trigger)
+        self.node.metrics.published(app.id, started)
 
     async def _channels(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)

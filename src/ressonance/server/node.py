@@ -40,7 +40,8 @@ from ressonance.protocol.rest import Trigger
 from ressonance.ratelimit.base import RateLimiter
 from ressonance.server.counts import CountThrottle
 from ressonance.server.hub import Hub
-from ressonance.server.session import Outlet, Session
+from ressonance.server.metrics import Metrics
+from ressonance.server.session import Outlet, OutputLimits, Session
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ class Node:
         limiter: RateLimiter,
         clock: Callable[[], float],
         max_buffer_bytes: int = 1 << 20,
+        max_buffer_messages: int = 4096,
         node_id: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.apps = apps
         self.backbone = backbone
@@ -68,11 +71,11 @@ class Node:
         self.cache = cache
         self.limiter = limiter
         self.clock = clock
-        self.max_buffer_bytes = max_buffer_bytes
+        self.output_limits = OutputLimits(max_buffer_bytes, max_buffer_messages)
+        self.metrics = Metrics() if metrics is None else metrics
         self.hub = Hub()
         self.node_id = node_id or secrets.token_hex(8)
         self.sessions: dict[str, Session] = {}
-        self._connections_per_app: dict[str, int] = {}
         self._counts = CountThrottle()
         self._started = False
         self.draining = False
@@ -111,9 +114,12 @@ class Node:
 
     def _deliver(self, message: BackboneMessage) -> None:
         if message.close_code is None:
-            self.hub.deliver(message.topic, message.frame, message.except_socket_id)
+            count = self.hub.deliver(message.topic, message.frame, message.except_socket_id)
+            self.metrics.delivered(message.topic, message.frame, count)
             return
-        for session in self.hub.sessions(message.topic):
+        sessions = self.hub.sessions(message.topic)
+        self.metrics.delivered(message.topic, message.frame, len(sessions))
+        for session in sessions:
             session.write(message.frame)
             session.close(message.close_code, "You got disconnected by the app.")
 
@@ -123,14 +129,14 @@ class Node:
         """A new session for `app`, or the close code and reason that refuse it."""
         if not app.enabled:
             return ErrorCode.APP_DISABLED, "App is disabled"
-        count = self._connections_per_app.get(app.id, 0)
-        if app.max_connections != UNLIMITED and count >= app.max_connections:
+        counters = self.metrics.app(app.id)  # its `connections` is also the quota's count
+        if app.max_connections != UNLIMITED and counters.connections >= app.max_connections:
             return ErrorCode.OVER_CONNECTION_QUOTA, "Over the app's connection quota"
-        socket_id = self._new_socket_id()
-        session = Session(Connection(app, socket_id, self.clock()), outlet, self.max_buffer_bytes)
-        self.sessions[socket_id] = session
+        connection = Connection(app, self._new_socket_id(), self.clock())
+        session = Session(connection, outlet, self.output_limits, counters)
+        self.metrics.connection_opened(counters)
+        self.sessions[session.socket_id] = session
         self._empty.clear()
-        self._connections_per_app[app.id] = count + 1
         session.flush()
         return session
 
@@ -142,6 +148,7 @@ class Node:
 
     async def receive(self, session: Session, text: str) -> None:
         """Handle one text frame of `session`."""
+        session.counters.received(text)
         events = session.connection.receive(text, self.clock())
         session.flush()
         for event in events:
@@ -172,13 +179,12 @@ class Node:
             case SignedIn():
                 await self._signed_in(session, event.user)
 
-    async def close_session(self, session: Session) -> None:
-        """Forget a session whose WebSocket has closed: leave every channel and user index."""
+    async def close_session(self, session: Session, code: int | None = None) -> None:
+        """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
         if self.sessions.pop(session.socket_id, None) is None:
             return
+        self.metrics.connection_closed(session.counters, session.close_code or code)
         session.closed = True
-        connection = session.connection
-        self._connections_per_app[connection.app.id] -= 1
         try:
             await self._forget(session)
         except Exception as exc:  # a store outage: the local index is still cleaned below
@@ -442,8 +448,11 @@ class Node:
 
     async def run_timers(self, interval: float) -> None:
         """The one timer loop of a node; cancelled when it stops."""
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + interval
             await asyncio.sleep(interval)
+            self.metrics.loop_lag = max(0.0, loop.time() - due)  # a busy loop wakes us late
             try:
                 self.poll()
                 await self._send_owed_counts()

@@ -25,6 +25,7 @@ from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.liveness import run_liveness
+from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.transport import Transport, TransportLimits
 
@@ -34,7 +35,11 @@ CLOSE_GRACE_SECONDS = 10.0
 
 
 def memory_node(
-    apps: Iterable[App], clock: Callable[[], float] = time.time, max_buffer_bytes: int = 1 << 20
+    apps: Iterable[App],
+    clock: Callable[[], float] = time.time,
+    max_buffer_bytes: int = 1 << 20,
+    max_buffer_messages: int = 4096,
+    metrics: Metrics | None = None,
 ) -> Node:
     """A node with every store in memory: one process, nothing shared."""
     return Node(
@@ -45,6 +50,8 @@ def memory_node(
         limiter=MemoryRateLimiter(clock),
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
+        max_buffer_messages=max_buffer_messages,
+        metrics=metrics,
     )
 
 
@@ -56,11 +63,12 @@ def build_node(
     prefix: str = "ressonance",
     node_ttl: float = 10.0,
     max_buffer_bytes: int = 1 << 20,
+    max_buffer_messages: int = 4096,
     clock: Callable[[], float] = time.time,
 ) -> Node:
     """A node whose backbone and shared state are picked by URL scheme."""
     if backbone_url.startswith("memory://") and state_url.startswith("memory://"):
-        return memory_node(apps, clock, max_buffer_bytes)
+        return memory_node(apps, clock, max_buffer_bytes, max_buffer_messages)
     from ressonance.backbone import create_backbone
     from ressonance.cache.redis import RedisCacheStore
     from ressonance.presence.redis import RedisPresenceStore, connect
@@ -75,6 +83,7 @@ def build_node(
         limiter=MemoryRateLimiter(clock),
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
+        max_buffer_messages=max_buffer_messages,
         node_id=node_id,
     )
 

@@ -1,8 +1,8 @@
 """Glue to aiohttp: the one port, its routes, and WebSocket I/O. The only module importing it.
 
 Routes: `GET /app/{key}` (WebSocket, reference §1), `/apps/...` and `/users/...` (HTTP API,
-§5), `/healthz`, `/readyz`. A WebSocket upgrade on any other path is accepted and closed
-with 4005, so pusher-js shows the reason instead of a bare failure.
+§5), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket upgrade on any other path is
+accepted and closed with 4005, so pusher-js shows the reason instead of a bare failure.
 """
 
 from __future__ import annotations
@@ -57,11 +57,14 @@ class AiohttpOutlet:
         # reader, aiohttp's close() drops the TCP connection right after sending its frame,
         # without the client's Close reply, so some clients report 1006 instead of `code`.
         # The reader loop receives the reply and aiohttp then ends the connection (RFC 6455
-        # §7.1.1); a client that never answers is cut off after CLOSE_TIMEOUT_SECONDS.
+        # §7.1.1). A client that never answers is cut off after CLOSE_TIMEOUT_SECONDS with
+        # abort(), not close(): close() would wait for the write buffer to drain, which a
+        # client that stopped reading never lets happen, and the connection (and its
+        # buffer) would live on.
         if self._closing is None:
             self.write(close_frame(code, reason))
             loop = asyncio.get_running_loop()
-            self._closing = loop.call_later(CLOSE_TIMEOUT_SECONDS, self._transport.close)
+            self._closing = loop.call_later(CLOSE_TIMEOUT_SECONDS, self._transport.abort)
 
     @property
     def closing(self) -> bool:
@@ -94,6 +97,7 @@ class Transport:
         self.app.router.add_get("/app/{key}", self._websocket)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_route("*", "/apps/{tail:.*}", self._api)
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
@@ -123,23 +127,24 @@ class Transport:
         ready = self.node.ready
         return json_response(ApiResponse(200 if ready else 503, {"ready": ready}))
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.node.metrics.exposition(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     async def _api(self, request: web.Request) -> web.StreamResponse:
         if web.WebSocketResponse().can_prepare(request).ok:
             return await self._not_found(request)  # a WebSocket upgrade on an API path
         limit = self.limits.max_http_body_bytes
         too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
+        unread = ApiRequest(request.method, request.path, dict(request.query), b"")
         if request.content_length is not None and request.content_length > limit:
-            return json_response(error_response(too_large))
+            return json_response(self.api.refuse(unread, too_large))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return json_response(error_response(too_large))
-        api_request = ApiRequest(request.method, request.path, dict(request.query), body)
-        try:
-            return json_response(await self.api.handle(api_request))
-        except Exception:
-            log.exception("event=api_failed path=%s", request.path[:100])
-            return json_response(error_response(ApiError(500, "Internal server error")))
+            return json_response(self.api.refuse(unread, too_large))
+        api_request = ApiRequest(request.method, request.path, unread.query, body)
+        return json_response(await self.api.handle(api_request))
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(compress=False)
@@ -154,6 +159,7 @@ class Transport:
         self, ws: web.WebSocketResponse, code: int, reason: str
     ) -> web.WebSocketResponse:
         # pusher:error first, then the close code (reference §1, "Sending an error at connect").
+        self.node.metrics.connection_refused(code)
         await ws.send_str(m.error(reason, code).decode())
         await ws.close(code=code, message=reason.encode()[:120])
         return ws
@@ -184,7 +190,7 @@ class Transport:
             await self._read(ws, opened, outlet)
         finally:
             outlet.release()
-            await self.node.close_session(opened)
+            await self.node.close_session(opened, ws.close_code)
         return ws
 
     async def _read(
