@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 from collections.abc import Callable, Iterable
 
@@ -75,6 +76,7 @@ class Node:
         self.metrics = Metrics() if metrics is None else metrics
         self.hub = Hub()
         self.node_id = node_id or secrets.token_hex(8)
+        self._ids = random.Random(secrets.randbits(128))
         self.sessions: dict[str, Session] = {}
         self._counts = CountThrottle()
         self._started = False
@@ -142,7 +144,9 @@ class Node:
 
     def _new_socket_id(self) -> str:
         while True:
-            socket_id = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**9)}"
+            # Unique, not secret (clients hand it to auth endpoints): a seeded PRNG is enough
+            # and spares two getrandom() calls per connection.
+            socket_id = f"{self._ids.randrange(10**9)}.{self._ids.randrange(10**9)}"
             if socket_id not in self.sessions:
                 return socket_id
 

@@ -132,7 +132,7 @@ class Transport:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
-        if web.WebSocketResponse().can_prepare(request).ok:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._not_found(request)  # a WebSocket upgrade on an API path
         limit = self.limits.max_http_body_bytes
         too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
