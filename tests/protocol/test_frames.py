@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ressonance.protocol.frames import close_frame, text_frame
+from ressonance.protocol.frames import close_frame, pong_frame, text_frame
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,11 @@ def test_a_pusher_message_frame_on_the_wire() -> None:
 )
 def test_close_frame(code: int, reason: str, frame: bytes) -> None:
     assert close_frame(code, reason) == frame
+
+
+@pytest.mark.parametrize(
+    ("payload", "frame"),
+    [(b"", b"\x8a\x00"), (b"hi", b"\x8a\x02hi"), (b"x" * 125, b"\x8a\x7d" + b"x" * 125)],
+)
+def test_pong_frame(payload: bytes, frame: bytes) -> None:
+    assert pong_frame(payload) == frame

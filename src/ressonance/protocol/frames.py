@@ -11,6 +11,7 @@ from typing import Final
 
 _FIN_TEXT: Final = 0x81
 _FIN_CLOSE: Final = 0x88
+_FIN_PONG: Final = 0x8A
 MAX_CLOSE_REASON_BYTES: Final = 123  # a control frame carries at most 125 bytes
 
 
@@ -29,3 +30,8 @@ def close_frame(code: int, reason: str = "") -> bytes:
     encoded = reason.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore").encode()
     payload = struct.pack("!H", code) + encoded
     return bytes((_FIN_CLOSE, len(payload))) + payload
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """One unmasked pong answering a ping with `payload` (at most 125 bytes, §5.5.3)."""
+    return bytes((_FIN_PONG, len(payload))) + payload

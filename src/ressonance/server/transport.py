@@ -12,20 +12,17 @@ import logging
 from dataclasses import dataclass
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ressonance.protocol import messages as m
 from ressonance.protocol.errors import ApiError, ErrorCode
-from ressonance.protocol.frames import close_frame
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
 from ressonance.server.session import Session
+from ressonance.server.websocket import INTERNAL_ERROR, Sockets, WebSocket
 
 log = logging.getLogger(__name__)
-
-INTERNAL_ERROR = 1011
-CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,44 +33,14 @@ class TransportLimits:
     max_http_body_bytes: int = 256 * 1024
 
 
-class AiohttpOutlet:
-    """Writes pre-built frames straight to the socket's transport (no per-send framing)."""
+class _TakenOver(web.StreamResponse):
+    """What the WebSocket handler returns once the connection is ours: aiohttp writes nothing."""
 
-    __slots__ = ("_closing", "_transport")
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._closing: asyncio.TimerHandle | None = None
-
-    def write(self, frame: bytes) -> None:
-        if not self._transport.is_closing():
-            self._transport.write(frame)
-
-    def buffered(self) -> int:
-        return self._transport.get_write_buffer_size()
-
-    def close(self, code: int, reason: str) -> None:
-        # A raw close frame rather than `ws.close()`: called from a task other than the
-        # reader, aiohttp's close() drops the TCP connection right after sending its frame,
-        # without the client's Close reply, so some clients report 1006 instead of `code`.
-        # The reader loop receives the reply and aiohttp then ends the connection (RFC 6455
-        # §7.1.1). A client that never answers is cut off after CLOSE_TIMEOUT_SECONDS with
-        # abort(), not close(): close() would wait for the write buffer to drain, which a
-        # client that stopped reading never lets happen, and the connection (and its
-        # buffer) would live on.
-        if self._closing is None:
-            self.write(close_frame(code, reason))
-            loop = asyncio.get_running_loop()
-            self._closing = loop.call_later(CLOSE_TIMEOUT_SECONDS, self._transport.abort)
-
-    @property
-    def closing(self) -> bool:
-        return self._closing is not None
-
-    def release(self) -> None:
-        """The connection is over: drop the close timer, if any."""
-        if self._closing is not None:
-            self._closing.cancel()
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
 
 
 def json_response(response: ApiResponse) -> web.Response:
@@ -92,6 +59,8 @@ class Transport:
         self.node = node
         self.limits = limits
         self.api = HttpApi(node)
+        self.sockets = Sockets(node, limits.max_ws_message_bytes)
+        self._taken_over = _TakenOver()
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=limits.max_http_body_bytes)
         self.app.router.add_get("/app/{key}", self._websocket)
@@ -117,8 +86,11 @@ class Transport:
 
     async def close(self) -> None:
         """Stop listening and close every remaining connection."""
+        self.sockets.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
+        await asyncio.sleep(0)  # connection_lost of the sockets closed above
+        await self.sockets.wait_idle()
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return json_response(ApiResponse(200, {"status": "ok"}))
@@ -165,45 +137,64 @@ class Transport:
         return ws
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            compress=False, max_msg_size=self.limits.max_ws_message_bytes, autoping=True
-        )
+        ws = web.WebSocketResponse(compress=False, autoping=False)
         if not ws.can_prepare(request).ok:
             error = ApiError(400, "Expected a WebSocket upgrade")
             return json_response(error_response(error))
+        socket = await self._take_over(request, ws)
+        if socket is None:
+            return ws  # the client left during the handshake
+        try:
+            await self._open(request, socket)
+        except Exception:
+            log.exception("event=open_failed")
+            socket.close(INTERNAL_ERROR, "Internal server error")
+        return self._taken_over
+
+    async def _take_over(self, request: web.Request, ws: web.WebSocketResponse) -> WebSocket | None:
+        """Answer the upgrade with aiohttp, then make the connection ours.
+
+        aiohttp's RequestHandler is told the connection is lost (with its transport detached
+        first, so it closes and writes nothing): it forgets the connection, and its parser,
+        request, response and tasks are freed. A `WebSocket` becomes the transport's protocol.
+        Bytes the client sent right behind its upgrade request (aiohttp keeps them as the
+        "message tail" until a WebSocket parser is set) are taken before `prepare` and fed to
+        ours. Nothing is read between `prepare` and the takeover: no await is in between.
+        """
+        handler = request.protocol
+        tail: bytes = handler._message_tail
+        handler._message_tail = b""
         await ws.prepare(request)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return None
+        socket = self.sockets.adopt(transport)
+        handler.transport = None
+        handler.connection_lost(None)
+        if tail:
+            socket.data_received(tail)
+        return socket
+
+    async def _open(self, request: web.Request, socket: WebSocket) -> None:
         problem = protocol_problem(request.query)
         if problem is not None:
-            return await self._refuse(ws, *problem)
+            self._refuse_socket(socket, *problem)
+            return
         app = await self.node.apps.find_by_key(request.match_info["key"])
         if app is None:
-            return await self._refuse(ws, ErrorCode.APP_NOT_FOUND, "App key does not exist")
+            self._refuse_socket(socket, ErrorCode.APP_NOT_FOUND, "App key does not exist")
+            return
         if not origin_allowed(request.headers.get("Origin"), app.allowed_origins):
-            return await self._refuse(ws, ErrorCode.UNAUTHORIZED, "Origin not allowed")
-        transport = request.transport
-        assert transport is not None
-        outlet = AiohttpOutlet(transport)
-        opened = self.node.open_session(app, outlet)
-        if not isinstance(opened, Session):
-            return await self._refuse(ws, *opened)
-        try:
-            await self._read(ws, opened, outlet)
-        finally:
-            outlet.release()
-            await self.node.close_session(opened, ws.close_code)
-        return ws
+            self._refuse_socket(socket, ErrorCode.UNAUTHORIZED, "Origin not allowed")
+            return
+        if socket.over:
+            return  # the client broke the protocol or left during the lookup
+        opened = self.node.open_session(app, socket)
+        if isinstance(opened, Session):
+            socket.start(opened)
+        else:
+            self._refuse_socket(socket, *opened)
 
-    async def _read(
-        self, ws: web.WebSocketResponse, session: Session, outlet: AiohttpOutlet
-    ) -> None:
-        async for message in ws:
-            if outlet.closing:
-                continue  # the server sent Close: only the client's Close reply matters now
-            try:
-                if message.type is WSMsgType.TEXT:
-                    await self.node.receive(session, message.data)
-                elif message.type is WSMsgType.BINARY:
-                    session.error("Binary frames are not supported; send JSON text", None)
-            except Exception:
-                log.exception("event=session_failed socket_id=%s", session.socket_id)
-                session.close(INTERNAL_ERROR, "Internal server error")
+    def _refuse_socket(self, socket: WebSocket, code: int, reason: str) -> None:
+        self.node.metrics.connection_refused(code)
+        socket.refuse(code, reason)

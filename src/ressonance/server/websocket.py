@@ -1,0 +1,229 @@
+"""One WebSocket after the handshake: our own asyncio protocol on the connection's transport.
+
+The transport (aiohttp) answers the upgrade, then hands the socket to a `WebSocket`, which from
+then on is the connection's only protocol. Per connection it holds this slotted object, a
+`FrameReader` (empty while idle) and the session; no task while the client is silent.
+
+Rules:
+1. Client frames are parsed by `protocol.websocket.FrameReader`; text messages go to
+   `node.receive` in order, one at a time. A task runs only while messages are being handled;
+   past `MAX_INBOX` waiting messages the socket stops reading until they are handled.
+2. Writes are pre-built frames straight to the transport (this object is the session's outlet).
+3. Closing: the server sends a close frame and waits up to `CLOSE_TIMEOUT_SECONDS` for the
+   client's; a client's close is answered with 1000, and then the TCP connection is closed
+   (RFC 6455 §7.1.1). A protocol violation sends a close frame with 1002, 1007 or 1009 and
+   half-closes; the connection ends at the client's EOF or the timeout.
+4. When the connection is gone, `node.close_session` runs once, after any message in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Final
+
+from ressonance.protocol import messages as m
+from ressonance.protocol.frames import close_frame, pong_frame, text_frame
+from ressonance.protocol.websocket import (
+    NORMAL_CLOSURE,
+    BinaryReceived,
+    CloseReceived,
+    Failed,
+    FrameReader,
+    PingReceived,
+    TextReceived,
+)
+from ressonance.server.node import Node
+from ressonance.server.session import Session
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR: Final = 1011
+CLOSE_TIMEOUT_SECONDS: Final = 10.0
+MAX_INBOX: Final = 64
+
+
+class Sockets:
+    """Every taken-over WebSocket of one transport, and the tasks they started."""
+
+    def __init__(self, node: Node, max_message_bytes: int) -> None:
+        self.node = node
+        self.max_message_bytes = max_message_bytes
+        self.open: set[WebSocket] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def adopt(self, transport: asyncio.Transport) -> WebSocket:
+        """Make a new `WebSocket` the protocol of `transport`."""
+        socket = WebSocket(self, transport)
+        transport.set_protocol(socket)
+        self.open.add(socket)
+        return socket
+
+    def spawn(self, socket: WebSocket) -> None:
+        task = asyncio.get_running_loop().create_task(socket.work())
+        socket.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close_all(self) -> None:
+        """Drop every remaining connection (the node is stopping)."""
+        for socket in list(self.open):
+            socket.transport.close()
+
+    async def wait_idle(self) -> None:
+        """Wait for the tasks still handling messages or closing sessions."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class WebSocket(asyncio.Protocol):
+    """A connection's protocol and its session's outlet."""
+
+    __slots__ = (
+        "_client_code",
+        "_closing",
+        "_inbox",
+        "_lost",
+        "_reader",
+        "_sockets",
+        "session",
+        "task",
+        "transport",
+    )
+
+    def __init__(self, sockets: Sockets, transport: asyncio.Transport) -> None:
+        self._sockets = sockets
+        self.transport = transport
+        self._reader = FrameReader(sockets.max_message_bytes)
+        self.session: Session | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._inbox: deque[str] | None = None  # text messages waiting to be handled
+        self._closing: asyncio.TimerHandle | None = None
+        self._client_code: int | None = None  # the code of the client's Close, for metrics
+        self._lost = False
+
+    # --- the session's outlet ------------------------------------------------------------
+
+    def write(self, frame: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(frame)
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame with `code` and wait for the client's (idempotent)."""
+        if self._closing is None and not self._lost:
+            self.write(close_frame(code, reason))
+            loop = asyncio.get_running_loop()
+            # abort(), not close(): close() waits for the write buffer to drain, which a
+            # client that stopped reading never lets happen, and its buffer would live on.
+            self._closing = loop.call_later(CLOSE_TIMEOUT_SECONDS, self.transport.abort)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
+
+    @property
+    def over(self) -> bool:
+        """Closing or closed: no session may start on it any more."""
+        return self._closing is not None or self._lost
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self, session: Session) -> None:
+        """The session is open: handle what the client sent meanwhile, if anything."""
+        self.session = session
+        if self._lost or self._inbox:
+            self._sockets.spawn(self)
+
+    def refuse(self, code: int, reason: str) -> None:
+        """pusher:error with `code` first, then a close with the same code (reference §1)."""
+        self.write(text_frame(m.error(reason, code)))
+        self.close(code, reason)
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        for event in self._reader.feed(data):
+            if isinstance(event, TextReceived):
+                self._queue(event.text)
+            elif isinstance(event, PingReceived):
+                if self._closing is None:
+                    self.write(pong_frame(event.payload))
+            elif isinstance(event, BinaryReceived):
+                if self.session is not None and self._closing is None:
+                    self.session.error("Binary frames are not supported; send JSON text", None)
+            elif isinstance(event, CloseReceived):
+                self._client_code = event.code
+                if self._closing is None:
+                    self.write(close_frame(NORMAL_CLOSURE))
+                self.transport.close()
+            else:
+                self._fail(event)
+
+    def _fail(self, failure: Failed) -> None:
+        """Close frame with the failure's code, then half-close (RFC 6455 §7.1.7).
+
+        The client's frames can no longer be trusted, so its close reply cannot be waited for:
+        the server sends FIN after its close frame and discards what arrives until the client
+        closes its side (or the close timeout). Closing outright could reset the connection
+        over unread bytes and lose the close frame.
+        """
+        if self.session is not None:
+            self.session.close(failure.code, failure.reason)
+        else:
+            self.close(failure.code, failure.reason)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def _queue(self, text: str) -> None:
+        if self._closing is not None:
+            return  # the server sent Close: only the client's Close reply matters now
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        inbox.append(text)
+        if len(inbox) == MAX_INBOX:  # appended one at a time: true once per crossing
+            self.transport.pause_reading()
+        if self.task is None and self.session is not None:
+            self._sockets.spawn(self)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._sockets.open.discard(self)
+        if self._closing is not None:
+            self._closing.cancel()
+        if self.session is not None and self.task is None:
+            self._sockets.spawn(self)
+
+    async def work(self) -> None:
+        """Handle waiting messages in order; once the connection is gone, close the session."""
+        session = self.session
+        assert session is not None
+        node = self._sockets.node
+        inbox = self._inbox
+        try:
+            while inbox and not self._lost:
+                text = inbox.popleft()
+                if len(inbox) == MAX_INBOX - 1:
+                    self.transport.resume_reading()
+                if self._closing is not None:
+                    continue
+                try:
+                    await node.receive(session, text)
+                except Exception:
+                    log.exception("event=session_failed socket_id=%s", session.socket_id)
+                    session.close(INTERNAL_ERROR, "Internal server error")
+                if inbox:
+                    await asyncio.sleep(0)  # let other connections in between two messages
+        finally:
+            self.task = None
+            if not inbox:
+                self._inbox = None
+        if self._lost:
+            await node.close_session(session, self._client_code)
