@@ -106,3 +106,40 @@ async def test_readiness_follows_the_state_store(node: Node, connect: Connect) -
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+
+
+class FlakyPresence(MemoryPresenceStore):
+    """A shared store whose writes fail while `down`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def leave(self, app_id: str, channel: str, socket_id: str) -> int:
+        if self.down:
+            raise ConnectionError("store down")
+        return await super().leave(app_id, channel, socket_id)
+
+
+async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
+    node: Node, connect: Connect
+) -> None:
+    flaky = FlakyPresence()
+    node.presence = flaky
+    watcher = await joined(connect, "presence-room", user_id="watcher")
+    leaver = await joined(connect, "presence-room", user_id="leaver")
+    watcher.outlet.clear()
+    flaky.down = True
+
+    await leaver.close()  # the store is unreachable: the member stays behind for now
+
+    assert await flaky.members(APP.id, "presence-room") == {"watcher": None, "leaver": None}
+    watcher.outlet.assert_not_received("pusher_internal:member_removed")
+    flaky.down = False
+    await node.retry_cleanups()
+    await node.retry_cleanups()  # nothing left: no second member_removed
+
+    assert await flaky.members(APP.id, "presence-room") == {"watcher": None}
+    watcher.outlet.assert_received(
+        "pusher_internal:member_removed", channel="presence-room", data={"user_id": "leaver"}
+    )

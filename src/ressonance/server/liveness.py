@@ -4,7 +4,8 @@ Every `interval` seconds a node refreshes its heartbeat (a key with a TTL) and r
 entries of nodes whose heartbeat expired, announcing member_removed, watchlist offline and
 subscription counts for them. A dead node's members are therefore gone within
 `node_ttl + interval` seconds. When this node's own registration had lapsed (the store
-restarted empty, or an outage outlived the TTL), it writes its connections' state again.
+restarted empty, or an outage outlived the TTL), it writes its connections' state again, and
+it finishes the cleanups of connections that closed while the store was unreachable.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ async def run_liveness(node: Node, interval: float) -> None:
                 if node.sessions:
                     log.warning("event=state_lapsed node_id=%s action=resync", node.node_id)
                 await node.resync_state()
+            await node.retry_cleanups()
             await node.announce_departures(await node.presence.reap_dead_nodes())
             if not node.state_healthy:
                 log.warning("event=state_available node_id=%s", node.node_id)

@@ -84,6 +84,7 @@ class Node:
         self.state_healthy = True
         self._empty = asyncio.Event()
         self._empty.set()
+        self._unfinished: list[Session] = []
 
     @property
     def ready(self) -> bool:
@@ -193,6 +194,7 @@ class Node:
             await self._forget(session)
         except Exception as exc:  # a store outage: the local index is still cleaned below
             log.warning("event=cleanup_failed socket_id=%s error=%r", session.socket_id, exc)
+            self._unfinished.append(session)  # retried once the store answers again
         finally:
             for topic in list(session.topics):
                 session.topics.discard(topic)
@@ -210,6 +212,16 @@ class Node:
         if connection.user is not None:
             await self._signed_out(session, connection.user)
         await self.limiter.forget(session.socket_id)
+
+    async def retry_cleanups(self) -> None:
+        """Remove what closed sessions left in the shared store while it was unreachable.
+
+        Every step of a cleanup is idempotent (leaving twice, removing a member twice), so a
+        cleanup that failed half-way is simply run again; member_removed still fires once.
+        """
+        while self._unfinished:
+            await self._forget(self._unfinished[0])
+            self._unfinished.pop(0)
 
     async def wait_empty(self) -> None:
         """Return once this node has no connection left."""
