@@ -6,7 +6,11 @@ watchlist online/offline once per user (§2.5): the store's first/last answers d
 
 from __future__ import annotations
 
-from ressonance.presence.base import PresenceStore
+import asyncio
+
+import pytest
+
+from ressonance.presence.base import PresenceFullError, PresenceStore
 
 
 async def test_subscription_counts_follow_joins_and_leaves(presence: PresenceStore) -> None:
@@ -168,3 +172,31 @@ async def test_a_node_that_heartbeats_is_never_reaped(presence: PresenceStore) -
     assert await presence.subscription_count("1", "news") == 1
     assert await presence.members("1", "presence-room") == {"alice": None}
     assert await presence.online("1", ("alice",)) == {"alice"}
+
+
+async def test_a_full_channel_refuses_new_users_but_not_more_tabs(presence: PresenceStore) -> None:
+    assert await presence.add_member("1", "presence-room", "1.1", "alice", None, 2) is True
+    assert await presence.add_member("1", "presence-room", "1.2", "bob", None, 2) is True
+
+    with pytest.raises(PresenceFullError):
+        await presence.add_member("1", "presence-room", "1.3", "carol", None, 2)
+    assert await presence.add_member("1", "presence-room", "1.4", "alice", None, 2) is False
+
+    assert await presence.members("1", "presence-room") == {"alice": None, "bob": None}
+    assert await presence.remove_member("1", "presence-room", "1.3") is None  # nothing recorded
+    await presence.remove_member("1", "presence-room", "1.2")
+    assert await presence.add_member("1", "presence-room", "1.3", "carol", None, 2) is True
+
+
+async def test_concurrent_joins_never_pass_the_limit(presence: PresenceStore) -> None:
+    async def join(n: int) -> bool:
+        try:
+            await presence.add_member("1", "presence-race", f"1.{n}", f"u{n}", None, 5)
+        except PresenceFullError:
+            return False
+        return True
+
+    admitted = await asyncio.gather(*(join(n) for n in range(20)))
+
+    assert sum(admitted) == 5
+    assert await presence.user_count("1", "presence-race") == 5

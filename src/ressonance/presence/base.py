@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ressonance.protocol.errors import RessonanceError
+
 
 @dataclass(frozen=True, slots=True)
 class Departure:
@@ -28,6 +30,10 @@ class Departure:
     channel: str
     user_id: str | None
     count: int
+
+
+class PresenceFullError(RessonanceError):
+    """A new user would push a presence channel past its member limit; nothing was recorded."""
 
 
 class PresenceStore(Protocol):
@@ -46,9 +52,20 @@ class PresenceStore(Protocol):
         ...
 
     async def add_member(
-        self, app_id: str, channel: str, socket_id: str, user_id: str, user_info: object
+        self,
+        app_id: str,
+        channel: str,
+        socket_id: str,
+        user_id: str,
+        user_info: object,
+        max_users: int | None = None,
     ) -> bool:
-        """Add a presence member connection; True when the user is new to the channel."""
+        """Add a presence member connection; True when the user is new to the channel.
+
+        With `max_users`, a NEW user is refused (PresenceFullError, nothing recorded) when the
+        channel already has that many users; the check and the add are one atomic step, so
+        the limit holds across nodes. Another connection of a user already in is always let in.
+        """
         ...
 
     async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:

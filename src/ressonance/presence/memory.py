@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ressonance.presence.base import Departure
+from ressonance.presence.base import Departure, PresenceFullError
 
 
 class MemoryPresenceStore:
@@ -42,9 +42,19 @@ class MemoryPresenceStore:
         }
 
     async def add_member(
-        self, app_id: str, channel: str, socket_id: str, user_id: str, user_info: object
+        self,
+        app_id: str,
+        channel: str,
+        socket_id: str,
+        user_id: str,
+        user_info: object,
+        max_users: int | None = None,
     ) -> bool:
         roster = self._members[app_id, channel]
+        if max_users is not None and user_id not in roster and len(roster) >= max_users:
+            if not roster:
+                del self._members[app_id, channel]
+            raise PresenceFullError(channel)
         self._member_of[app_id, channel, socket_id] = user_id
         if user_id in roster:
             roster[user_id][1].add(socket_id)

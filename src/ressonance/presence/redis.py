@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from ressonance.presence.base import Departure
+from ressonance.presence.base import Departure, PresenceFullError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -47,6 +47,9 @@ return n
 """
 _ADD_MEMBER: Final = """
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+local most = tonumber(ARGV[5])
+if most >= 0 and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0
+   and redis.call('HLEN', KEYS[1]) >= most then return -1 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[4])
 local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
@@ -147,12 +150,22 @@ class RedisPresenceStore:
         return {name: int(count) for name, count in zip(names, counts, strict=True) if count}
 
     async def add_member(
-        self, app_id: str, channel: str, socket_id: str, user_id: str, user_info: object
+        self,
+        app_id: str,
+        channel: str,
+        socket_id: str,
+        user_id: str,
+        user_info: object,
+        max_users: int | None = None,
     ) -> bool:
         entry = SEP.join(("m", app_id, channel, socket_id))
         keys = self._member_keys(app_id, channel, self._node_id)
         info = orjson.dumps(user_info)
-        return bool(await self._add_member(keys, [socket_id, user_id, info, entry]))
+        most = -1 if max_users is None else max_users
+        added = int(await self._add_member(keys, [socket_id, user_id, info, entry, most]))
+        if added < 0:
+            raise PresenceFullError(channel)
+        return added == 1
 
     async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
         return await self._remove_member_as(app_id, channel, socket_id, self._node_id)

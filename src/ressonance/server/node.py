@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
 from ressonance.cache.base import CacheStore
-from ressonance.presence.base import Departure, PresenceStore
+from ressonance.presence.base import Departure, PresenceFullError, PresenceStore
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.channels import USER_CHANNEL_PREFIX, Channel, ChannelKind, classify
@@ -259,10 +259,25 @@ class Node:
 
     async def _subscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
         app = session.connection.app
+        new_user = False
         if member is not None:
-            try:
-                await self._check_room(app, channel, member)
-            except SubscriptionError as refusal:
+            try:  # first, so a full channel refuses before anything else is recorded
+                new_user = await self.presence.add_member(
+                    app.id,
+                    channel.name,
+                    session.socket_id,
+                    member.user_id,
+                    member.user_info,
+                    app.max_presence_members_per_channel,
+                )
+            except PresenceFullError:
+                limit = app.max_presence_members_per_channel
+                refusal = SubscriptionError(
+                    channel.name,
+                    "LimitReached",
+                    f"Presence channel is full ({limit} members)",
+                    ErrorCode.OVER_CAPACITY,
+                )
                 session.connection.subscription_refused(refusal)
                 session.flush()
                 return
@@ -274,17 +289,16 @@ class Node:
             session.connection.subscription_succeeded(channel, None, None)
             session.flush()
         else:
-            await self._join_presence(session, channel, member)
+            await self._welcome_member(session, channel, member, new_user)
         if channel.cached:
             await self._replay_cache(session, channel)
         await self._announce_count(app, channel, count)
 
-    async def _join_presence(self, session: Session, channel: Channel, member: Member) -> None:
+    async def _welcome_member(
+        self, session: Session, channel: Channel, member: Member, new_user: bool
+    ) -> None:
         """Roster to the joiner; member_added to the others when the user is new (§2.2)."""
         app = session.connection.app
-        new_user = await self.presence.add_member(
-            app.id, channel.name, session.socket_id, member.user_id, member.user_info
-        )
         roster = m.presence_roster(await self.presence.members(app.id, channel.name))
         session.connection.subscription_succeeded(channel, member, roster)
         session.flush()
@@ -294,19 +308,6 @@ class Node:
                 added["user_info"] = member.user_info
             message = m.encode(m.MEMBER_ADDED, added, channel.name)
             await self._broadcast(app, channel.name, message, session.socket_id)
-
-    async def _check_room(self, app: App, channel: Channel, member: Member) -> None:
-        limit = app.max_presence_members_per_channel
-        if await self.presence.user_count(app.id, channel.name) < limit:
-            return
-        if member.user_id in await self.presence.members(app.id, channel.name):
-            return
-        raise SubscriptionError(
-            channel.name,
-            "LimitReached",
-            f"Presence channel is full ({limit} members)",
-            ErrorCode.OVER_CAPACITY,
-        )
 
     async def _replay_cache(self, session: Session, channel: Channel) -> None:
         app = session.connection.app
