@@ -265,6 +265,29 @@ def test_the_banner_uses_the_address_the_server_listens_on() -> None:
     assert "  PUSHER_PORT=7000" in text.splitlines()
 
 
+def test_the_banner_of_a_tls_port_says_https_and_wss() -> None:
+    settings = Settings(port=7000, apps=(DEV,), dev_app=True, tls_cert="c.pem", tls_key="k.pem")
+
+    text = cli.banner(settings)
+
+    assert text.startswith(f"Ressonance {__version__} listening on https://127.0.0.1:7000\n")
+    assert "wsHost: '127.0.0.1', wssPort: 7000, forceTLS: true," in text
+    assert "  PUSHER_SCHEME=https" in text.splitlines()
+
+
+def test_a_missing_tls_key_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    status = cli.main(["serve", "--tls-cert", str(tmp_path / "cert.pem")])
+
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "ressonance: configuration error: --tls-key: required with --tls-cert"
+        " (the certificate's private key)\n"
+    )
+    assert started == []
+
+
 def test_the_banner_offers_a_dialable_address_when_bound_to_all() -> None:
     text = cli.banner(Settings(host="0.0.0.0", port=7000, apps=(DEV,), dev_app=True))
 

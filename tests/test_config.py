@@ -7,7 +7,9 @@ variable or the file) and says what is wrong.
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -529,3 +531,103 @@ def test_bad_cluster_settings_are_named(
     tmp_path: Path, kwargs: dict[str, object], message: str
 ) -> None:
     assert config_error(tmp_path, **kwargs).startswith(message)
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+OPENSSL_REQ = [
+    *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+    *("-nodes", "-days", "1", "-subj", "/CN=localhost"),
+]
+ENCRYPT_KEY = ["openssl", "pkey", "-aes256", "-passout", "pass:secret"]
+
+
+def _pem(tmp_path: Path, name: str) -> tuple[str, str]:
+    """A self-signed certificate and its key, written by the openssl command."""
+    cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    subprocess.run(
+        [*OPENSSL_REQ, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.fixture(scope="module")
+def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
+    directory = tmp_path_factory.mktemp("tls")
+    return {"a": _pem(directory, "a"), "b": _pem(directory, "b")}
+
+
+def test_tls_files_from_the_file_and_the_flags(
+    tmp_path: Path, config: WriteConfig, pems: dict[str, tuple[str, str]]
+) -> None:
+    (cert_a, key_a), (cert_b, key_b) = pems["a"], pems["b"]
+    assert not load(tmp_path).tls
+    settings = load(tmp_path, config(f'[server]\ntls_cert = "{cert_a}"\ntls_key = "{key_a}"\n'))
+    assert (settings.tls, settings.tls_cert, settings.tls_key) == (True, cert_a, key_a)
+    flags = load(tmp_path, config(f'[server]\ntls_cert = "{cert_a}"\ntls_key = "{key_a}"\n'),
+                 tls_cert=cert_b, tls_key=key_b)  # fmt: skip
+    assert (flags.tls_cert, flags.tls_key) == (cert_b, key_b)
+
+
+def test_tls_errors_name_the_setting(
+    tmp_path: Path, config: WriteConfig, pems: dict[str, tuple[str, str]]
+) -> None:
+    (cert_a, key_a), (_, key_b) = pems["a"], pems["b"]
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not PEM at all\n")
+    missing = str(tmp_path / "missing.pem")
+
+    def from_file(cert: str, key: str) -> str:
+        return config_error(tmp_path, config(f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"'))
+
+    assert config_error(tmp_path, tls_cert=cert_a).startswith("--tls-key: required with --tls-cert")
+    assert config_error(tmp_path, tls_key=key_a).startswith("--tls-cert: required with --tls-key")
+    assert config_error(tmp_path, config(f'[server]\ntls_key = "{key_a}"')).startswith(
+        "server.tls_cert: required with server.tls_key"
+    )
+    assert from_file(missing, key_a) == (
+        f"server.tls_cert: cannot read {missing} (No such file or directory)"
+    )
+    assert from_file(cert_a, missing).startswith(f"server.tls_key: cannot read {missing}")
+    assert from_file(str(garbage), key_a) == f"server.tls_cert: {garbage} holds no PEM certificate"
+    assert from_file(cert_a, str(garbage)).startswith(
+        f"server.tls_key: {garbage} holds no usable PEM private key"
+    )
+    assert from_file(cert_a, key_b) == (
+        f"server.tls_key: {key_b} does not match the certificate in {cert_a}"
+    )
+    assert config_error(tmp_path, tls_cert=cert_a, tls_key=key_b).startswith("--tls-key: ")
+    assert config_error(tmp_path, config("[server]\ntls_cert = 1")).startswith(
+        "server.tls_cert: must be a string"
+    )
+
+
+def test_an_unreadable_tls_key_is_named(tmp_path: Path, pems: dict[str, tuple[str, str]]) -> None:
+    cert, key = pems["a"]
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(Path(key).read_bytes())
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running as root: file permissions do not apply")
+        message = config_error(tmp_path, tls_cert=cert, tls_key=str(locked))
+    finally:
+        locked.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    assert message == f"--tls-key: cannot read {locked} (Permission denied)"
+
+
+def test_an_encrypted_tls_key_is_refused_without_prompting(
+    tmp_path: Path, pems: dict[str, tuple[str, str]]
+) -> None:
+    cert, key = pems["a"]
+    encrypted = tmp_path / "encrypted.key"
+    subprocess.run(
+        [*ENCRYPT_KEY, "-in", key, "-out", str(encrypted)],
+        check=True,
+        capture_output=True,
+    )
+    message = config_error(tmp_path, tls_cert=cert, tls_key=str(encrypted))
+    assert message == f"--tls-key: {encrypted} is encrypted with a passphrase (not supported)"

@@ -18,6 +18,7 @@ from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.service import build_node, serve
+from ressonance.server.tls import Certificate, TlsError
 from ressonance.server.transport import TransportLimits
 
 
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers", type=int, help="node processes sharing the port (needs a shared backbone)"
     )
+    run.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate (chain): serve https:// and wss:// (reloaded on SIGHUP)",
+    )
+    run.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     return parser
 
 
@@ -54,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             backbone=args.backbone,
             state=args.state,
             workers=args.workers,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
     except ConfigError as exc:
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
@@ -103,6 +112,14 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         if announce:
             print(banner(settings), flush=True)
 
+    certificate = None
+    if settings.tls:
+        try:  # checked by load_settings; read again here, as every worker loads its own
+            certificate = Certificate.load(settings.tls_cert, settings.tls_key)
+        except TlsError as exc:
+            print(f"ressonance: TLS {exc.setting}: {exc.message}", file=sys.stderr)
+            return 2
+
     try:
         asyncio.run(
             serve(
@@ -114,6 +131,7 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
                 liveness_interval=settings.node_ttl / 3,
                 drain_seconds=settings.drain_seconds,
                 reuse_port=reuse_port,
+                certificate=certificate,
                 on_ready=ready,
             )
         )
@@ -140,8 +158,6 @@ def run_workers(settings: Settings) -> int:
         context.Process(target=_worker, args=(settings,), name=f"ressonance-worker-{index}")
         for index in range(settings.workers)
     ]
-    for worker in workers:
-        worker.start()
 
     def forward(signum: int, _: object) -> None:
         for worker in workers:
@@ -150,6 +166,10 @@ def run_workers(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if settings.tls:
+        signal.signal(signal.SIGHUP, forward)  # every worker reloads its certificate
+    for worker in workers:
+        worker.start()
     print(banner(settings), flush=True)
     print(f"  {settings.workers} worker processes over {settings.backbone}", flush=True)
     for worker in workers:
@@ -159,17 +179,19 @@ def run_workers(settings: Settings) -> int:
 
 def banner(settings: Settings) -> str:
     """What a person sees at start: where it listens and, for the dev app, how to connect."""
-    lines = [f"Ressonance {__version__} listening on http://{settings.host}:{settings.port}"]
+    scheme = "https" if settings.tls else "http"
+    lines = [f"Ressonance {__version__} listening on {scheme}://{settings.host}:{settings.port}"]
     for app in settings.apps:
         lines.append(f"  app {app.id} key={app.key}{' (disabled)' if not app.enabled else ''}")
     if settings.dev_app:
-        lines += _dev_snippets(settings.apps[0], settings.host, settings.port)
+        lines += _dev_snippets(settings.apps[0], settings.host, settings.port, tls=settings.tls)
     return "\n".join(lines)
 
 
-def _dev_snippets(app: App, host: str, port: int) -> list[str]:
+def _dev_snippets(app: App, host: str, port: int, *, tls: bool = False) -> list[str]:
     if host in ("0.0.0.0", "::", ""):  # a bind-all address is not one a browser can dial
         host = "127.0.0.1"
+    port_option = "wssPort" if tls else "wsPort"
     return [
         "",
         "No app configured: created a development app.",
@@ -178,7 +200,8 @@ def _dev_snippets(app: App, host: str, port: int) -> list[str]:
         f"  secret: {app.secret}",
         "",
         "pusher-js:",
-        f"  new Pusher('{app.key}', {{ wsHost: '{host}', wsPort: {port}, forceTLS: false,",
+        f"  new Pusher('{app.key}', {{ wsHost: '{host}', {port_option}: {port},"
+        f" forceTLS: {'true' if tls else 'false'},",
         "    enabledTransports: ['ws', 'wss'], cluster: '' });",
         "",
         "Laravel .env:",
@@ -188,7 +211,7 @@ def _dev_snippets(app: App, host: str, port: int) -> list[str]:
         f"  PUSHER_APP_SECRET={app.secret}",
         f"  PUSHER_HOST={host}",
         f"  PUSHER_PORT={port}",
-        "  PUSHER_SCHEME=http",
+        f"  PUSHER_SCHEME={'https' if tls else 'http'}",
         "  PUSHER_APP_CLUSTER=mt1",
         '  VITE_PUSHER_APP_KEY="${PUSHER_APP_KEY}"',
         '  VITE_PUSHER_HOST="${PUSHER_HOST}"',

@@ -19,6 +19,7 @@ from typing import Final
 
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
+from ressonance.server.tls import TlsError, server_context
 
 ENV_PREFIX: Final = "RESSONANCE_APP_"
 MAX_CONFIG_BYTES: Final = 1 << 20
@@ -44,7 +45,14 @@ class Settings:
     node_ttl: float = 10.0
     drain_seconds: float = 10.0
     workers: int = 1
+    tls_cert: str = ""
+    tls_key: str = ""
     dev_app: bool = False
+
+    @property
+    def tls(self) -> bool:
+        """Whether the port serves https:// and wss:// (both files are set)."""
+        return bool(self.tls_cert)
 
     @property
     def state_url(self) -> str:
@@ -75,6 +83,8 @@ def load_settings(
     backbone: str | None = None,
     state: str | None = None,
     workers: int | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
     environ: Mapping[str, str] | None = None,
     state_dir: Path | None = None,
 ) -> Settings:
@@ -100,11 +110,34 @@ def load_settings(
         backbone=backbone or environ.get("RESSONANCE_BACKBONE") or settings.backbone,
         state=state or environ.get("RESSONANCE_STATE") or settings.state,
         workers=_positive_int(workers, "--workers") if workers is not None else settings.workers,
+        tls_cert=tls_cert or settings.tls_cert,
+        tls_key=tls_key or settings.tls_key,
         apps=tuple(apps),
         dev_app=dev,
     )
     _check_cluster(settings)
+    _check_tls(settings, cert_flag=bool(tls_cert), key_flag=bool(tls_key))
     return settings
+
+
+def _check_tls(settings: Settings, *, cert_flag: bool, key_flag: bool) -> None:
+    """Both TLS files or neither; readable, PEM, and the key matching the certificate."""
+    # A setting is named as it was given (a flag or a [server] key); a missing one like its pair.
+    cert_where = "--tls-cert" if cert_flag else "server.tls_cert"
+    key_where = "--tls-key" if key_flag else "server.tls_key"
+    if settings.tls_cert and not settings.tls_key:
+        missing = "--tls-key" if cert_flag else "server.tls_key"
+        raise ConfigError(f"{missing}: required with {cert_where} (the certificate's private key)")
+    if settings.tls_key and not settings.tls_cert:
+        missing = "--tls-cert" if key_flag else "server.tls_cert"
+        raise ConfigError(f"{missing}: required with {key_where} (the certificate chain)")
+    if not settings.tls_cert:
+        return
+    try:
+        server_context(settings.tls_cert, settings.tls_key)
+    except TlsError as exc:
+        where = cert_where if exc.setting == "cert" else key_where
+        raise ConfigError(f"{where}: {exc.message}") from None
 
 
 def _check_cluster(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,10 +28,11 @@ class RunningServer:
     secret: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    scheme: str = "http"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -43,9 +45,16 @@ def free_port() -> int:
 
 
 def start_server(
-    tmp_path: Path, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+    tmp_path: Path,
+    extra_env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    client_ssl: ssl.SSLContext | None = None,
 ) -> RunningServer:
-    """Start `python -m ressonance serve` and wait until /readyz answers 200."""
+    """Start `python -m ressonance serve` and wait until /readyz answers 200.
+
+    With `client_ssl` (a context trusting the server's certificate; pass --tls-cert and
+    --tls-key in `args`) the server is polled, and addressed, over https://.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -84,13 +93,15 @@ def start_server(
         env["RESSONANCE_APP_SECRET"],
         process,
         log_path,
+        "https" if client_ssl is not None else "http",
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
         try:
-            with urllib.request.urlopen(f"{server.http_url}/readyz", timeout=1) as response:
+            url = f"{server.http_url}/readyz"
+            with urllib.request.urlopen(url, timeout=1, context=client_ssl) as response:
                 if response.status == 200:
                     return server
         except OSError:

@@ -87,8 +87,14 @@ def _report(server: RunningServer, script: str, output: str, stderr: str) -> str
 
 
 @contextmanager
-def run_scenario(server: RunningServer, script: str) -> Iterator[dict[str, Any]]:
-    """Run tests/e2e/js/`script` against `server`; yield the `observed` dict it printed."""
+def run_scenario(
+    server: RunningServer, script: str, extra_env: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Run tests/e2e/js/`script` against `server`; yield the `observed` dict it printed.
+
+    Against an https:// server the script is told so (E2E_TLS=1); `extra_env` must then make
+    Node trust the certificate (NODE_EXTRA_CA_CERTS).
+    """
     node = _require_node()
     _require_node_modules()
     env = {
@@ -98,6 +104,8 @@ def run_scenario(server: RunningServer, script: str) -> Iterator[dict[str, Any]]
         "E2E_APP_ID": server.app_id,
         "E2E_KEY": server.key,
         "E2E_SECRET": server.secret,
+        **({"E2E_TLS": "1"} if server.scheme == "https" else {}),
+        **(extra_env or {}),
     }
     started = time.monotonic()
     try:

@@ -32,7 +32,8 @@ Message = dict[str, Any]
 
 
 def ws_url(server: RunningServer, key: str | None = None, query: str = PUSHER_QUERY) -> str:
-    return f"ws://{server.host}:{server.port}/app/{key or server.key}?{query}"
+    scheme = "wss" if server.scheme == "https" else "ws"
+    return f"{scheme}://{server.host}:{server.port}/app/{key or server.key}?{query}"
 
 
 def data_of(message: Message) -> Any:

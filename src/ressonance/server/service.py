@@ -27,6 +27,7 @@ from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.liveness import run_liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
+from ressonance.server.tls import Certificate
 from ressonance.server.transport import Transport, TransportLimits
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,18 @@ async def serve(
     liveness_interval: float = 2.0,
     drain_seconds: float = 10.0,
     reuse_port: bool = False,
+    certificate: Certificate | None = None,
     on_ready: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve `node` on host:port until a stop signal arrives, then drain and stop."""
+    """Serve `node` on host:port until a stop signal arrives, then drain and stop.
+
+    With `certificate`, the port serves TLS, and SIGHUP reloads the certificate and key files
+    (new handshakes use them; established connections are not touched).
+    """
     transport = Transport(node, limits)
     await node.start()
-    await transport.listen(host, port, reuse_port=reuse_port)
+    ssl_context = certificate.context if certificate is not None else None
+    await transport.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
     tasks = [
         asyncio.create_task(node.run_timers(timer_interval)),
         asyncio.create_task(run_liveness(node, liveness_interval)),
@@ -112,7 +119,15 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    log.info("event=listening host=%s port=%d node_id=%s", host, port, node.node_id)
+    if certificate is not None:
+        loop.add_signal_handler(signal.SIGHUP, certificate.reload)
+    log.info(
+        "event=listening host=%s port=%d tls=%s node_id=%s",
+        host,
+        port,
+        "on" if certificate is not None else "off",
+        node.node_id,
+    )
     on_ready()
     await stop.wait()
     log.info("event=draining connections=%d window_s=%.1f", len(node.sessions), drain_seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 
 import orjson
@@ -71,11 +72,30 @@ class Transport:
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
 
-    async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> None:
-        """Start accepting connections on host:port (SO_REUSEPORT for worker processes)."""
+    async def listen(
+        self,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Start accepting connections on host:port (SO_REUSEPORT for worker processes).
+
+        With `ssl_context`, the port speaks TLS only (https:// and wss://). After the upgrade
+        the connection's transport is then the loop's SSL transport, which the `WebSocket`
+        takes over just the same (it cannot half-close: `can_write_eof()` is false).
+        """
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, backlog=4096, reuse_port=reuse_port or None)
+        site = web.TCPSite(
+            self._runner,
+            host,
+            port,
+            backlog=4096,
+            reuse_port=reuse_port or None,
+            ssl_context=ssl_context,
+        )
         await site.start()
 
     async def stop_accepting(self) -> None:

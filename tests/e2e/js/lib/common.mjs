@@ -35,6 +35,8 @@ export const cfg = {
   // Overall budget per scenario; E2E_TIMEOUT_MS overrides every script's default.
   timeoutMs: process.env.E2E_TIMEOUT_MS ? Number(process.env.E2E_TIMEOUT_MS) : undefined,
   debug: Boolean(process.env.E2E_DEBUG),
+  // E2E_TLS=1: the server speaks https:// and wss:// (Node trusts it via NODE_EXTRA_CA_CERTS).
+  tls: Boolean(process.env.E2E_TLS),
 };
 
 export const log = (...args) => {
@@ -153,7 +155,7 @@ export function serverSdk(extra = {}) {
     secret: cfg.secret,
     host: cfg.host,
     port: String(cfg.port),
-    useTLS: false,
+    useTLS: cfg.tls,
     timeout: 5000,
     ...extra,
   });
@@ -173,8 +175,9 @@ export function pusherOptions(extra = {}) {
     cluster: 'ressonance', // required by pusher-js 8, unused once wsHost is set
     wsHost: cfg.host,
     wsPort: cfg.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
+    wssPort: cfg.port,
+    forceTLS: cfg.tls,
+    enabledTransports: ['ws'], // with forceTLS, pusher-js's "ws" transport dials wss://
     disableStats: true,
     ...extra,
   };
