@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 START_TIME = 1_700_000_000.0
@@ -68,31 +69,65 @@ class FakeOutlet:
     `buffered_bytes` is what `buffered()` reports: set it to simulate a client that does
     not read (its bytes pile up in the kernel and the transport's buffer). `writes` is what
     each `write()` got; `frames` the WebSocket frames in them, one by one.
+
+    `settle` (a node's `flush`) runs before anything is read: a node writes fanout frames at
+    the end of the event-loop turn, which has always happened by the time a real client
+    could read them; settling stands for that end of turn, deterministically.
     """
 
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.frames: list[bytes] = []
+    def __init__(self, settle: Callable[[], None] | None = None) -> None:
+        self._writes: list[bytes] = []
+        self._frames: list[bytes] = []
         self.buffered_bytes = 0
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.close_calls = 0
+        self._close_code: int | None = None
+        self._close_reason: str | None = None
+        self._close_calls = 0
+        self._settle = settle
+
+    def settle(self) -> None:
+        if self._settle is not None:
+            self._settle()
+
+    @property
+    def writes(self) -> list[bytes]:
+        self.settle()
+        return self._writes
+
+    @property
+    def frames(self) -> list[bytes]:
+        self.settle()
+        return self._frames
+
+    @property
+    def close_code(self) -> int | None:
+        self.settle()
+        return self._close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        self.settle()
+        return self._close_reason
+
+    @property
+    def close_calls(self) -> int:
+        self.settle()
+        return self._close_calls
 
     # --- Outlet ---------------------------------------------------------------------------
 
     def write(self, frame: bytes) -> None:
-        assert self.close_code is None, "wrote a frame after closing"
-        self.writes.append(frame)
-        self.frames.extend(split_frames(frame))
+        assert self._close_code is None, "wrote a frame after closing"
+        self._writes.append(frame)
+        self._frames.extend(split_frames(frame))
 
     def buffered(self) -> int:
         return self.buffered_bytes
 
     def close(self, code: int, reason: str) -> None:
-        self.close_calls += 1
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
+        self._close_calls += 1
+        if self._close_code is None:
+            self._close_code = code
+            self._close_reason = reason
 
     # --- what the client saw --------------------------------------------------------------
 
@@ -119,8 +154,9 @@ class FakeOutlet:
         return found
 
     def clear(self) -> None:
-        self.writes.clear()
-        self.frames.clear()
+        self.settle()
+        self._writes.clear()
+        self._frames.clear()
 
     # --- assertions -----------------------------------------------------------------------
 

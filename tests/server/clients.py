@@ -33,7 +33,7 @@ class Client:
 
     @classmethod
     def connect(cls, node: Node, app: App) -> Client:
-        outlet = FakeOutlet()
+        outlet = FakeOutlet(settle=node.flush)
         opened = node.open_session(app, outlet)
         assert isinstance(opened, Session), f"connection refused: {opened}"
         return cls(node, app, opened, outlet)

@@ -85,6 +85,8 @@ class Node:
         self._empty = asyncio.Event()
         self._empty.set()
         self._unfinished: list[Session] = []
+        self._dirty: list[Session] = []  # sessions with fanout frames pending this loop turn
+        self._flush_scheduled = False
 
     @property
     def ready(self) -> bool:
@@ -119,12 +121,30 @@ class Node:
         if message.close_code is None:
             count = self.hub.deliver(message.topic, message.frame, message.except_socket_id)
             self.metrics.delivered(message.topic, message.frame, count)
-            return
-        sessions = self.hub.sessions(message.topic)
-        self.metrics.delivered(message.topic, message.frame, len(sessions))
-        for session in sessions:
-            session.write(message.frame)
-            session.close(message.close_code, "You got disconnected by the app.")
+        else:
+            sessions = self.hub.sessions(message.topic)
+            self.metrics.delivered(message.topic, message.frame, len(sessions))
+            for session in sessions:
+                session.write(message.frame)
+                session.close(message.close_code, "You got disconnected by the app.")
+        if self._dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the fanout frames of this loop turn: one write per session that got any.
+
+        Called once per turn (`call_soon` from the turn's first delivery), so the events of
+        every publish handled in the same turn share one syscall per subscriber.
+        """
+        self._flush_scheduled = False
+        dirty = self._dirty
+        for session in dirty:
+            try:
+                session.flush_pending()
+            except Exception:  # one broken connection must not keep the others' frames
+                log.exception("event=flush_failed socket_id=%s", session.socket_id)
+        dirty.clear()
 
     # --- connections --------------------------------------------------------------------
 
@@ -136,7 +156,7 @@ class Node:
         if app.max_connections != UNLIMITED and counters.connections >= app.max_connections:
             return ErrorCode.OVER_CONNECTION_QUOTA, "Over the app's connection quota"
         connection = Connection(app, self._new_socket_id(), self.clock())
-        session = Session(connection, outlet, self.output_limits, counters)
+        session = Session(connection, outlet, self.output_limits, counters, self._dirty)
         self.metrics.connection_opened(counters)
         self.sessions[session.socket_id] = session
         self._empty.clear()
@@ -188,6 +208,7 @@ class Node:
         """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
         if self.sessions.pop(session.socket_id, None) is None:
             return
+        session.flush_pending()  # what it was sent before it closed, and its slow-client close
         self.metrics.connection_closed(session.counters, session.close_code or code)
         session.closed = True
         try:

@@ -1,11 +1,19 @@
 """One WebSocket connection: feeds the protocol core and writes what it produces, within bounds.
 
 Rules:
-1. Outbound bytes go straight to the transport's write buffer. What a connection has not yet
-   taken is bounded twice: in bytes (the transport's `buffered()`) and in messages (frames
-   written while that buffer was not empty, counted since it was last seen empty; an upper
-   bound on the frames queued, kept with one integer, so a write stays O(1) and allocates
-   nothing).
+1. Outbound bytes go to the transport's write buffer. What a connection has not yet taken is
+   bounded twice: in bytes (the transport's `buffered()`) and in messages (frames written
+   while that buffer was not empty, counted since it was last seen empty; an upper bound on
+   the frames queued, kept with one integer, so a write stays O(1) and allocates nothing).
+   Fanout frames (`write`) of a session that belongs to a node wait in the session until the
+   end of the event-loop turn (`flush_pending`, called by the node's one `call_soon` per
+   turn), so the frames of several publishes handled in one turn leave in one
+   `transport.write` (one syscall); the first frame of a turn only puts the session on the
+   node's dirty list. Frames that leave together into an empty transport buffer count as
+   written while it was empty; into a non-empty one they are counted, and the limits applied,
+   one by one, as separate writes would be. At most `max_messages` frames wait in a turn.
+   Everything else a session writes (its own answers, its close) first writes what is
+   pending, so the order holds.
 2. Over either limit, the app's `slow_client_policy` decides:
    - "close" (default): close with 4100, so pusher-js reconnects after 1 s (reference §7);
      the session writes nothing more. Its close frame waits behind what is queued: a client
@@ -69,9 +77,11 @@ class Session:
     """A connection's protocol state, its outlet and the topics it is indexed under."""
 
     __slots__ = (
+        "_dirty",
         "_drop_oldest",
         "_held",
         "_held_bytes",
+        "_pending",
         "_queued",
         "close_code",
         "closed",
@@ -90,6 +100,7 @@ class Session:
         outlet: Outlet,
         limits: OutputLimits,
         counters: AppCounters | None = None,
+        dirty: list[Session] | None = None,
     ) -> None:
         self.connection = connection
         self.outlet = outlet
@@ -104,8 +115,45 @@ class Session:
         self._queued = 0  # frames written while the transport's buffer was not empty
         self._held: deque[bytes] | None = None  # drop_oldest: frames kept back, oldest first
         self._held_bytes = 0
+        # With a node: sessions with pending fanout frames, flushed once per loop turn.
+        self._dirty = dirty
+        self._pending: bytes | list[bytes] | None = None  # fanout frames not yet written
 
     def write(self, frame: bytes) -> None:
+        """A fanout frame: written at the end of the loop turn with the others (O(1))."""
+        if self.closed:
+            return
+        pending = self._pending
+        if pending is None:
+            dirty = self._dirty
+            if dirty is None:
+                self._write(frame)
+                return
+            self._pending = frame
+            dirty.append(self)
+        elif isinstance(pending, bytes):
+            self._pending = [pending, frame]
+        else:
+            pending.append(frame)
+            if len(pending) >= self.max_buffer_messages:  # bounded within one turn too
+                self.flush_pending()
+
+    def flush_pending(self) -> None:
+        """Write the pending fanout frames: one write when the transport's buffer is empty."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if isinstance(pending, bytes):
+            self._write(pending)
+        elif self.closed or self._held is not None or self.outlet.buffered():
+            for frame in pending:  # a slow reader: counted and bounded frame by frame
+                self._write(frame)
+        else:
+            self._queued = 0
+            self.outlet.write(b"".join(pending))
+
+    def _write(self, frame: bytes) -> None:
         """Write `frame` to the transport, or apply the slow-client policy (O(1))."""
         if self.closed:
             return
@@ -163,24 +211,32 @@ class Session:
 
     def flush(self) -> None:
         """Send what the protocol core queued, each message as one text frame."""
+        if self._pending is not None:
+            self.flush_pending()
         if self._held is not None:
             self.release()
         counters = self.counters
         for message in self.connection.data_to_send():
             frame = text_frame(message)
             counters.sent(frame)
-            self.write(frame)
+            self._write(frame)
 
     def send(self, message: bytes) -> None:
+        if self._pending is not None:
+            self.flush_pending()
         frame = text_frame(message)
         self.counters.sent(frame)
-        self.write(frame)
+        self._write(frame)
 
     def error(self, message: str, code: int | None, channel: str | None = None) -> None:
         self.send(m.error(message, code, channel))
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed:
+            if self._pending is not None:
+                self.flush_pending()
+            if self.closed:  # writing what was pending found a slow client
+                return
             self.closed = True
             self.close_code = code
             self._held = None
