@@ -6,14 +6,25 @@ JS := tests/e2e/js
 
 .PHONY: run test lint typecheck unit e2e-deps clean
 
-$(BIN)/ressonance: pyproject.toml
+# Two install stamps: `make run` installs the server with its Redis and NATS clients only;
+# everything else installs the test tools too.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,nats]'
 	touch $@
 
+$(TEST_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[redis,nats,test]'
+	touch $@ $(RUN_STAMP)
+
 ## run: install (first time) and start one node with a development app
-run: $(BIN)/ressonance
+run: $(RUN_STAMP)
 	$(BIN)/ressonance serve $(ARGS)
 
 ## e2e-deps: the real clients the end-to-end tests drive (npm packages, Debian chromium)
@@ -22,19 +33,19 @@ e2e-deps:
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
 
 ## lint: formatting, lint rules, types and import layering
-lint: $(BIN)/ressonance
+lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 ## test: install everything, lint, and run the whole suite with coverage
-test: $(BIN)/ressonance e2e-deps lint
+test: $(TEST_STAMP) e2e-deps lint
 	$(BIN)/pytest --cov --cov-report=term -q
 	$(BIN)/coverage report --include='*/ressonance/protocol/*' --fail-under=100 --skip-covered
 
 ## unit: the fast layers only (no Node, no browser)
-unit: $(BIN)/ressonance
+unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/protocol tests/server tests/contracts -q
 
 clean:
@@ -43,5 +54,5 @@ clean:
 ## bench: Ressonance next to Soketi 1.6.1 on loopback, every scenario (~15 min; never part of `make test`).
 ## `make bench BENCH_ARGS=--quick` runs the small sizes (~2 minutes).
 .PHONY: bench
-bench: $(BIN)/ressonance
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py --target both --scenarios a,b,c,d,e,f $(BENCH_ARGS)
