@@ -9,7 +9,7 @@ import contextlib
 from ressonance.presence.base import Departure
 from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
-from ressonance.server.liveness import run_liveness
+from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
 from tests.server.clients import Connect, joined
 from tests.server.conftest import APP
@@ -63,7 +63,7 @@ async def test_state_is_rewritten_into_a_store_that_lost_it(node: Node, connect:
     await signed.signin("bob")
     node.presence = MemoryPresenceStore()  # the shared store restarted empty
 
-    await node.resync_state()
+    await resync_state(node)
 
     assert await node.presence.members(APP.id, "presence-room") == {"alice": None}
     assert await node.presence.channels(APP.id) == {"presence-room": 1, "news": 1}

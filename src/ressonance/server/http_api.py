@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from ressonance.backbone.base import BackboneUnavailableError
+from ressonance.presence.base import PresenceStore
 from ressonance.protocol import rest
 from ressonance.protocol.app import App
+from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
 from ressonance.server.node import Node
@@ -158,7 +160,11 @@ class HttpApi:
         await self._publish(app, trigger)
         if not trigger.info:
             return {}
-        return {"channels": await self.node.channel_attributes(app, trigger.channels, trigger.info)}
+        return {
+            "channels": await channel_attributes(
+                self.node.presence, app, trigger.channels, trigger.info
+            )
+        }
 
     async def _batch_events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
@@ -168,7 +174,9 @@ class HttpApi:
             return {}
         batch = []
         for trigger in triggers:
-            attributes = await self.node.channel_attributes(app, trigger.channels, trigger.info)
+            attributes = await channel_attributes(
+                self.node.presence, app, trigger.channels, trigger.info
+            )
             batch.append(attributes[trigger.channels[0]])
         return {"batch": batch}
 
@@ -180,14 +188,16 @@ class HttpApi:
     async def _channels(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)
         occupied = await self.node.presence.channels(app.id, prefix)
-        return {"channels": await self.node.channel_attributes(app, sorted(occupied), info)}
+        return {
+            "channels": await channel_attributes(self.node.presence, app, sorted(occupied), info)
+        }
 
     async def _channel(self, app: App, request: ApiRequest, match: re.Match[str]) -> JsonBody:
         name = match["channel"]
         info = rest.parse_channel_query(name, request.query, app)
         count = await self.node.presence.subscription_count(app.id, name)
         body: JsonBody = {"occupied": count > 0}
-        body.update((await self.node.channel_attributes(app, [name], info))[name])
+        body.update((await channel_attributes(self.node.presence, app, [name], info))[name])
         if "cache" in info:
             cached = await self.node.cache.get(app.id, name)
             body["cache"] = None if cached is None else {"data": cached.data, "ttl": cached.ttl}
@@ -204,3 +214,19 @@ class HttpApi:
         rest.validate_user_id(user_id)
         await self.node.terminate_user(app, user_id)
         return {}
+
+
+async def channel_attributes(
+    presence: PresenceStore, app: App, channels: Iterable[str], info: frozenset[str]
+) -> dict[str, dict[str, object]]:
+    """The `info` attributes of each channel (user_count on presence channels only, §5.1)."""
+    result: dict[str, dict[str, object]] = {}
+    for name in channels:
+        attributes: dict[str, object] = {}
+        is_presence = classify(name).is_presence
+        if "user_count" in info and is_presence:
+            attributes["user_count"] = await presence.user_count(app.id, name)
+        if "subscription_count" in info and not is_presence:
+            attributes["subscription_count"] = await presence.subscription_count(app.id, name)
+        result[name] = attributes
+    return result

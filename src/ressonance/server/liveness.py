@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ressonance.protocol.channels import ChannelKind, classify
 from ressonance.server.node import Node
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ async def run_liveness(node: Node, interval: float) -> None:
                 # First heartbeat (nothing to write yet), or the store lost this node.
                 if node.sessions:
                     log.warning("event=state_lapsed node_id=%s action=resync", node.node_id)
-                await node.resync_state()
+                await resync_state(node)
             await node.retry_cleanups()
             await node.announce_departures(await node.presence.reap_dead_nodes())
             if not node.state_healthy:
@@ -37,3 +38,20 @@ async def run_liveness(node: Node, interval: float) -> None:
                 log.warning("event=state_unavailable node_id=%s error=%r", node.node_id, exc)
             node.state_healthy = False
         await asyncio.sleep(interval)
+
+
+async def resync_state(node: Node) -> None:
+    """Write every local connection's subscriptions, members and signed-in user again."""
+    for session in list(node.sessions.values()):
+        connection = session.connection
+        app_id = connection.app.id
+        for name, member in list(connection.channels.items()):
+            if classify(name).kind is ChannelKind.USER:
+                continue  # user channels are not occupancy (the user index covers them)
+            await node.presence.join(app_id, name, session.socket_id)
+            if member is not None:
+                await node.presence.add_member(
+                    app_id, name, session.socket_id, member.user_id, member.user_info
+                )
+        if connection.user is not None:
+            await node.presence.add_user_connection(app_id, connection.user.id, session.socket_id)

@@ -433,24 +433,6 @@ class Node:
             else:
                 await self._announce_count(app, classify(departure.channel), departure.count)
 
-    async def resync_state(self) -> None:
-        """Write every local connection's subscriptions, members and user again."""
-        for session in list(self.sessions.values()):
-            connection = session.connection
-            app_id = connection.app.id
-            for name, member in list(connection.channels.items()):
-                if classify(name).kind is ChannelKind.USER:
-                    continue
-                await self.presence.join(app_id, name, session.socket_id)
-                if member is not None:
-                    await self.presence.add_member(
-                        app_id, name, session.socket_id, member.user_id, member.user_info
-                    )
-            if connection.user is not None:
-                await self.presence.add_user_connection(
-                    app_id, connection.user.id, session.socket_id
-                )
-
     # --- HTTP API -----------------------------------------------------------------------
 
     async def publish(self, app: App, trigger: Trigger) -> None:
@@ -460,23 +442,6 @@ class Node:
             if classify(channel).cached:
                 await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
             await self._broadcast(app, channel, message, trigger.socket_id)
-
-    async def channel_attributes(
-        self, app: App, channels: Iterable[str], info: frozenset[str]
-    ) -> dict[str, dict[str, object]]:
-        """The `info` attributes of each channel (user_count on presence channels only)."""
-        result: dict[str, dict[str, object]] = {}
-        for name in channels:
-            attributes: dict[str, object] = {}
-            presence = classify(name).is_presence
-            if "user_count" in info and presence:
-                attributes["user_count"] = await self.presence.user_count(app.id, name)
-            if "subscription_count" in info and not presence:
-                attributes["subscription_count"] = await self.presence.subscription_count(
-                    app.id, name
-                )
-            result[name] = attributes
-        return result
 
     async def terminate_user(self, app: App, user_id: str) -> None:
         """Close every connection signed in as `user_id`, on every node (4009)."""
