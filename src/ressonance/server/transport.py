@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from ressonance.protocol import messages as m
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
@@ -139,22 +138,13 @@ class Transport:
         return json_response(await self.api.handle(api_request))
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(compress=False)
-        if ws.can_prepare(request).ok:
-            await ws.prepare(request)
-            return await self._refuse(
-                ws, ErrorCode.PATH_NOT_FOUND, "Path not found; use /app/{key}"
-            )
-        return json_response(error_response(ApiError(404, f"Nothing at {request.path[:100]}")))
-
-    async def _refuse(
-        self, ws: web.WebSocketResponse, code: int, reason: str
-    ) -> web.WebSocketResponse:
-        # pusher:error first, then the close code (reference §1, "Sending an error at connect").
-        self.node.metrics.connection_refused(code)
-        await ws.send_str(m.error(reason, code).decode())
-        await ws.close(code=code, message=reason.encode()[:120])
-        return ws
+        ws = web.WebSocketResponse(compress=False, autoping=False)
+        if not ws.can_prepare(request).ok:
+            return json_response(error_response(ApiError(404, f"Nothing at {request.path[:100]}")))
+        socket = await self._take_over(request, ws)
+        if socket is not None:
+            self._refuse_socket(socket, ErrorCode.PATH_NOT_FOUND, "Path not found; use /app/{key}")
+        return self._taken_over if socket is not None else ws
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(compress=False, autoping=False)
