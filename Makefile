@@ -14,13 +14,13 @@ TEST_STAMP := $(VENV)/.installed-test
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,nats]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,nats,sqlite,postgres]'
 	touch $@
 
 $(TEST_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,nats,test]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,nats,sqlite,postgres,test]'
 	touch $@ $(RUN_STAMP)
 
 ## run: install (first time) and start one node with a development app
