@@ -17,13 +17,20 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Final
 
-from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
+from ressonance.protocol.app import (
+    BOOL_SETTINGS,
+    CHOICE_SETTINGS,
+    INT_SETTINGS,
+    UNLIMITED,
+    UNLIMITED_SETTINGS,
+    App,
+)
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.tls import TlsError, server_context
 
 ENV_PREFIX: Final = "RESSONANCE_APP_"
 MAX_CONFIG_BYTES: Final = 1 << 20
-_APP_STRINGS: Final = ("id", "key", "secret", "name")
+_APP_STRINGS: Final = ("id", "key", "secret", "name", "plan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +238,7 @@ def _app_value(name: str, value: object, where: str) -> object:
     if name in CHOICE_SETTINGS:
         return _choice(value, CHOICE_SETTINGS[name], where)
     if name in INT_SETTINGS:
-        if name == "max_connections" and value == UNLIMITED:
+        if name in UNLIMITED_SETTINGS and value == UNLIMITED:
             return value
         return _positive_int(value, where)
     if name == "allowed_origins":
