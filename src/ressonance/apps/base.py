@@ -48,7 +48,7 @@ class AppRecord:
 
     id: str
     key: str
-    secret: str
+    secret: str = field(repr=False)  # never in logs or tracebacks
     name: str = ""
     enabled: bool = True
     plan: str = ""

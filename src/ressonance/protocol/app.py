@@ -26,7 +26,7 @@ class App:
 
     id: str
     key: str
-    secret: str
+    secret: str = field(repr=False)  # never in logs or tracebacks
     name: str = ""
     enabled: bool = True
     enable_client_messages: bool = False
