@@ -24,6 +24,7 @@ from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from ressonance.server.admin_api import AdminApi
 from ressonance.server.liveness import run_liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
@@ -100,14 +101,16 @@ async def serve(
     drain_seconds: float = 10.0,
     reuse_port: bool = False,
     certificate: Certificate | None = None,
+    admin: AdminApi | None = None,
     on_ready: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives, then drain and stop.
 
     With `certificate`, the port serves TLS, and SIGHUP reloads the certificate and key files
-    (new handshakes use them; established connections are not touched).
+    (new handshakes use them; established connections are not touched). With `admin`, the
+    port serves the admin API under /admin/v1.
     """
-    transport = Transport(node, limits)
+    transport = Transport(node, limits, admin)
     await node.start()
     ssl_context = certificate.context if certificate is not None else None
     await transport.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)

@@ -1,8 +1,9 @@
 """Glue to aiohttp: the one port, its routes, and WebSocket I/O. The only module importing it.
 
 Routes: `GET /app/{key}` (WebSocket, reference §1), `/apps/...` and `/users/...` (HTTP API,
-§5), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket upgrade on any other path is
-accepted and closed with 4005, so pusher-js shows the reason instead of a bare failure.
+§5), `/admin/...` (admin API), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket
+upgrade on any other path is accepted and closed with 4005, so pusher-js shows the reason
+instead of a bare failure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
+from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
 from ressonance.server.session import Session
@@ -55,10 +57,11 @@ def json_response(response: ApiResponse) -> web.Response:
 class Transport:
     """The aiohttp application of a node."""
 
-    def __init__(self, node: Node, limits: TransportLimits) -> None:
+    def __init__(self, node: Node, limits: TransportLimits, admin: AdminApi | None = None) -> None:
         self.node = node
         self.limits = limits
         self.api = HttpApi(node)
+        self.admin = admin
         self.sockets = Sockets(node, limits.max_ws_message_bytes)
         self._taken_over = _TakenOver()
         self._runner: web.AppRunner | None = None
@@ -69,6 +72,7 @@ class Transport:
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_route("*", "/apps/{tail:.*}", self._api)
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
+        self.app.router.add_route("*", "/admin/{tail:.*}", self._admin)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
 
     async def listen(
@@ -136,6 +140,21 @@ class Transport:
             return json_response(self.api.refuse(unread, too_large))
         api_request = ApiRequest(request.method, request.path, unread.query, body)
         return json_response(await self.api.handle(api_request))
+
+    async def _admin(self, request: web.Request) -> web.StreamResponse:
+        if self.admin is None:
+            return json_response(error_response(ApiError(404, DISABLED)))
+        length = request.content_length
+        oversized = length is not None and length > self.admin.max_body_bytes
+        try:
+            body = b"" if oversized else await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            oversized, body = True, b""
+        authorization = request.headers.get("Authorization", "")
+        admin_request = AdminRequest(
+            request.method, request.path, dict(request.query), authorization, body, oversized
+        )
+        return json_response(await self.admin.handle(admin_request))
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(compress=False, autoping=False)
