@@ -631,3 +631,68 @@ def test_an_encrypted_tls_key_is_refused_without_prompting(
     )
     message = config_error(tmp_path, tls_cert=cert, tls_key=str(encrypted))
     assert message == f"--tls-key: {encrypted} is encrypted with a passphrase (not supported)"
+
+
+# --- the admin token -------------------------------------------------------------------------
+
+TOKEN = "admin-token-0123456789"
+
+
+def test_no_admin_token_by_default(tmp_path: Path) -> None:
+    assert load(tmp_path).admin_token == ""
+
+
+def test_the_admin_token_from_the_table_the_file_and_the_environment(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(TOKEN + "-file\n")  # the trailing newline of `echo > file` is dropped
+
+    in_table = load(tmp_path, config(f'[server]\nadmin_token = "{TOKEN}"\n'))
+    in_file = load(tmp_path, config(f'[server]\nadmin_token_file = "{token_file}"\n'))
+    from_env = load(tmp_path, config_file=None, environ={"RESSONANCE_ADMIN_TOKEN": TOKEN + "-env"})
+    env_wins = load(
+        tmp_path,
+        config(f'[server]\nadmin_token_file = "{token_file}"\n'),
+        environ={"RESSONANCE_ADMIN_TOKEN": TOKEN + "-env"},
+    )
+
+    assert in_table.admin_token == TOKEN
+    assert in_file.admin_token == TOKEN + "-file"
+    assert from_env.admin_token == TOKEN + "-env"
+    assert env_wins.admin_token == TOKEN + "-env"
+
+
+def test_the_admin_token_is_never_in_the_settings_repr(tmp_path: Path, config: WriteConfig) -> None:
+    settings = load(tmp_path, config(f'[server]\nadmin_token = "{TOKEN}"\n'))
+    assert TOKEN not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("table", "environ", "message"),
+    [
+        ('admin_token = "short"', {}, "server.admin_token: must be 16 to 512 characters; generate"),
+        ("", {"RESSONANCE_ADMIN_TOKEN": "short"}, "RESSONANCE_ADMIN_TOKEN: must be 16 to 512"),
+        (f'admin_token = "{"x" * 513}"', {}, "server.admin_token: must be 16 to 512 characters"),
+        ('admin_token = "has a space in it ok"', {}, "server.admin_token: printable ASCII"),
+        ('admin_token = "nön-ascii-token-0123"', {}, "server.admin_token: printable ASCII"),
+        (
+            f'admin_token = "{TOKEN}"\nadmin_token_file = "/x"',
+            {},
+            "server.admin_token: set admin_token or admin_token_file, not both",
+        ),
+        ('admin_token_file = "/nonexistent/token"', {}, "server.admin_token_file: cannot read"),
+    ],
+)
+def test_a_bad_admin_token_is_named(
+    tmp_path: Path, config: WriteConfig, table: str, environ: dict[str, str], message: str
+) -> None:
+    path = config(f"[server]\n{table}\n")
+    assert config_error(tmp_path, path, environ=environ).startswith(message)
+
+
+def test_a_too_long_token_file_is_refused(tmp_path: Path, config: WriteConfig) -> None:
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("x" * 10_000)
+    path = config(f'[server]\nadmin_token_file = "{token_file}"\n')
+    assert config_error(tmp_path, path).startswith("server.admin_token_file: must be 16 to 512")

@@ -13,7 +13,7 @@ import os
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final
 
@@ -55,6 +55,9 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     dev_app: bool = False
+    # The admin API's bearer token ("" = the admin API is off); never in a repr.
+    admin_token: str = field(default="", repr=False)
+    admin_token_file: str = ""
 
     @property
     def tls(self) -> bool:
@@ -124,7 +127,46 @@ def load_settings(
     )
     _check_cluster(settings)
     _check_tls(settings, cert_flag=bool(tls_cert), key_flag=bool(tls_key))
-    return settings
+    return replace(settings, admin_token=admin_token(settings, environ))
+
+
+MIN_ADMIN_TOKEN_LENGTH: Final = 16
+MAX_ADMIN_TOKEN_LENGTH: Final = 512
+_TOKEN_HINT: Final = (
+    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+def admin_token(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The admin API's token: RESSONANCE_ADMIN_TOKEN, else the token file, else the table."""
+    if settings.admin_token and settings.admin_token_file:
+        raise ConfigError("server.admin_token: set admin_token or admin_token_file, not both")
+    if environ.get("RESSONANCE_ADMIN_TOKEN"):
+        return _check_token(environ["RESSONANCE_ADMIN_TOKEN"], "RESSONANCE_ADMIN_TOKEN")
+    if settings.admin_token_file:
+        where = "server.admin_token_file"
+        try:
+            with open(settings.admin_token_file, "rb") as file:
+                raw = file.read(MAX_ADMIN_TOKEN_LENGTH + 2)
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot read {settings.admin_token_file} ({exc.strerror})"
+            ) from None
+        return _check_token(raw.decode(errors="replace").strip(), where)
+    if settings.admin_token:
+        return _check_token(settings.admin_token, "server.admin_token")
+    return ""
+
+
+def _check_token(token: str, where: str) -> str:
+    if not MIN_ADMIN_TOKEN_LENGTH <= len(token) <= MAX_ADMIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{where}: must be {MIN_ADMIN_TOKEN_LENGTH} to {MAX_ADMIN_TOKEN_LENGTH} characters; "
+            + _TOKEN_HINT
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigError(f"{where}: printable ASCII without spaces only; {_TOKEN_HINT}")
+    return token
 
 
 def _check_tls(settings: Settings, *, cert_flag: bool, key_flag: bool) -> None:
