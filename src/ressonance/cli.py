@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ressonance import __version__
+from ressonance import __version__, apps_command
 from ressonance.backbone.base import BackboneUnavailableError
 from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
@@ -48,11 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM certificate (chain): serve https:// and wss:// (reloaded on SIGHUP)",
     )
     run.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    apps_command.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "apps":
+        return apps_command.run(args)
     try:
         settings = load_settings(
             config_file=args.config,
