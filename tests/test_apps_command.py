@@ -34,7 +34,11 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def registry(monkeypatch: pytest.MonkeyPatch) -> MemoryAppRegistry:
     """The registry every `apps` call of the test opens."""
     shared = MemoryAppRegistry()
-    monkeypatch.setattr(apps_command, "open_registry", lambda settings: shared)
+
+    async def open_registry(settings: Settings) -> MemoryAppRegistry:
+        return shared
+
+    monkeypatch.setattr(apps_command, "open_registry", open_registry)
     return shared
 
 
@@ -261,7 +265,10 @@ def test_an_unreachable_store_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: C
         async def records(self) -> list[Any]:
             raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr(apps_command, "open_registry", lambda settings: Down())
+    async def open_registry(settings: Settings) -> MemoryAppRegistry:
+        return Down()
+
+    monkeypatch.setattr(apps_command, "open_registry", open_registry)
     status, out, err = run(capsys, "list")
     assert (status, out) == (1, "")
     assert err == "ressonance: cannot reach the app store: [Errno 111] Connection refused\n"
@@ -323,7 +330,7 @@ def test_the_factories_get_the_settings_serve_would_use(
     config = tmp_path / "ressonance.toml"
     config.write_text('[server]\nport = 7001\nkey_prefix = "mine"\n')
 
-    def factory(settings: Settings) -> MemoryAppRegistry:
+    async def factory(settings: Settings) -> MemoryAppRegistry:
         seen.append(settings)
         return MemoryAppRegistry()
 

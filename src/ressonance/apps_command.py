@@ -33,7 +33,7 @@ OK: Final = 0
 FAILED: Final = 1  # not found, conflict, or a backend out of reach
 USAGE: Final = 2  # a bad flag or value
 
-RegistryFactory = Callable[[Settings], AppRegistry]
+RegistryFactory = Callable[[Settings], Awaitable[AppRegistry]]
 UsageFactory = Callable[[Settings], UsageStore | None]
 
 
@@ -45,7 +45,7 @@ class CommandError(Exception):
         self.status = status
 
 
-def open_registry(settings: Settings) -> AppRegistry:
+async def open_registry(settings: Settings) -> AppRegistry:
     """The registry `serve` reads its apps from.
 
     Until persistent app stores exist, a node's apps are its static config, which the
@@ -139,9 +139,8 @@ def run(
         settings = load_settings(config_file=args.config)
         if args.verb == "usage":
             return _usage(args, settings, usage_factory or open_usage, out)
-        registry = (registry_factory or open_registry)(settings)
-        admin = AppAdmin(registry, BUILTIN_PLANS)
-        body, text = asyncio.run(_closing(registry, _verb(args, admin)))
+        factory = registry_factory or open_registry
+        body, text = asyncio.run(_managed(args, settings, factory))
     except ConfigError as exc:
         return _fail(err, f"configuration error: {exc}", USAGE)
     except CommandError as exc:
@@ -159,9 +158,10 @@ def run(
 Output = tuple[Mapping[str, object], str]
 
 
-async def _closing(registry: AppRegistry, work: Awaitable[Output]) -> Output:
+async def _managed(args: argparse.Namespace, settings: Settings, opener: RegistryFactory) -> Output:
+    registry = await opener(settings)
     try:
-        return await work
+        return await _verb(args, AppAdmin(registry, BUILTIN_PLANS))
     finally:
         await registry.close()
 
