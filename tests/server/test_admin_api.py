@@ -228,7 +228,10 @@ async def test_a_missing_token_is_401_with_a_bearer_challenge(
         "error": "Missing admin token: send Authorization: Bearer <token>",
         "code": 401,
     }
-    assert response.headers == {"WWW-Authenticate": 'Bearer realm="ressonance-admin"'}
+    assert response.headers == {
+        "WWW-Authenticate": 'Bearer realm="ressonance-admin"',
+        "Cache-Control": "no-store",
+    }
 
 
 @pytest.mark.parametrize("token", [TOKEN + "x", TOKEN[:-1], TOKEN.upper(), "é" * 8])
@@ -269,7 +272,10 @@ async def test_create_answers_201_with_the_secret_and_where_the_app_is(
 
     assert response.status == 201
     body = response.body
-    assert response.headers == {"Location": f"{PREFIX}/apps/{body['id']}"}
+    assert response.headers == {
+        "Location": f"{PREFIX}/apps/{body['id']}",
+        "Cache-Control": "no-store",  # the body has a secret
+    }
     stored = await registry.record(str(body["id"]))
     assert stored is not None
     assert body["secret"] == stored.secret
@@ -425,7 +431,7 @@ async def test_a_body_over_the_limit_is_413_before_it_is_parsed(api: AdminApi) -
 async def test_a_wrong_method_is_405_with_allow(api: AdminApi) -> None:
     response = await call(api, "PUT", "/apps/1")
     assert response.status == 405
-    assert response.headers == {"Allow": "GET, PATCH, DELETE"}
+    assert response.headers["Allow"] == "GET, PATCH, DELETE"
     assert response.body["code"] == 405
 
 

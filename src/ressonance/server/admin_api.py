@@ -39,6 +39,7 @@ MAX_BODY_BYTES: Final = 16 * 1024
 DEFAULT_USAGE_DAYS: Final = 7
 MAX_USAGE_DAYS: Final = 31
 REALM: Final = 'Bearer realm="ressonance-admin"'
+NO_STORE: Final = {"Cache-Control": "no-store"}
 DISABLED: Final = (
     "The admin API is disabled: set [server] admin_token, admin_token_file "
     "or RESSONANCE_ADMIN_TOKEN to enable it"
@@ -129,6 +130,11 @@ class AdminApi:
         return bool(self._token)
 
     async def handle(self, request: AdminRequest) -> ApiResponse:
+        """Answer `request`; never cached (answers may carry a secret)."""
+        response = await self._handle(request)
+        return ApiResponse(response.status, response.body, {**response.headers, **NO_STORE})
+
+    async def _handle(self, request: AdminRequest) -> ApiResponse:
         try:
             return await self._answer(request)
         except MethodNotAllowedError as error:
