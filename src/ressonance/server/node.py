@@ -27,6 +27,7 @@ from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.channels import USER_CHANNEL_PREFIX, Channel, ChannelKind, classify
 from ressonance.protocol.connection import (
     ClientEventReceived,
+    CloseRequested,
     Connection,
     Event,
     Member,
@@ -203,6 +204,8 @@ class Node:
                 await self._client_event(session, event)
             case SignedIn():
                 await self._signed_in(session, event.user)
+            case CloseRequested():
+                session.close(event.code, event.reason)
 
     async def close_session(self, session: Session, code: int | None = None) -> None:
         """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
