@@ -631,3 +631,73 @@ def test_an_encrypted_tls_key_is_refused_without_prompting(
     )
     message = config_error(tmp_path, tls_cert=cert, tls_key=str(encrypted))
     assert message == f"--tls-key: {encrypted} is encrypted with a passphrase (not supported)"
+
+
+# --- abuse protection (issue "Apps, plans and protection" §4) --------------------------------
+
+
+def test_abuse_protection_settings_and_their_defaults(tmp_path: Path, config: WriteConfig) -> None:
+    defaults = load(tmp_path, environ=ENV_APP).admission
+    assert defaults.max_connections_per_ip_per_sec == 60
+    assert defaults.max_node_connections == -1
+    assert defaults.max_loop_lag_ms == 2000
+    assert defaults.trusted_proxies == ()
+
+    settings = load(
+        tmp_path,
+        config(
+            "[server]\nmax_connections_per_ip_per_sec = -1\nmax_node_connections = 50000\n"
+            'max_loop_lag_ms = 500\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\n'
+            + APP_TOML
+            + "max_channels_per_connection = 10\nmax_subscriptions_per_sec = 5\n"
+            "max_inbound_messages_per_sec = 20\nmax_connections_per_sec = 100\n"
+        ),
+    )
+
+    admission = settings.admission
+    assert admission.max_connections_per_ip_per_sec == -1
+    assert admission.max_node_connections == 50000
+    assert admission.max_loop_lag_ms == 500
+    assert admission.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "fd00::/8")
+    [app] = settings.apps
+    assert (app.max_channels_per_connection, app.max_subscriptions_per_sec) == (10, 5)
+    assert (app.max_inbound_messages_per_sec, app.max_connections_per_sec) == (20, 100)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[server]\nmax_connections_per_ip_per_sec = 0",
+            "server.max_connections_per_ip_per_sec: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            "[server]\nmax_node_connections = -2",
+            "server.max_node_connections: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            "[server]\nmax_loop_lag_ms = true",
+            "server.max_loop_lag_ms: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            '[server]\ntrusted_proxies = "10.0.0.0/8"',
+            'server.trusted_proxies: must be a list of addresses or CIDRs, like ["10.0.0.0/8"]',
+        ),
+        (
+            '[server]\ntrusted_proxies = ["10.0.0.0/8", "proxy.local"]',
+            "server.trusted_proxies: 'proxy.local' is not an IP address or CIDR block",
+        ),
+        (
+            APP_TOML + "max_channels_per_connection = 0",
+            "apps[0].max_channels_per_connection: must be a positive integer",
+        ),
+        (
+            APP_TOML + "max_inbound_messages_per_sec = -1",
+            "apps[0].max_inbound_messages_per_sec: must be a positive integer",
+        ),
+    ],
+)
+def test_bad_abuse_protection_settings_are_named(
+    tmp_path: Path, config: WriteConfig, text: str, message: str
+) -> None:
+    assert config_error(tmp_path, config(text)) == message

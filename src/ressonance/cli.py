@@ -127,6 +127,7 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
                 host=settings.host,
                 port=settings.port,
                 limits=limits,
+                admission=settings.admission,
                 timer_interval=settings.timer_interval,
                 liveness_interval=settings.node_ttl / 3,
                 drain_seconds=settings.drain_seconds,

@@ -26,6 +26,8 @@ from ressonance.protocol.app import (
     App,
 )
 from ressonance.protocol.errors import ConfigError
+from ressonance.server.admission import AdmissionLimits
+from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
 
 ENV_PREFIX: Final = "RESSONANCE_APP_"
@@ -54,6 +56,10 @@ class Settings:
     workers: int = 1
     tls_cert: str = ""
     tls_key: str = ""
+    max_connections_per_ip_per_sec: int = 60
+    max_node_connections: int = UNLIMITED
+    max_loop_lag_ms: int = 2000
+    trusted_proxies: tuple[str, ...] = ()
     dev_app: bool = False
 
     @property
@@ -68,6 +74,16 @@ class Settings:
             return self.state
         return self.backbone if self.backbone.startswith(REDIS_SCHEMES) else "memory://"
 
+    @property
+    def admission(self) -> AdmissionLimits:
+        """The limits on new WebSockets (abuse protection)."""
+        return AdmissionLimits(
+            max_connections_per_ip_per_sec=self.max_connections_per_ip_per_sec,
+            max_node_connections=self.max_node_connections,
+            max_loop_lag_ms=self.max_loop_lag_ms,
+            trusted_proxies=self.trusted_proxies,
+        )
+
 
 REDIS_SCHEMES: Final = ("redis://", "rediss://")
 BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
@@ -79,6 +95,12 @@ _SERVER_INTS: Final = (
     "workers",
 )
 _SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds")
+# Server limits that take -1 (UNLIMITED) for "no limit".
+_SERVER_LIMITS: Final = (
+    "max_connections_per_ip_per_sec",
+    "max_node_connections",
+    "max_loop_lag_ms",
+)
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -200,22 +222,29 @@ def _server_settings(table: dict[str, object]) -> Settings:
         where = f"server.{name}"
         if name not in known:
             raise ConfigError(f"{where}: unknown setting")
-        if name == "port":
-            values[name] = _port(value, where)
-        elif name in _SERVER_INTS:
-            values[name] = _positive_int(value, where)
-        elif name == "log_level":
-            level = _string(value, where).lower()
-            if level not in LOG_LEVELS:
-                raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
-            values[name] = level
-        elif name in _SERVER_SECONDS:
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{where}: must be a positive number of seconds")
-            values[name] = float(value)
-        else:
-            values[name] = _string(value, where)
+        values[name] = _server_value(name, value, where)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _server_value(name: str, value: object, where: str) -> object:
+    if name == "port":
+        return _port(value, where)
+    if name in _SERVER_INTS:
+        return _positive_int(value, where)
+    if name in _SERVER_LIMITS:
+        return _limit(value, where)
+    if name == "trusted_proxies":
+        return _trusted_proxies(value, where)
+    if name == "log_level":
+        level = _string(value, where).lower()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
+        return level
+    if name in _SERVER_SECONDS:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where}: must be a positive number of seconds")
+        return float(value)
+    return _string(value, where)
 
 
 def _app(table: Mapping[str, object], where: str) -> App:
@@ -268,6 +297,24 @@ def _positive_int(value: object, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{where}: must be a positive integer")
     return value
+
+
+def _limit(value: object, where: str) -> int:
+    if value == UNLIMITED and not isinstance(value, bool):
+        return UNLIMITED
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}: must be a positive integer, or -1 for no limit")
+    return value
+
+
+def _trusted_proxies(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where}: must be a list of addresses or CIDRs, like ["10.0.0.0/8"]')
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tuple(value)
 
 
 def _port(value: object, where: str) -> int:

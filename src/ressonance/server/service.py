@@ -24,6 +24,7 @@ from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from ressonance.server.admission import AdmissionLimits
 from ressonance.server.liveness import run_liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
@@ -95,6 +96,7 @@ async def serve(
     host: str,
     port: int,
     limits: TransportLimits,
+    admission: AdmissionLimits | None = None,
     timer_interval: float = 1.0,
     liveness_interval: float = 2.0,
     drain_seconds: float = 10.0,
@@ -107,7 +109,7 @@ async def serve(
     With `certificate`, the port serves TLS, and SIGHUP reloads the certificate and key files
     (new handshakes use them; established connections are not touched).
     """
-    transport = Transport(node, limits)
+    transport = Transport(node, limits, admission)
     await node.start()
     ssl_context = certificate.context if certificate is not None else None
     await transport.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
