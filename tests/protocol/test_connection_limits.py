@@ -142,13 +142,21 @@ def test_the_subscription_burst_is_the_rate_when_that_is_larger() -> None:
     assert frames(conn) == [too_fast("z", 4)]
 
 
-def test_a_subscription_over_the_rate_is_refused_before_the_channel_name_is_checked() -> None:
+def test_refusals_before_the_rate_check_spend_no_subscription_token() -> None:
     conn = connect(make_app(max_subscriptions_per_sec=1, max_channels_per_connection=1))
-    join(conn, "a")
+    conn.receive(subscribe("bad name!"), T0)  # invalid name
+    assert frames(conn)[0]["data"]["type"] == "InvalidChannel"  # type: ignore[index]
+    join(conn, "a")  # the one token
+    conn.receive(subscribe("a"), T0)  # existing subscription
+    conn.receive(subscribe("b"), T0)  # over the channel limit
 
-    conn.receive(subscribe("bad name!"), T0)
-
-    assert frames(conn) == [too_fast("bad name!", 1)]
+    assert frames(conn) == [
+        error("Existing subscription to channel a", None, "a"),
+        too_many_channels("b", 1),
+    ]
+    conn.receive(text("pusher:unsubscribe", {"channel": "a"}), T0)
+    conn.receive(subscribe("c"), T0)  # the token is spent: now the rate refuses
+    assert frames(conn) == [too_fast("c", 1)]
 
 
 # --- max_inbound_messages_per_sec ------------------------------------------------------------

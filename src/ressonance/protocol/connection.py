@@ -14,10 +14,11 @@ Rules:
 4. Abuse limits (issue "Apps, plans and protection" §4), per connection, by token buckets fed
    the `now` of each frame: every frame takes an inbound token before it is even parsed
    (`max_inbound_messages_per_sec`, bursts of that many plus `max_channels_per_connection`,
-   so a page subscribing to all its channels at load is never throttled); every
-   pusher:subscribe takes a subscription token (`max_subscriptions_per_sec`, bursts of
-   `max_channels_per_connection`); at most `max_channels_per_connection` channels are
-   joined or pending. Subscriptions over a limit get a channel-scoped
+   so a page subscribing to all its channels at load is never throttled); at most
+   `max_channels_per_connection` channels are joined or pending; a pusher:subscribe that
+   passes the cheap checks (name, duplicate, channel count) takes a subscription token
+   before its signature is checked (`max_subscriptions_per_sec`, bursts of
+   `max_channels_per_connection`). Subscriptions over a limit get a channel-scoped
    pusher:subscription_error `LimitReached` with status 4301: a 4300-range code is "other
    errors" in Pusher's table, and never a close here, so the connection stays; 4100 would
    say "the server is over capacity", which it is not. A frame over the inbound rate is
@@ -200,14 +201,6 @@ class Connection:
 
     def _subscribe(self, request: m.Subscribe) -> SubscribeRequested:
         name = request.channel
-        if not self._subscribes.take(self.last_seen):
-            raise SubscriptionError(
-                name,
-                "LimitReached",
-                f"Subscribing too fast: more than {self.app.max_subscriptions_per_sec} "
-                "subscriptions per second (max_subscriptions_per_sec)",
-                ErrorCode.LIMIT_REACHED,
-            )
         problem = channel_name_problem(name, self.app.max_channel_name_length)
         if problem is not None:
             raise SubscriptionError(name, "InvalidChannel", problem, 400)
@@ -220,6 +213,15 @@ class Connection:
                 "LimitReached",
                 f"Too many channels on this connection: at most {limit} "
                 "(max_channels_per_connection)",
+                ErrorCode.LIMIT_REACHED,
+            )
+        # After the cheap refusals, before the signature check and the node's work.
+        if not self._subscribes.take(self.last_seen):
+            raise SubscriptionError(
+                name,
+                "LimitReached",
+                f"Subscribing too fast: more than {self.app.max_subscriptions_per_sec} "
+                "subscriptions per second (max_subscriptions_per_sec)",
                 ErrorCode.LIMIT_REACHED,
             )
         channel = classify(name)
