@@ -14,10 +14,12 @@ extra that installs it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ressonance.apps.base import AppRegistry
+from ressonance.apps.migrations import SchemaTooNewError
 from ressonance.protocol.errors import ConfigError
 
 REGISTRY_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "file:")
@@ -31,9 +33,9 @@ async def open_registry(url: str, *, setting: str = "apps") -> AppRegistry:
     match _scheme(url):
         case "sqlite":
             path = sqlite_path(url, setting)
-            return await _open_sqlite(path, setting)
+            return await _guarded(_open_sqlite(path, setting), setting)
         case "postgresql" | "postgres":
-            return await _open_postgres(url, setting)
+            return await _guarded(_open_postgres(url, setting), setting)
         case "file":
             from ressonance.apps.file import FileAppRegistry
 
@@ -43,6 +45,13 @@ async def open_registry(url: str, *, setting: str = "apps") -> AppRegistry:
                 f"{setting}: {redacted_url(url)!r} is not an app store URL "
                 "(sqlite:///path.db, postgresql://... or a .toml file)"
             )
+
+
+async def _guarded(opening: Awaitable[AppRegistry], setting: str) -> AppRegistry:
+    try:
+        return await opening
+    except SchemaTooNewError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
 
 
 def _scheme(url: str) -> str:
@@ -113,7 +122,13 @@ async def _open_postgres(url: str, setting: str) -> AppRegistry:
 
     try:
         return await PostgresAppRegistry.open(url)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (
+        OSError,
+        TimeoutError,
+        ValueError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
         raise ConfigError(
             f"{setting}: cannot open the PostgreSQL app store {redacted_url(url)} ({exc})"
         ) from None

@@ -48,7 +48,11 @@ class ReadOnlyRegistryError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AppRecord:
-    """An app as its registry keeps it. `settings` are the app's own (JSON-compatible) values."""
+    """An app as its registry keeps it. `settings` are the app's own (JSON-compatible) values.
+
+    Registries keep settings as JSON: lists, not tuples, come back. They set `created_at`
+    on create (unless given) and `updated_at` on every write; `replace` keeps `created_at`.
+    """
 
     id: str
     key: str
