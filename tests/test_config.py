@@ -674,3 +674,102 @@ def test_an_encrypted_tls_key_is_refused_without_prompting(
     )
     message = config_error(tmp_path, tls_cert=cert, tls_key=str(encrypted))
     assert message == f"--tls-key: {encrypted} is encrypted with a passphrase (not supported)"
+
+
+# --- where apps come from ---------------------------------------------------------------------
+
+
+def test_the_apps_url_comes_from_the_flag_the_environment_or_the_file(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config('[server]\napps = "sqlite:///from-file.db"\napps_refresh_seconds = 0.5')
+    env = {"RESSONANCE_APPS": "postgresql://db/apps"}
+
+    from_file = load(tmp_path, path)
+    assert (from_file.apps_url, from_file.apps_refresh_seconds) == ("sqlite:///from-file.db", 0.5)
+    assert load(tmp_path, path, environ=env).apps_url == "postgresql://db/apps"
+    flagged = load(tmp_path, path, environ=env, apps="sqlite:////srv/apps.db")
+    assert flagged.registry_url == "sqlite:////srv/apps.db"
+    assert not flagged.dev_app
+    assert flagged.apps == ()
+
+
+def test_static_apps_are_the_file_store_of_the_config_file(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config(APP_TOML)
+
+    settings = load(tmp_path, path, environ=ENV_APP)
+
+    assert settings.registry_url == f"file:{Path(path).resolve()}"
+    assert [r.key for r in settings.env_apps] == ["env-key"]
+    assert load(tmp_path, environ=ENV_APP).registry_url == ""  # nothing to open by URL
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "apps"),
+    [
+        (APP_TOML, {}, "sqlite:///apps.db"),
+        ("", ENV_APP, "sqlite:///apps.db"),
+        (APP_TOML, {"RESSONANCE_APPS": "sqlite:///apps.db"}, None),
+        (APP_TOML + '[server]\napps = "apps.toml"\n', {}, None),
+    ],
+)
+def test_an_apps_url_and_static_apps_together_are_refused(
+    tmp_path: Path, config: WriteConfig, text: str, environ: dict[str, str], apps: str | None
+) -> None:
+    message = config_error(tmp_path, config(text), environ=environ, apps=apps)
+
+    assert message.startswith("apps: an apps URL")
+    assert "use one" in message
+
+
+def test_plans_tables_are_read_and_applied_to_static_apps(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config(
+        """
+        [plans.pro]
+        max_connections = 5000
+        max_messages_per_day = -1
+        enable_client_messages = true
+
+        [plans.free]
+        max_connections = 20
+
+        [[apps]]
+        id = "1"
+        key = "k"
+        secret = "s"
+        plan = "pro"
+        max_connections = 10
+        """
+    )
+
+    settings = load(tmp_path, path)
+
+    assert settings.plan_map["free"].settings == {"max_connections": 20}  # redefined
+    [app] = settings.apps
+    assert (app.plan, app.max_connections, app.enable_client_messages) == ("pro", 10, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[plans.pro]\nmax_connections = 0", "plans.pro.max_connections: must be a positive"),
+        ("[plans.pro]\nmax_connections = -2", "plans.pro.max_connections: must be a positive"),
+        ("[plans.pro]\ncache_ttl = -1", "plans.pro.cache_ttl: must be a positive integer"),
+        ("[plans.pro]\nwatchlist = 1", "plans.pro.watchlist: must be true or false"),
+        ("[plans.pro]\nsecret = 's'", "plans.pro.secret: not a setting a plan can set"),
+        ("[plans.pro]\ncolour = 'red'", "plans.pro.colour: not a setting a plan can set"),
+        ("[plans]\npro = 3", "plans.pro: expected a table"),
+        ("[plans.Gold]\nmax_connections = 1", "plans.Gold: a plan name is 1-64 lowercase"),
+        (APP_TOML + 'plan = "gold"', "apps[0].plan: no plan named 'gold'"),
+        ("[server]\napps = 3", "server.apps: must be a string"),
+        ("[server]\napps_refresh_seconds = 0", "server.apps_refresh_seconds: must be a positive"),
+    ],
+)
+def test_bad_plans_and_app_sources_are_named(
+    tmp_path: Path, config: WriteConfig, text: str, message: str
+) -> None:
+    assert config_error(tmp_path, config(text)).startswith(message)
