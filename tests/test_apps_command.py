@@ -214,7 +214,7 @@ def test_rotate_secret_prints_the_new_secret_once(
         (
             ["create", "--set", "max_connections=0"],
             2,
-            "ressonance: --set max_connections: must be -1 (no limit) or a positive integer\n",
+            "ressonance: --set max_connections: must be a positive integer, or -1 for no limit\n",
         ),
         (["update", "1"], 2, "ressonance: update: nothing to change; give --name, --plan,"),
         (["update", "1", "--unset", "colour"], 2, "ressonance: --unset colour: unknown app"),
@@ -256,7 +256,8 @@ def test_a_bad_config_file_exits_2(tmp_path: Path, capsys: Capture) -> None:
     assert run(capsys, "list", "--config", str(bad)) == (
         2,
         "",
-        "ressonance: configuration error: nope: unknown section (expected [server], [[apps]])\n",
+        "ressonance: configuration error: nope: unknown section "
+        "(expected [server], [[apps]], [plans.NAME])\n",
     )
 
 

@@ -21,10 +21,14 @@ from typing import Final, TextIO
 import orjson
 
 from ressonance.apps.admin import AppAdmin, AppChange, AppView, InvalidAppError, Issued
-from ressonance.apps.base import AppExistsError, AppNotFoundError, AppRegistry
-from ressonance.config import Settings, load_settings
+from ressonance.apps.base import (
+    AppExistsError,
+    AppNotFoundError,
+    AppRegistry,
+    ReadOnlyRegistryError,
+)
+from ressonance.config import Settings, load_settings, open_app_registry
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS
 from ressonance.protocol.settings import APP_SETTINGS, parse_setting
 from ressonance.server.admin_api import MAX_USAGE_DAYS, PREFIX, usage_days
 from ressonance.usage.base import UsageStore
@@ -46,16 +50,8 @@ class CommandError(Exception):
 
 
 async def open_registry(settings: Settings) -> AppRegistry:
-    """The registry `serve` reads its apps from.
-
-    Until persistent app stores exist, a node's apps are its static config, which the
-    command cannot change.
-    """
-    raise CommandError(
-        "apps are static in this configuration ([[apps]] and RESSONANCE_APP_*): "
-        "edit the config file instead",
-        FAILED,
-    )
+    """The registry `serve` reads its apps from (the same settings, the same store)."""
+    return await open_app_registry(settings)
 
 
 def open_usage(settings: Settings) -> UsageStore | None:
@@ -67,6 +63,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """The `apps` command and its verbs."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="the TOML config file `serve` uses")
+    common.add_argument(
+        "--apps", metavar="URL", help="the app store `serve` uses (sqlite:///..., postgresql://...)"
+    )
     common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     apps = commands.add_parser("apps", help="create, list, change and delete apps")
     verbs = apps.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -136,7 +135,7 @@ def run(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     try:
-        settings = load_settings(config_file=args.config)
+        settings = load_settings(config_file=args.config, apps=args.apps)
         if args.verb == "usage":
             return _usage(args, settings, usage_factory or open_usage, out)
         factory = registry_factory or open_registry
@@ -147,7 +146,7 @@ def run(
         return _fail(err, str(exc), exc.status)
     except InvalidAppError as exc:
         return _fail(err, str(exc), USAGE)
-    except (AppNotFoundError, AppExistsError) as exc:
+    except (AppNotFoundError, AppExistsError, ReadOnlyRegistryError) as exc:
         return _fail(err, str(exc), FAILED)
     except OSError as exc:
         return _fail(err, f"cannot reach the app store: {exc}", FAILED)
@@ -161,7 +160,7 @@ Output = tuple[Mapping[str, object], str]
 async def _managed(args: argparse.Namespace, settings: Settings, opener: RegistryFactory) -> Output:
     registry = await opener(settings)
     try:
-        return await _verb(args, AppAdmin(registry, BUILTIN_PLANS))
+        return await _verb(args, AppAdmin(registry, settings.plan_map))
     finally:
         await registry.close()
 

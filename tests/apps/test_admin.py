@@ -17,13 +17,13 @@ PRO = Plan("pro", {"max_connections": 10_000, "enable_client_messages": True})
 
 
 @pytest.fixture
-def registry() -> MemoryAppRegistry:
-    return MemoryAppRegistry()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def registry(clock: FakeClock) -> MemoryAppRegistry:
+    return MemoryAppRegistry(clock=clock)
 
 
 @pytest.fixture
@@ -92,7 +92,10 @@ async def test_a_chosen_id_and_key_are_kept(admin: AppAdmin) -> None:
         ({"key": ""}, "key: 1 to 100 letters"),
         ({"name": "n" * 201}, "name: at most 200 characters"),
         ({"plan": "gold"}, "plan: no plan named 'gold'"),
-        ({"settings": {"max_connections": 0}}, "settings.max_connections: must be -1"),
+        (
+            {"settings": {"max_connections": 0}},
+            "settings.max_connections: must be a positive integer, or -1",
+        ),
         ({"settings": {"colour": "red"}}, "settings.colour: unknown app setting"),
         ({"settings": {"secret": "mine"}}, "settings.secret: unknown app setting"),
     ],

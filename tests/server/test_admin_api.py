@@ -35,18 +35,18 @@ DOCUMENT = openapi_document()
 
 
 @pytest.fixture
-def registry() -> MemoryAppRegistry:
-    return MemoryAppRegistry()
+def clock() -> FakeClock:
+    return FakeClock()  # 2023-11-14T22:13:20Z
+
+
+@pytest.fixture
+def registry(clock: FakeClock) -> MemoryAppRegistry:
+    return MemoryAppRegistry(clock=clock)
 
 
 @pytest.fixture
 def usage() -> MemoryUsageStore:
     return MemoryUsageStore()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()  # 2023-11-14T22:13:20Z
 
 
 @pytest.fixture

@@ -161,7 +161,7 @@ class AppAdmin:
         self._resolve(record)
         await self.registry.create(record)
         log.info("event=app_created app_id=%s plan=%s", record.id, record.plan or "-")
-        return Issued(self._view(record), record.secret)
+        return Issued(self._view(await self._stored(record)), record.secret)
 
     async def all(self) -> list[AppView]:
         """Every app, ordered by id."""
@@ -224,7 +224,11 @@ class AppAdmin:
         record = replace(record, updated_at=self.clock())
         await self.registry.replace(record)
         log.info("event=%s app_id=%s enabled=%s", event, record.id, record.enabled)
-        return self._view(record)
+        return self._view(await self._stored(record))
+
+    async def _stored(self, record: AppRecord) -> AppRecord:
+        """`record` as the registry keeps it (it may stamp the times itself)."""
+        return await self.registry.record(record.id) or record
 
     async def _free_id(self) -> str:
         for _ in range(_ID_ATTEMPTS):

@@ -42,9 +42,17 @@ class AppNotFoundError(Exception):
     """No app has this id."""
 
 
+class ReadOnlyRegistryError(Exception):
+    """This registry cannot be written (the static file store): change the file instead."""
+
+
 @dataclass(frozen=True, slots=True)
 class AppRecord:
-    """An app as its registry keeps it. `settings` are the app's own (JSON-compatible) values."""
+    """An app as its registry keeps it. `settings` are the app's own (JSON-compatible) values.
+
+    Registries keep settings as JSON: lists, not tuples, come back. They set `created_at`
+    on create (unless given) and `updated_at` on every write; `replace` keeps `created_at`.
+    """
 
     id: str
     key: str
@@ -81,7 +89,10 @@ class AppRegistry(Protocol):
         ...
 
     async def revision(self) -> int:
-        """A number that grows with every change (nodes poll it to reload)."""
+        """A number that grows with every change (nodes poll it to reload).
+
+        Read it before `records()`: a write between the two is then seen again next time.
+        """
         ...
 
     async def close(self) -> None:

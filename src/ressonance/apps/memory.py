@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
 
 from ressonance.apps.base import AppExistsError, AppNotFoundError, AppRecord
 from ressonance.protocol.app import App
@@ -31,9 +33,12 @@ class MemoryAppStore:
 class MemoryAppRegistry:
     """An `AppRegistry` in memory, for tests and single-process tools."""
 
-    def __init__(self, records: Iterable[AppRecord] = ()) -> None:
+    def __init__(
+        self, records: Iterable[AppRecord] = (), clock: Callable[[], float] = time.time
+    ) -> None:
         self._records = {record.id: record for record in records}
         self._revision = 0
+        self._clock = clock
 
     async def records(self) -> list[AppRecord]:
         return [self._records[app_id] for app_id in sorted(self._records)]
@@ -44,7 +49,11 @@ class MemoryAppRegistry:
     async def create(self, record: AppRecord) -> None:
         if record.id in self._records or self._key_taken(record.key, None):
             raise AppExistsError(f"an app with id {record.id!r} or this key exists")
-        self._records[record.id] = record
+        now = self._clock()
+        created = record.created_at or now
+        self._records[record.id] = dataclasses.replace(
+            record, settings=dict(record.settings), created_at=created, updated_at=now
+        )
         self._revision += 1
 
     async def replace(self, record: AppRecord) -> None:
@@ -52,7 +61,10 @@ class MemoryAppRegistry:
             raise AppNotFoundError(f"no app with id {record.id!r}")
         if self._key_taken(record.key, record.id):
             raise AppExistsError("another app has this key")
-        self._records[record.id] = record
+        created = self._records[record.id].created_at
+        self._records[record.id] = dataclasses.replace(
+            record, settings=dict(record.settings), created_at=created, updated_at=self._clock()
+        )
         self._revision += 1
 
     async def delete(self, app_id: str) -> bool:

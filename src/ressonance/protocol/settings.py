@@ -1,24 +1,21 @@
-"""One app setting as a value: checked when it comes as JSON, parsed when it comes as text.
+"""One app setting given by a person or a script: checked as JSON, or parsed from text.
 
 Settings enter from outside through the admin API (JSON) and the `ressonance apps` command
 (`--set name=value` text). Both go through here, so a bad value is refused the same way
 everywhere, with a `ConfigError` whose message starts with where the value was given (the
-setting's name, or a path such as `settings.max_connections`). Checked values are
-JSON-compatible (origins are a list), as an app registry stores them.
+setting's name, or a path such as `settings.max_connections`). The type of each setting is
+checked by `plans.setting_value`, as for every other source; this adds what only values from
+outside need: only settings an app may set itself, bounded sizes, and JSON-compatible results
+(origins are a list), as an app registry stores them.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ressonance.protocol.app import (
-    BOOL_SETTINGS,
-    CHOICE_SETTINGS,
-    INT_SETTINGS,
-    UNLIMITED,
-    UNLIMITED_SETTINGS,
-)
+from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.plans import setting_value
 
 # What an app may set for itself (on top of its plan): every limit and feature, never the
 # credentials, the name, the plan or `enabled`, which have their own operations.
@@ -40,18 +37,12 @@ def check_setting(name: str, value: object, where: str | None = None) -> object:
     where = name if where is None else where
     if name not in APP_SETTINGS:
         raise ConfigError(f"{where}: unknown app setting")
-    if name in BOOL_SETTINGS:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: must be true or false")
-        return value
-    if name in CHOICE_SETTINGS:
-        choices = CHOICE_SETTINGS[name]
-        if value not in choices:
-            raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
-        return value
-    if name == "allowed_origins":
-        return _origins(value, where)
-    return _integer(name, value, where)
+    checked = setting_value(name, value, where)
+    if isinstance(checked, int) and not isinstance(checked, bool) and checked > MAX_INT:
+        raise ConfigError(f"{where}: must be at most {MAX_INT}")
+    if isinstance(checked, tuple):  # allowed_origins
+        return _origins(checked, where)
+    return checked
 
 
 def parse_setting(name: str, text: str, where: str | None = None) -> object:
@@ -73,27 +64,11 @@ def parse_setting(name: str, text: str, where: str | None = None) -> object:
     return check_setting(name, value, where)
 
 
-def _integer(name: str, value: object, where: str) -> int:
-    unlimited = name in UNLIMITED_SETTINGS
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"{where}: must be an integer")
-    if unlimited and value == UNLIMITED:
-        return value
-    if not 0 < value <= MAX_INT:
-        allowed = "-1 (no limit) or a positive integer" if unlimited else "a positive integer"
-        raise ConfigError(f"{where}: must be {allowed}")
-    return value
-
-
-def _origins(value: object, where: str) -> list[str]:
-    if not isinstance(value, list | tuple) or not value:
+def _origins(origins: tuple[str, ...], where: str) -> list[str]:
+    if not origins:
         raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
-    if len(value) > MAX_ORIGINS:
+    if len(origins) > MAX_ORIGINS:
         raise ConfigError(f"{where}: at most {MAX_ORIGINS} origins")
-    for origin in value:
-        if not isinstance(origin, str) or not 0 < len(origin) <= MAX_ORIGIN_LENGTH:
-            raise ConfigError(
-                f"{where}: each origin must be a non-empty string of at most "
-                f"{MAX_ORIGIN_LENGTH} characters"
-            )
-    return list(value)
+    if any(len(origin) > MAX_ORIGIN_LENGTH for origin in origins):
+        raise ConfigError(f"{where}: each origin must be at most {MAX_ORIGIN_LENGTH} characters")
+    return list(origins)

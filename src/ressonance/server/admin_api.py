@@ -27,7 +27,7 @@ from typing import Final
 import orjson
 
 from ressonance.apps.admin import AppAdmin, AppChange, InvalidAppError
-from ressonance.apps.base import AppExistsError, AppNotFoundError
+from ressonance.apps.base import AppExistsError, AppNotFoundError, ReadOnlyRegistryError
 from ressonance.protocol.errors import ApiError
 from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
 from ressonance.usage.base import UsageStore
@@ -150,7 +150,7 @@ class AdminApi:
             return error_response(ApiError(422, str(exc)))
         except AppNotFoundError as exc:
             return error_response(ApiError(404, f"No app: {exc}"))
-        except AppExistsError as exc:
+        except (AppExistsError, ReadOnlyRegistryError) as exc:
             return error_response(ApiError(409, f"Conflict: {exc}"))
         except Exception:
             log.exception("event=admin_api_failed method=%s path=%s", request.method, request.path)

@@ -11,7 +11,8 @@ Rules:
    only what happens at most once per HTTP request (the publish latency histogram).
 3. Labels are bounded: `app_id` (configured apps), `code` (the close codes the server knows;
    any other code a client sends is counted as "other"), `endpoint` (HTTP API route names,
-   never raw paths) and `status`. No channel, socket or user label.
+   never raw paths), `status` and `limit` (the names of the admission settings). No channel,
+   socket, user or address label.
 4. Monotonic time (`timer`, injected) for durations; the node's wall clock is not used here.
 
 prometheus-client is used, not a hand-written exposition: per-node registries are one
@@ -110,6 +111,7 @@ class Metrics:
         self.opened = 0
         self.closed: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.throttled: dict[str, int] = {}  # admission refusals by the setting that refused
         self.http_requests: dict[tuple[str, str], int] = {}
         self.loop_lag = 0.0
         self.apps: dict[str, AppCounters] = {}
@@ -145,6 +147,10 @@ class Metrics:
         """A WebSocket closed at once, before it became a session (unknown app, quota...)."""
         label = code_label(code)
         self.refused[label] = self.refused.get(label, 0) + 1
+
+    def connection_throttled(self, setting: str) -> None:
+        """A WebSocket refused by admission control; `setting` names the limit (bounded)."""
+        self.throttled[setting] = self.throttled.get(setting, 0) + 1
 
     # --- deliveries, HTTP API, event loop ----------------------------------------------------
 
@@ -231,7 +237,14 @@ class _Collector:
         )
         for code, value in sorted(m.refused.items()):
             refused.add_metric([code], value)
-        yield from (current, peak, opened, closed, refused)
+        throttled = _counter(
+            "connections_throttled",
+            "WebSockets refused by admission control (4100), by the limit that refused",
+            ("limit",),
+        )
+        for setting, value in sorted(m.throttled.items()):
+            throttled.add_metric([setting], value)
+        yield from (current, peak, opened, closed, refused, throttled)
 
     def _apps(self) -> Iterator[Metric]:
         apps = sorted(self.metrics.apps.items())

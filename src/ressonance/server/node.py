@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
@@ -27,6 +27,7 @@ from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.channels import USER_CHANNEL_PREFIX, Channel, ChannelKind, classify
 from ressonance.protocol.connection import (
     ClientEventReceived,
+    CloseRequested,
     Connection,
     Event,
     Member,
@@ -203,6 +204,8 @@ class Node:
                 await self._client_event(session, event)
             case SignedIn():
                 await self._signed_in(session, event.user)
+            case CloseRequested():
+                session.close(event.code, event.reason)
 
     async def close_session(self, session: Session, code: int | None = None) -> None:
         """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
@@ -414,6 +417,33 @@ class Node:
     async def _watchlist_change(self, app: App, user_id: str, name: str) -> None:
         events = {"events": [{"name": name, "user_ids": [user_id]}]}
         await self._broadcast(app, WATCHLIST_TOPIC + user_id, m.encode(m.WATCHLIST_EVENTS, events))
+
+    def apps_changed(self, before: Mapping[str, App], after: Mapping[str, App]) -> None:
+        """Apply a change of apps (from the app catalog) to this node's live connections.
+
+        A deleted app, or one whose key changed, closes its connections with 4001 (the key
+        they connected with no longer exists); a disabled app with 4003. Both mean "do not
+        reconnect" to pusher-js (reference §1, §7). Any other change applies to the live
+        connections at once (new secret, limits, features), except `slow_client_policy`,
+        which a connection keeps from when it opened.
+        """
+        changed = {i for i in before.keys() | after.keys() if before.get(i) != after.get(i)}
+        if not changed:
+            return
+        for session in list(self.sessions.values()):
+            old = session.connection.app
+            if old.id not in changed:
+                continue
+            new = after.get(old.id)
+            if new is None or new.key != old.key:
+                refusal = (ErrorCode.APP_NOT_FOUND, "App no longer exists")
+            elif not new.enabled:
+                refusal = (ErrorCode.APP_DISABLED, "App is disabled")
+            else:
+                session.connection.app = new
+                continue
+            session.error(refusal[1], refusal[0])
+            session.close(*refusal)
 
     # --- cluster -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
 from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
+from ressonance.server.admission import Admission, AdmissionLimits
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
 from ressonance.server.session import Session
@@ -57,9 +58,16 @@ def json_response(response: ApiResponse) -> web.Response:
 class Transport:
     """The aiohttp application of a node."""
 
-    def __init__(self, node: Node, limits: TransportLimits, admin: AdminApi | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        limits: TransportLimits,
+        admission: AdmissionLimits | None = None,
+        admin: AdminApi | None = None,
+    ) -> None:
         self.node = node
         self.limits = limits
+        self.admission = Admission(node, admission)
         self.api = HttpApi(node)
         self.admin = admin
         self.sockets = Sockets(node, limits.max_ws_message_bytes)
@@ -215,6 +223,11 @@ class Transport:
             return
         if not origin_allowed(request.headers.get("Origin"), app.allowed_origins):
             self._refuse_socket(socket, ErrorCode.UNAUTHORIZED, "Origin not allowed")
+            return
+        forwarded = request.headers.getall("X-Forwarded-For", ())
+        refusal = await self.admission.admit(app, request.remote, forwarded)
+        if refusal is not None:
+            self._refuse_socket(socket, *refusal)
             return
         if socket.over:
             return  # the client broke the protocol or left during the lookup
