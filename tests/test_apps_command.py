@@ -6,6 +6,7 @@ file or database would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import pytest
 
 from ressonance import apps_command, cli
 from ressonance.apps.memory import MemoryAppRegistry
+from ressonance.apps.sqlite import SqliteAppRegistry
 from ressonance.config import Settings
 from ressonance.usage.memory import MemoryUsageStore
 
@@ -289,8 +291,6 @@ def test_usage_from_a_shared_store(monkeypatch: pytest.MonkeyPatch, capsys: Capt
     store = MemoryUsageStore()
     monkeypatch.setattr(apps_command, "open_usage", lambda settings: store)
     monkeypatch.setattr(apps_command.time, "time", lambda: 1_700_000_000.0)  # 2023-11-14
-    import asyncio
-
     asyncio.run(store.add_messages("42", "2023-11-14", 1234567))
     asyncio.run(store.add_messages("42", "2023-11-13", 3))
     asyncio.run(store.record_connections("42", "2023-11-14", 12))
@@ -338,3 +338,59 @@ def test_the_factories_get_the_settings_serve_would_use(
     monkeypatch.setattr(apps_command, "open_registry", factory)
     assert run(capsys, "list", "--config", str(config))[0] == 0
     assert (seen[0].port, seen[0].key_prefix) == (7001, "mine")
+
+
+# --- against the stores `serve` uses ---------------------------------------------------------
+
+
+def test_a_sqlite_store_keeps_what_the_command_does(tmp_path: Path, capsys: Capture) -> None:
+    url = f"sqlite:///{tmp_path / 'apps.db'}"
+
+    created = run_json(capsys, "create", "--apps", url, "--name", "Shop", "--plan", "free")
+    run_json(capsys, "update", created["id"], "--apps", url, "--set", "max_connections=5")
+    listed = run_json(capsys, "list", "--apps", url)
+
+    async def stored() -> Any:
+        registry = await SqliteAppRegistry.open(tmp_path / "apps.db")
+        try:
+            return await registry.record(created["id"])
+        finally:
+            await registry.close()
+
+    record = asyncio.run(stored())
+    assert record.secret == created["secret"]
+    assert (record.name, record.plan, dict(record.settings)) == (
+        "Shop",
+        "free",
+        {"max_connections": 5},
+    )
+    assert [app["id"] for app in listed["apps"]] == [created["id"]]
+    assert created["secret"] not in json.dumps(listed)
+    assert run(capsys, "delete", created["id"], "--apps", url)[0] == 0
+    assert run_json(capsys, "list", "--apps", url) == {"apps": []}
+
+
+def test_without_any_apps_setting_the_embedded_store_and_its_development_app(
+    capsys: Capture,
+) -> None:
+    listed = run_json(capsys, "list")
+    assert [app["name"] for app in listed["apps"]] == ["development"]
+    created = run_json(capsys, "create", "--name", "second")
+    names = [app["name"] for app in run_json(capsys, "list")["apps"]]
+    assert sorted(names) == ["development", "second"]
+    assert created["secret"]
+
+
+def test_static_apps_are_read_only(tmp_path: Path, capsys: Capture) -> None:
+    config = tmp_path / "ressonance.toml"
+    config.write_text('[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\n')
+
+    status, out, err = run(capsys, "disable", "1", "--config", str(config))
+
+    assert (status, out) == (1, "")
+    assert err == (
+        f"ressonance: the static app store is read-only: edit {config.resolve()}, or use a "
+        "sqlite:/// or postgresql:// apps URL to manage apps at runtime\n"
+    )
+    listed = run_json(capsys, "list", "--config", str(config))
+    assert [(app["id"], app["secret_hint"]) for app in listed["apps"]] == [("1", "****")]

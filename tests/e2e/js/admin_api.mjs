@@ -98,9 +98,11 @@ async function connectWhenKnown(key, record, timeoutMs = 8000) {
   }
 }
 
+// pusher-js reports a refusal as {type: 'PusherError', data: {code}}, or wrapped in a
+// WebSocketError ({error: {data: {code}}}) when it comes at connect.
 const closeCodes = (record) =>
   record.errors
-    .map((e) => (e.data && e.data.code) ?? e.code)
+    .map((e) => e.data?.code ?? e.error?.data?.code ?? e.code)
     .filter((code) => code !== undefined && code !== null);
 
 runScenario(
