@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Final
 
+from ressonance.protocol import plans
 from ressonance.protocol.app import (
     BOOL_SETTINGS,
     CHOICE_SETTINGS,
@@ -225,7 +226,12 @@ def _app(table: Mapping[str, object], where: str) -> App:
     for required in ("id", "key", "secret"):
         if required not in values:
             raise ConfigError(f"{where}.{required}: required")
-    return App(**values)  # type: ignore[arg-type]
+    # The app's plan gives its limits; the app's own settings override them.
+    identity = {k: values.pop(k) for k in (*_APP_STRINGS, "enabled") if k in values}
+    try:
+        return plans.resolve(**identity, overrides=values)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
 
 
 def _app_value(name: str, value: object, where: str) -> object:
