@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from ressonance.connections.memory import MemoryConnectionCounter
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.http_api import ApiResponse, HttpApi
@@ -377,3 +378,24 @@ async def test_quota_refusals_are_exposed_as_metrics(make_node: MakeNode) -> Non
     body, _ = node.metrics.exposition()
 
     assert b'ressonance_quota_refusals_total{app_id="1",quota="max_connections"} 1.0' in body
+
+
+class DownCounter(MemoryConnectionCounter):
+    async def acquire(self, app_id: str, limit: int) -> int | None:
+        raise ConnectionError("store down")
+
+
+async def test_an_unreachable_store_refuses_quota_apps_with_4100_and_serves_the_rest(
+    clock: FakeClock,
+) -> None:
+    limited, free_for_all = app_with(max_connections=5), app_with(id="2", key="other")
+    node = memory_node([limited, free_for_all], clock=clock)
+    node.connections = node.quotas.connections = DownCounter()
+
+    assert await connect_to(node, limited) == (
+        ErrorCode.OVER_CAPACITY,
+        "The connection quota cannot be checked; retry",
+    )
+    served = await connect_to(node, free_for_all)
+    assert isinstance(served, Client)
+    await served.close()  # it held no slot: nothing to give back

@@ -175,11 +175,20 @@ class Node:
         """A session for a new WebSocket, with the app's connection quota checked across the
         cluster first (one atomic step in the shared counter); or the refusal (4004).
 
-        The transport calls this; `open_session` is the local step it ends with.
+        The transport calls this; `open_session` is the local step it ends with. While the
+        shared store is unreachable, an app with a connection quota is refused with 4100 (a
+        quota that cannot be checked is not waived); an app without one is served.
         """
         if not app.enabled:
             return ErrorCode.APP_DISABLED, "App is disabled"
-        if not await self.quotas.acquire(app):
+        try:
+            admitted = await self.quotas.acquire(app)
+        except Exception as exc:  # the shared store is down: enforce what must be enforced
+            log.warning("event=connection_quota_unavailable app_id=%s error=%r", app.id, exc)
+            if app.max_connections != UNLIMITED:  # 4100: pusher-js tries again after 1 s
+                return ErrorCode.OVER_CAPACITY, "The connection quota cannot be checked; retry"
+            return self.open_session(app, outlet)  # nothing to enforce: served, uncounted
+        if not admitted:
             return ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app)
         opened = self.open_session(app, outlet)
         if isinstance(opened, Session):
