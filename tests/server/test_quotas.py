@@ -17,6 +17,8 @@ import pytest
 from ressonance.connections.memory import MemoryConnectionCounter
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
+from ressonance.ratelimit.base import Decision
+from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.http_api import ApiResponse, HttpApi
 from ressonance.server.node import Node
 from ressonance.server.quotas import utc_day
@@ -399,3 +401,25 @@ async def test_an_unreachable_store_refuses_quota_apps_with_4100_and_serves_the_
     served = await connect_to(node, free_for_all)
     assert isinstance(served, Client)
     await served.close()  # it held no slot: nothing to give back
+
+
+async def test_http_quota_checks_without_a_store_answer_503(
+    make_node: MakeNode, clock: FakeClock
+) -> None:
+    class DownLimiter(MemoryRateLimiter):
+        async def consume(self, key: str, limit: int, cost: int = 1) -> Decision:
+            raise ConnectionError("store down")
+
+    app = app_with(max_backend_events_per_sec=5, max_read_requests_per_sec=5)
+    node = await make_node(app)
+    node.quotas.limiter = DownLimiter(clock)
+    api = HttpApi(node)
+
+    published = await publish(api, clock, app, "x")
+    read = await api.handle(signed(clock, "GET", "/apps/1/channels", app=app))
+
+    assert (
+        error(published, 503)
+        == error(read, 503)
+        == ("Quotas cannot be checked right now; try again")
+    )

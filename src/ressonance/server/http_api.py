@@ -9,10 +9,11 @@ event's time to its local writes goes to the latency histogram.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -204,18 +205,21 @@ class HttpApi:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
         messages are used up, 429 past its events per second (a refusal spends nothing)."""
         quotas = self.node.quotas
-        if await quotas.over_daily_quota(app):
+        async with _quota_store():
+            over = await quotas.over_daily_quota(app)
+            refusal = None if over else await quotas.backend_events(app, events)
+        if over:
             raise ApiError(
                 403,
                 "Over the app's daily message quota "
                 f"(max_messages_per_day = {app.max_messages_per_day}); it renews at 00:00 UTC",
             )
-        refusal = await quotas.backend_events(app, events)
         if refusal is not None:
             raise TooManyRequestsError("max_backend_events_per_sec", refusal)
 
     async def _admit_read(self, app: App) -> None:
-        refusal = await self.node.quotas.read_request(app)
+        async with _quota_store():
+            refusal = await self.node.quotas.read_request(app)
         if refusal is not None:
             raise TooManyRequestsError("max_read_requests_per_sec", refusal)
 
@@ -256,6 +260,16 @@ class HttpApi:
         rest.validate_user_id(user_id)
         await self.node.terminate_user(app, user_id)
         return {}
+
+
+@contextlib.asynccontextmanager
+async def _quota_store() -> AsyncIterator[None]:
+    """A quota that cannot be checked (the shared store is down) answers 503, not 500."""
+    try:
+        yield
+    except Exception as exc:
+        log.warning("event=quota_unavailable error=%r", exc)
+        raise ApiError(503, "Quotas cannot be checked right now; try again") from None
 
 
 async def channel_attributes(
