@@ -10,6 +10,8 @@ import asyncio
 import json
 import os
 import re
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,9 @@ from ressonance import apps_command, cli
 from ressonance.apps.memory import MemoryAppRegistry
 from ressonance.apps.sqlite import SqliteAppRegistry
 from ressonance.config import Settings
-from ressonance.usage.memory import MemoryUsageStore
+from ressonance.presence.redis import connect
+from ressonance.usage.redis import RedisUsageStore
+from tests import services
 
 Capture = pytest.CaptureFixture[str]
 
@@ -287,16 +291,34 @@ def test_usage_with_memory_state_points_at_the_admin_api(capsys: Capture) -> Non
     assert '"http://127.0.0.1:6001/admin/v1/apps/42/usage?days=3"' in err
 
 
-def test_usage_from_a_shared_store(monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:
-    store = MemoryUsageStore()
-    monkeypatch.setattr(apps_command, "open_usage", lambda settings: store)
-    monkeypatch.setattr(apps_command.time, "time", lambda: 1_700_000_000.0)  # 2023-11-14
-    asyncio.run(store.add_messages("42", "2023-11-14", 1234567))
-    asyncio.run(store.add_messages("42", "2023-11-13", 3))
-    asyncio.run(store.record_connections("42", "2023-11-14", 12))
+async def _with_redis(
+    url: str, prefix: str, work: Callable[[RedisUsageStore], Awaitable[None]]
+) -> None:
+    redis = connect(url)
+    try:
+        await work(RedisUsageStore(redis, prefix))
+    finally:
+        await redis.aclose()
 
-    status, out, _ = run(capsys, "usage", "42", "--days", "2")
-    body = run_json(capsys, "usage", "42", "--days", "2")
+
+def test_usage_from_the_shared_state(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture, redis_url: str, tmp_path: Path
+) -> None:
+    async def write(store: RedisUsageStore) -> None:
+        await store.add_messages("42", "2023-11-14", 1234567)
+        await store.add_messages("42", "2023-11-13", 3)
+        await store.record_connections("42", "2023-11-14", 12)
+        await store.add_messages("43", "2023-11-14", 99)  # another app
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RESSONANCE_STATE", redis_url)
+    config = tmp_path / "ressonance.toml"
+    config.write_text(f'[server]\nkey_prefix = "{prefix}"\n')
+    asyncio.run(_with_redis(redis_url, prefix, write))
+    monkeypatch.setattr(apps_command.time, "time", lambda: 1_700_000_000.0)  # 2023-11-14
+
+    status, out, _ = run(capsys, "usage", "42", "--days", "2", "--config", str(config))
+    body = run_json(capsys, "usage", "42", "--days", "2", "--config", str(config))
 
     assert status == 0
     assert out == (
@@ -315,12 +337,21 @@ def test_usage_from_a_shared_store(monkeypatch: pytest.MonkeyPatch, capsys: Capt
     }
 
 
-@pytest.mark.parametrize("days", ["0", "32"])
+def test_usage_from_an_unreachable_redis_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.setenv("RESSONANCE_STATE", f"redis://127.0.0.1:{services.free_port()}/0")
+    status, out, err = run(capsys, "usage", "42")
+    assert (status, out) == (1, "")
+    assert err.startswith("ressonance: cannot read usage from redis://127.0.0.1:")
+
+
+@pytest.mark.parametrize("days", ["0", "41"])
 def test_usage_days_are_bounded(capsys: Capture, days: str) -> None:
     assert run(capsys, "usage", "42", "--days", days) == (
         2,
         "",
-        "ressonance: --days: must be from 1 to 31\n",
+        "ressonance: --days: must be from 1 to 40\n",
     )
 
 

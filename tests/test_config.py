@@ -398,6 +398,32 @@ async def test_the_development_app_is_only_added_to_an_empty_registry(tmp_path: 
     assert [r.key for r in await registry_records(settings)] == ["mine"]
 
 
+def test_an_app_on_a_plan_takes_its_limits_and_overrides_some(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    on_plan = APP_TOML + 'plan = "free"\nmax_messages_per_day = 500\n'
+    other = '[[apps]]\nid = "2"\nkey = "k2"\nsecret = "s"\nplan = "free"\n'
+
+    first, second = load(tmp_path, config(on_plan + other)).apps
+
+    assert (first.plan, first.max_connections, first.max_messages_per_day) == ("free", 100, 500)
+    assert (second.max_connections, second.max_messages_per_day) == (100, 200_000)
+
+
+def test_an_environment_app_may_name_a_plan(tmp_path: Path) -> None:
+    environ = {
+        "RESSONANCE_APP_ID": "1",
+        "RESSONANCE_APP_KEY": "k",
+        "RESSONANCE_APP_SECRET": "s",
+        "RESSONANCE_APP_PLAN": "free",
+        "RESSONANCE_APP_MAX_CONNECTIONS": "3",
+    }
+
+    (app,) = load(tmp_path, environ=environ).apps
+
+    assert (app.plan, app.max_connections, app.max_messages_per_day) == ("free", 3, 200_000)
+
+
 def test_no_development_app_when_one_is_configured(tmp_path: Path, config: WriteConfig) -> None:
     load(tmp_path, config(APP_TOML))
 
@@ -439,6 +465,7 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
         (APP_TOML + "allowed_origins = '*'", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "allowed_origins = ['']", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "name = 7", "apps[0].name: must be a string"),
+        (APP_TOML + "plan = 'gold'", "apps[0].plan: no plan named 'gold'"),
         (
             APP_TOML + "slow_client_policy = 'coalesce'",
             "apps[0].slow_client_policy: must be one of close, drop_oldest, not 'coalesce'",

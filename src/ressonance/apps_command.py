@@ -15,7 +15,8 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, TextIO
 
 import orjson
@@ -27,18 +28,18 @@ from ressonance.apps.base import (
     AppRegistry,
     ReadOnlyRegistryError,
 )
-from ressonance.config import Settings, load_settings, open_app_registry
+from ressonance.config import REDIS_SCHEMES, Settings, load_settings, open_app_registry
 from ressonance.protocol.errors import ConfigError
 from ressonance.protocol.settings import APP_SETTINGS, parse_setting
 from ressonance.server.admin_api import MAX_USAGE_DAYS, PREFIX, usage_days
-from ressonance.usage.base import UsageStore
+from ressonance.usage.base import DayUsage, UsageStore
 
 OK: Final = 0
 FAILED: Final = 1  # not found, conflict, or a backend out of reach
 USAGE: Final = 2  # a bad flag or value
 
 RegistryFactory = Callable[[Settings], Awaitable[AppRegistry]]
-UsageFactory = Callable[[Settings], UsageStore | None]
+UsageFactory = Callable[[Settings], AbstractAsyncContextManager[UsageStore | None]]
 
 
 class CommandError(Exception):
@@ -49,14 +50,33 @@ class CommandError(Exception):
         self.status = status
 
 
+class UsageUnavailableError(Exception):
+    """The shared usage store did not answer."""
+
+
 async def open_registry(settings: Settings) -> AppRegistry:
     """The registry `serve` reads its apps from (the same settings, the same store)."""
     return await open_app_registry(settings)
 
 
-def open_usage(settings: Settings) -> UsageStore | None:
-    """The shared usage store, or None when usage lives in a node's memory."""
-    return None
+@asynccontextmanager
+async def open_usage(settings: Settings) -> AsyncIterator[UsageStore | None]:
+    """The shared usage store the nodes write to, or None when usage lives in their memory."""
+    if not settings.state_url.startswith(REDIS_SCHEMES):
+        yield None
+        return
+    from redis.exceptions import RedisError
+
+    from ressonance.presence.redis import connect
+    from ressonance.usage.redis import RedisUsageStore
+
+    redis = connect(settings.state_url)
+    try:
+        yield RedisUsageStore(redis, settings.key_prefix)
+    except RedisError as exc:
+        raise UsageUnavailableError(str(exc)) from None
+    finally:
+        await redis.aclose()
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -232,8 +252,11 @@ def _parse_settings(pairs: Sequence[str]) -> dict[str, object]:
 def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, out: TextIO) -> int:
     if not 1 <= args.days <= MAX_USAGE_DAYS:
         raise CommandError(f"--days: must be from 1 to {MAX_USAGE_DAYS}", USAGE)
-    store = factory(settings)
-    if store is None:
+    try:
+        days = asyncio.run(_read_usage(factory, settings, args.app_id, args.days))
+    except (OSError, UsageUnavailableError) as exc:
+        raise CommandError(f"cannot read usage from {settings.state_url}: {exc}", FAILED) from None
+    if days is None:
         url = f"http://{settings.host}:{settings.port}{PREFIX}/apps/{args.app_id}/usage"
         raise CommandError(
             f"usage is counted in the running node's memory (state {settings.state_url}), "
@@ -242,7 +265,6 @@ def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, 
             '\nor share usage between nodes with state = "redis://..." (docs/topics/scaling.md)',
             FAILED,
         )
-    days = asyncio.run(store.usage(args.app_id, usage_days(time.time(), args.days)))
     body = {
         "app_id": args.app_id,
         "days": [
@@ -255,6 +277,15 @@ def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, 
     text = table(["DAY (UTC)", "MESSAGES", "PEAK CONNECTIONS"], rows, right=frozenset({1, 2}))
     _print(out, body, f"{text}\nTotal: {body['total_messages']:,} messages", as_json=args.json)
     return OK
+
+
+async def _read_usage(
+    factory: UsageFactory, settings: Settings, app_id: str, count: int
+) -> list[DayUsage] | None:
+    async with factory(settings) as store:
+        if store is None:
+            return None
+        return await store.usage(app_id, usage_days(time.time(), count))
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ from ressonance.backbone.redis import RedisBackbone
 from ressonance.cache.base import CacheStore
 from ressonance.cache.memory import MemoryCacheStore
 from ressonance.cache.redis import RedisCacheStore
+from ressonance.connections.base import ConnectionCounter
+from ressonance.connections.memory import MemoryConnectionCounter
+from ressonance.connections.redis import RedisConnectionCounter
 from ressonance.presence.base import PresenceStore
 from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.presence.redis import RedisPresenceStore, connect as connect_redis
@@ -49,12 +52,18 @@ from ressonance.protocol.app import (
 )
 from ressonance.ratelimit.base import RateLimiter
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from ressonance.ratelimit.redis import RedisRateLimiter
+from ressonance.usage.base import UsageStore
+from ressonance.usage.memory import MemoryUsageStore
+from ressonance.usage.redis import RedisUsageStore
 from tests import services
 from tests.fakes import FakeClock
 
 PRESENCE_BACKENDS = ["memory", "redis"]
 CACHE_BACKENDS = ["memory", "redis"]
-RATELIMIT_BACKENDS = ["memory"]
+RATELIMIT_BACKENDS = ["memory", "redis"]
+USAGE_BACKENDS = ["memory", "redis"]
+CONNECTION_BACKENDS = ["memory", "redis"]
 BACKBONE_BACKENDS = ["memory", "redis", "nats"]
 NETWORKED_BACKBONES = ["redis", "nats"]  # more than one node can share these
 APP_BACKENDS = ["memory", "file", "sqlite", "postgres"]  # the last three through AppCatalog
@@ -101,8 +110,52 @@ async def limiter(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIter
     match request.param:
         case "memory":
             yield MemoryRateLimiter(clock)
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            yield RedisRateLimiter(client, clock, unique_prefix())
+            await client.aclose()
         case other:
             raise ValueError(f"no rate limiter backend {other!r}")
+
+
+@pytest.fixture(params=USAGE_BACKENDS)
+async def usage(request: pytest.FixtureRequest) -> AsyncIterator[UsageStore]:
+    match request.param:
+        case "memory":
+            yield MemoryUsageStore()
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            yield RedisUsageStore(client, unique_prefix())
+            await client.aclose()
+        case other:
+            raise ValueError(f"no usage backend {other!r}")
+
+
+MakeCounter = Callable[..., ConnectionCounter]
+
+
+@pytest.fixture(params=CONNECTION_BACKENDS)
+async def make_counter(request: pytest.FixtureRequest) -> AsyncIterator[MakeCounter]:
+    """`make_counter(node_id="a", node_ttl=10.0)`: one node's connection counter; the
+    counters of one test share their store (in memory: every call returns the same one,
+    since one process is one node)."""
+    match request.param:
+        case "memory":
+            only = MemoryConnectionCounter()
+            yield lambda node_id="a", node_ttl=10.0: only
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            prefix = unique_prefix()
+
+            def make(node_id: str = "a", node_ttl: float = 10.0) -> ConnectionCounter:
+                return RedisConnectionCounter(
+                    client, node_id=node_id, prefix=prefix, node_ttl=node_ttl
+                )
+
+            yield make
+            await client.aclose()
+        case other:
+            raise ValueError(f"no connection counter backend {other!r}")
 
 
 @pytest.fixture(params=BACKBONE_BACKENDS)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from ressonance.connections.memory import MemoryConnectionCounter
 from ressonance.presence.base import Departure
 from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
+from tests.fakes import FakeOutlet
 from tests.server.clients import Connect, joined
 from tests.server.conftest import APP
 
@@ -143,3 +145,34 @@ async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
     watcher.outlet.assert_received(
         "pusher_internal:member_removed", channel="presence-room", data={"user_id": "leaver"}
     )
+
+
+class LapsedCounter(MemoryConnectionCounter):
+    """A shared connection counter that lost this node's registration (and counts) once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lapsed = True
+
+    async def heartbeat(self) -> bool:
+        lapsed, self.lapsed = self.lapsed, False
+        return not lapsed
+
+
+async def test_connection_counts_are_rewritten_into_a_counter_that_lost_them(
+    node: Node,
+) -> None:
+    for _ in range(2):
+        await node.connect(APP, FakeOutlet())
+    counter = LapsedCounter()  # the store came back empty
+    node.connections = node.quotas.connections = counter
+    loop = asyncio.create_task(run_liveness(node, 0))
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+    assert await counter.count(APP.id) == 2

@@ -14,6 +14,7 @@ extra that installs it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -105,10 +106,27 @@ async def _open_sqlite(path: str, setting: str) -> AppRegistry:
         ) from None
     import sqlite3
 
+    # Checked first: a failed connect leaves aiosqlite's worker thread talking to a loop
+    # that may be gone, and the usual causes deserve a plainer message anyway.
+    problem = _sqlite_file_problem(path)
+    if problem:
+        raise ConfigError(f"{setting}: cannot open the SQLite database {path!r} ({problem})")
     try:
         return await SqliteAppRegistry.open(path)
     except sqlite3.Error as exc:
         raise ConfigError(f"{setting}: cannot open the SQLite database {path!r} ({exc})") from None
+
+
+def _sqlite_file_problem(path: str) -> str:
+    if path == ":memory:":
+        return ""
+    file = Path(path)
+    if file.exists():
+        return "" if os.access(file, os.R_OK | os.W_OK) else "not readable and writable"
+    parent = file.parent
+    if not parent.is_dir():
+        return f"the directory {str(parent)!r} does not exist"
+    return "" if os.access(parent, os.W_OK | os.X_OK) else "its directory is not writable"
 
 
 async def _open_postgres(url: str, setting: str) -> AppRegistry:

@@ -150,7 +150,13 @@ class Connection:
         if len(text) > self.app.max_payload_bytes + 4096:
             # Size checked before parsing: a soft limit answered with an error, the hard
             # one (the WebSocket's max message size) closes with 1009.
-            self.send(m.error("Message too large", ErrorCode.CLIENT_EVENT_REJECTED))
+            limit = self.app.max_event_payload_in_kb
+            self.send(
+                m.error(
+                    f"Message too large (max_event_payload_in_kb = {limit}, plus 4 KB)",
+                    ErrorCode.CLIENT_EVENT_REJECTED,
+                )
+            )
             return []
         try:
             message = m.parse_client_message(text)

@@ -31,13 +31,14 @@ from ressonance.apps.base import AppExistsError, AppNotFoundError, ReadOnlyRegis
 from ressonance.protocol.errors import ApiError
 from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
 from ressonance.usage.base import UsageStore
+from ressonance.usage.redis import RETENTION_DAYS
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "/admin/v1"
 MAX_BODY_BYTES: Final = 16 * 1024
 DEFAULT_USAGE_DAYS: Final = 7
-MAX_USAGE_DAYS: Final = 31
+MAX_USAGE_DAYS: Final = RETENTION_DAYS  # what the shared usage store keeps
 REALM: Final = 'Bearer realm="ressonance-admin"'
 NO_STORE: Final = {"Cache-Control": "no-store"}
 DISABLED: Final = (

@@ -9,7 +9,8 @@ Rules:
    counters are attributes of plain objects (`int += n`: no lock, no label lookup), turned
    into metric families only when /metrics is scraped. prometheus-client's own types serve
    only what happens at most once per HTTP request (the publish latency histogram).
-3. Labels are bounded: `app_id` (configured apps), `code` (the close codes the server knows;
+3. Labels are bounded: `app_id` (configured apps), `quota` (the setting that refused),
+   `code` (the close codes the server knows;
    any other code a client sends is counted as "other"), `endpoint` (HTTP API route names,
    never raw paths), `status` and `limit` (the names of the admission settings). No channel,
    socket, user or address label.
@@ -113,6 +114,7 @@ class Metrics:
         self.refused: dict[str, int] = {}
         self.throttled: dict[str, int] = {}  # admission refusals by the setting that refused
         self.http_requests: dict[tuple[str, str], int] = {}
+        self.quota_refusals: dict[tuple[str, str], int] = {}
         self.loop_lag = 0.0
         self.apps: dict[str, AppCounters] = {}
         self.publish_latency = Histogram(
@@ -168,6 +170,11 @@ class Metrics:
         key = (endpoint, str(status))
         self.http_requests[key] = self.http_requests.get(key, 0) + 1
 
+    def quota_refused(self, app_id: str, quota: str) -> None:
+        """A connection, request or client event was refused by `quota` (a setting name)."""
+        key = (app_id, quota)
+        self.quota_refusals[key] = self.quota_refusals.get(key, 0) + 1
+
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The body and content type of a scrape, in the format the `Accept` header asks for."""
         encode, content_type = choose_encoder(accept)
@@ -217,6 +224,14 @@ class _Collector:
         for (endpoint, status), value in sorted(self.metrics.http_requests.items()):
             http.add_metric([endpoint, status], value)
         yield http
+        refusals = _counter(
+            "quota_refusals",
+            "Connections, HTTP requests and client events refused by an app quota or rate limit",
+            ("app_id", "quota"),
+        )
+        for (app_id, quota), value in sorted(self.metrics.quota_refusals.items()):
+            refusals.add_metric([app_id, quota], value)
+        yield refusals
         lag = _gauge("event_loop_lag_seconds", "How late the node's last timer tick woke up")
         lag.add_metric([], self.metrics.loop_lag)
         yield lag

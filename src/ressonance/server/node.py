@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
 from ressonance.cache.base import CacheStore
+from ressonance.connections.base import ConnectionCounter
+from ressonance.connections.memory import MemoryConnectionCounter
 from ressonance.presence.base import Departure, PresenceFullError, PresenceStore
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import UNLIMITED, App
@@ -43,7 +45,10 @@ from ressonance.ratelimit.base import RateLimiter
 from ressonance.server.counts import CountThrottle
 from ressonance.server.hub import Hub
 from ressonance.server.metrics import Metrics
+from ressonance.server.quotas import CONNECTION_CLIENT_EVENTS, CONNECTIONS, Quotas
 from ressonance.server.session import Outlet, OutputLimits, Session
+from ressonance.usage.base import UsageStore
+from ressonance.usage.memory import MemoryUsageStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,13 @@ class Node:
         max_buffer_messages: int = 4096,
         node_id: str | None = None,
         metrics: Metrics | None = None,
+        usage: UsageStore | None = None,
+        shared_limiter: RateLimiter | None = None,
+        connections: ConnectionCounter | None = None,
     ) -> None:
+        """`limiter` serves per-connection limits (a connection lives on one node: memory);
+        `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
+        `usage` and `connections` meter and enforce the app quotas (memory when None)."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
@@ -75,6 +86,17 @@ class Node:
         self.clock = clock
         self.output_limits = OutputLimits(max_buffer_bytes, max_buffer_messages)
         self.metrics = Metrics() if metrics is None else metrics
+        self.usage: UsageStore = MemoryUsageStore() if usage is None else usage
+        self.connections: ConnectionCounter = (
+            MemoryConnectionCounter() if connections is None else connections
+        )
+        self.quotas = Quotas(
+            usage=self.usage,
+            limiter=limiter if shared_limiter is None else shared_limiter,
+            connections=self.connections,
+            clock=clock,
+            metrics=self.metrics,
+        )
         self.hub = Hub()
         self.node_id = node_id or secrets.token_hex(8)
         self._ids = random.Random(secrets.randbits(128))
@@ -122,6 +144,7 @@ class Node:
         if message.close_code is None:
             count = self.hub.deliver(message.topic, message.frame, message.except_socket_id)
             self.metrics.delivered(message.topic, message.frame, count)
+            self.quotas.count(message.topic.partition(":")[0], count)  # each copy is a message
         else:
             sessions = self.hub.sessions(message.topic)
             self.metrics.delivered(message.topic, message.frame, len(sessions))
@@ -149,13 +172,44 @@ class Node:
 
     # --- connections --------------------------------------------------------------------
 
+    async def connect(self, app: App, outlet: Outlet) -> Session | tuple[ErrorCode, str]:
+        """A session for a new WebSocket, with the app's connection quota checked across the
+        cluster first (one atomic step in the shared counter); or the refusal (4004).
+
+        The transport calls this; `open_session` is the local step it ends with. While the
+        shared store is unreachable, an app with a connection quota is refused with 4100 (a
+        quota that cannot be checked is not waived); an app without one is served.
+        """
+        if not app.enabled:
+            return ErrorCode.APP_DISABLED, "App is disabled"
+        try:
+            admitted = await self.quotas.acquire(app)
+        except Exception as exc:  # the shared store is down: enforce what must be enforced
+            log.warning("event=connection_quota_unavailable app_id=%s error=%r", app.id, exc)
+            if app.max_connections != UNLIMITED:  # 4100: pusher-js tries again after 1 s
+                return ErrorCode.OVER_CAPACITY, "The connection quota cannot be checked; retry"
+            return self.open_session(app, outlet)  # nothing to enforce: served, uncounted
+        if not admitted:
+            return ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app)
+        opened = self.open_session(app, outlet)
+        if isinstance(opened, Session):
+            self.quotas.hold(app.id, opened.socket_id)
+        else:
+            await self.quotas.release(app.id)
+        return opened
+
     def open_session(self, app: App, outlet: Outlet) -> Session | tuple[ErrorCode, str]:
-        """A new session for `app`, or the close code and reason that refuse it."""
+        """A new session for `app`, or the close code and reason that refuse it.
+
+        The connection quota is checked against this node's connections only; `connect`
+        checks it cluster-wide.
+        """
         if not app.enabled:
             return ErrorCode.APP_DISABLED, "App is disabled"
         counters = self.metrics.app(app.id)  # its `connections` is also the quota's count
         if app.max_connections != UNLIMITED and counters.connections >= app.max_connections:
-            return ErrorCode.OVER_CONNECTION_QUOTA, "Over the app's connection quota"
+            self.quotas.refused(app.id, CONNECTIONS)
+            return ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app)
         connection = Connection(app, self._new_socket_id(), self.clock())
         session = Session(connection, outlet, self.output_limits, counters, self._dirty)
         self.metrics.connection_opened(counters)
@@ -230,6 +284,7 @@ class Node:
 
     async def _forget(self, session: Session) -> None:
         connection = session.connection
+        await self.quotas.release(connection.app.id, session.socket_id)
         for name, member in list(connection.channels.items()):
             await self._leave(session, classify(name), member)
         connection.channels.clear()
@@ -377,18 +432,39 @@ class Node:
 
     async def _client_event(self, session: Session, event: ClientEventReceived) -> None:
         app = session.connection.app
-        decision = await self.limiter.consume(session.socket_id, app.max_client_events_per_sec)
-        if not decision.allowed:
-            session.error(
-                "Client event rejected due to rate limit "
-                f"({app.max_client_events_per_sec} per second)",
-                ErrorCode.CLIENT_EVENT_REJECTED,
-                event.channel.name,
-            )
+        refusal = await self._client_event_refusal(session, app)
+        if refusal is not None:
+            session.error(refusal, ErrorCode.CLIENT_EVENT_REJECTED, event.channel.name)
             return
+        self.quotas.count(app.id, 1)  # the publish; its deliveries are counted as they go
         topic = topic_of(app.id, event.channel.name)
         frame = text_frame(event.payload)
         await self._send(BackboneMessage(topic, frame, session.socket_id, self.node_id))
+
+    async def _client_event_refusal(self, session: Session, app: App) -> str | None:
+        """Why a client event may not go out (4301, reference §2.4), or None.
+
+        Cheapest first: the connection's own rate (local), the app's daily messages (cached),
+        then the app-wide rate (shared; spent only when everything else allowed the event).
+        """
+        decision = await self.limiter.consume(session.socket_id, app.max_client_events_per_sec)
+        if not decision.allowed:
+            self.quotas.refused(app.id, CONNECTION_CLIENT_EVENTS)
+            return (
+                "Client event rejected due to rate limit "
+                f"({app.max_client_events_per_sec} per second per connection)"
+            )
+        if await self.quotas.over_daily_quota(app):
+            return (
+                "Client event rejected: the app is over its daily message quota "
+                f"(max_messages_per_day = {app.max_messages_per_day})"
+            )
+        if await self.quotas.app_client_event(app) is not None:
+            return (
+                "Client event rejected due to rate limit "
+                f"({app.max_app_client_events_per_sec} per second for the whole app)"
+            )
+        return None
 
     async def _signed_in(self, session: Session, user: User) -> None:
         app = session.connection.app
@@ -467,6 +543,7 @@ class Node:
 
     async def publish(self, app: App, trigger: Trigger) -> None:
         """Publish one event to each of its channels: encoded once per channel."""
+        self.quotas.count(app.id, len(trigger.channels))  # one per channel; deliveries apart
         for channel in trigger.channels:
             message = m.encode_channel_event(channel, trigger.name, trigger.data)
             if classify(channel).cached:
@@ -491,3 +568,11 @@ class Node:
                 await self._send_owed_counts()
             except Exception:  # one failed sweep must not stop every later one
                 log.exception("event=timer_failed")
+            try:
+                await self.quotas.flush()
+            except Exception as exc:  # a store outage: the counts wait for the next tick
+                log.warning("event=usage_flush_failed error=%r", exc)
+
+
+def _over_connections(app: App) -> str:
+    return f"Over the app's connection quota (max_connections = {app.max_connections})"

@@ -86,7 +86,10 @@ def build_node(
         return _memory_node(apps, clock, max_buffer_bytes, max_buffer_messages)
     from ressonance.backbone import create_backbone
     from ressonance.cache.redis import RedisCacheStore
+    from ressonance.connections.redis import RedisConnectionCounter
     from ressonance.presence.redis import RedisPresenceStore, connect
+    from ressonance.ratelimit.redis import RedisRateLimiter
+    from ressonance.usage.redis import RedisUsageStore
 
     node_id = secrets.token_hex(8)
     redis = connect(state_url)
@@ -95,11 +98,16 @@ def build_node(
         backbone=create_backbone(backbone_url, prefix=prefix),
         presence=RedisPresenceStore(redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl),
         cache=RedisCacheStore(redis, clock, prefix),
-        limiter=MemoryRateLimiter(clock),
+        limiter=MemoryRateLimiter(clock),  # per connection: a connection lives on one node
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
         max_buffer_messages=max_buffer_messages,
         node_id=node_id,
+        usage=RedisUsageStore(redis, prefix),
+        shared_limiter=RedisRateLimiter(redis, clock, prefix),
+        connections=RedisConnectionCounter(
+            redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl
+        ),
     )
 
 

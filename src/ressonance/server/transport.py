@@ -231,7 +231,7 @@ class Transport:
             return
         if socket.over:
             return  # the client broke the protocol or left during the lookup
-        opened = self.node.open_session(app, socket)
+        opened = await self.node.connect(app, socket)
         if isinstance(opened, Session):
             socket.start(opened)
         else:
