@@ -14,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,15 @@ def test_the_admin_api_creates_rotates_and_disables_an_app_pusher_js_uses(
             assert received[0] == "made"
             assert received[-1] == "new-secret"
             assert set(received[1:-1]) <= {"old-secret"}
+            # usage: one message per publish plus one per delivered copy, counted today
+            usage = seen["usage"]
+            assert usage["status"] == 200
+            assert [day["day"] for day in usage["body"]["days"]] == [
+                (datetime.now(UTC).date() - timedelta(days=back)).isoformat() for back in (1, 0)
+            ]
+            delivered = len(received)
+            assert usage["body"]["total_messages"] >= 2 * delivered
+            assert usage["body"]["days"][-1]["peak_connections"] >= 1
             # disabled: the live connection closed with 4003, a new one refused for good
             assert seen["disabled"]["body"]["enabled"] is False
             assert seen["first_state_after_disable"] in ("disconnected", "failed", "unavailable")

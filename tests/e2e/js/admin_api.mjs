@@ -157,6 +157,20 @@ runScenario(
     await waitUntil(() => received.some((e) => e.event === 'new-secret'), 'the new-secret event');
     observed.received = received.filter((e) => !e.event.startsWith('pusher:')).map((e) => e.event);
 
+    step("read the app's usage: the events above were counted");
+    // Pusher's count: one message per publish plus one per delivered copy.
+    const expected = 2 * observed.received.length;
+    observed.usage = await (async () => {
+      const until = Date.now() + 8000; // nodes add their counts to the store once a second
+      for (;;) {
+        const usage = await call('GET', `/apps/${app.id}/usage?days=2`);
+        if (usage.status !== 200 || usage.body.total_messages >= expected || Date.now() > until) {
+          return usage;
+        }
+        await sleep(200);
+      }
+    })();
+
     step('disable the app: the live connection is closed with 4003, new ones are refused');
     observed.disabled = await call('POST', `/apps/${app.id}/disable`);
     await waitUntil(() => closeCodes(observed.first).includes(4003), 'close code 4003', 8000);
