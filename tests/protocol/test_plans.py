@@ -4,7 +4,7 @@ import pytest
 
 from ressonance.protocol.app import UNLIMITED
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, FREE, Plan, resolve
+from ressonance.protocol.plans import BUILTIN_PLANS, FREE, Plan, resolve, setting_value
 
 
 def test_no_plan_keeps_the_defaults() -> None:
@@ -45,3 +45,13 @@ def test_plans_cannot_set_credentials() -> None:
 def test_unknown_override_is_named() -> None:
     with pytest.raises(ConfigError, match="colour: unknown app setting"):
         resolve(id="1", key="k", secret="s", overrides={"colour": 1})
+
+
+def test_setting_values_name_an_unknown_setting_and_the_no_limit_value() -> None:
+    with pytest.raises(ConfigError, match=r"^apps\[0\]\.colour: unknown setting$"):
+        setting_value("colour", 1, "apps[0].colour")
+    with pytest.raises(ConfigError, match=r"^x: must be a positive integer, or -1 for no limit$"):
+        setting_value("max_connections", 0, "x")
+    with pytest.raises(ConfigError, match=r"^x: must be a positive integer$"):
+        setting_value("activity_timeout", -1, "x")
+    assert setting_value("max_connections", -1, "x") == -1
