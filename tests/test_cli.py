@@ -5,10 +5,7 @@ Nothing here opens a port: `serve` is replaced where the command would start lis
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,10 +15,8 @@ import pytest
 from ressonance import __version__, cli
 from ressonance.apps.base import AppRecord
 from ressonance.config import Settings
-from ressonance.presence.redis import connect
 from ressonance.protocol.app import App
 from ressonance.server.session import OutputLimits
-from ressonance.usage.redis import RedisUsageStore
 
 DEV = App(id="123456", key="0123456789abcdef0123", secret="s" * 32, name="development")
 DEV_RECORD = AppRecord(id=DEV.id, key=DEV.key, secret=DEV.secret, name=DEV.name)
@@ -315,53 +310,3 @@ def test_the_banner_of_configured_apps_never_shows_a_secret() -> None:
         "  app 100001 key=shop-key",
         "  app 100002 key=blog-key (disabled)",
     ]
-
-
-# --- usage ---------------------------------------------------------------------------------
-
-
-def test_usage_reads_the_days_the_nodes_stored(
-    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    prefix = f"cli-{tmp_path.name}"
-    days = cli.recent_days(time.time(), 2)
-
-    async def store() -> None:
-        redis = connect(redis_url)
-        usage = RedisUsageStore(redis, prefix)
-        await usage.add_messages("7", days[0], 1234)
-        await usage.record_connections("7", days[1], 5)
-        await redis.aclose()
-
-    asyncio.run(store())
-    config = tmp_path / "ressonance.toml"
-    config.write_text(f'[server]\nstate = "{redis_url}"\nkey_prefix = "{prefix}"\n')
-
-    assert cli.main(["usage", "7", "--days", "2", "--config", str(config)]) == 0
-    table = capsys.readouterr().out
-    assert cli.main(["usage", "7", "--days", "2", "--config", str(config), "--json"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-
-    assert table.splitlines()[1].split() == [days[0], "1,234", "0"]
-    assert table.splitlines()[2].split() == [days[1], "0", "5"]
-    assert printed == {
-        "app_id": "7",
-        "days": [
-            {"day": days[0], "messages": 1234, "peak_connections": 0},
-            {"day": days[1], "messages": 0, "peak_connections": 5},
-        ],
-    }
-
-
-def test_usage_needs_shared_state(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["usage", "7"]) == 2
-    assert "--state redis://" in capsys.readouterr().err
-
-
-def test_usage_days_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["usage", "7", "--days", "41", "--state", "redis://x"]) == 2
-    assert "--days must be 1 to 40" in capsys.readouterr().err
-
-
-def test_recent_days_are_utc_dates_newest_first() -> None:
-    assert cli.recent_days(1_700_000_000, 3) == ["2023-11-14", "2023-11-13", "2023-11-12"]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import multiprocessing
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 from ressonance import __version__, apps_command
 from ressonance.apps import redacted_url
@@ -24,12 +22,10 @@ from ressonance.config import DEV_APP_NAME, LOG_LEVELS, Settings, load_settings,
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admin_api import AdminApi
-from ressonance.server.quotas import utc_day
 from ressonance.server.service import build_node, serve
 from ressonance.server.tls import Certificate, TlsError
 from ressonance.server.transport import TransportLimits
-from ressonance.usage.base import DayUsage, UsageStore
-from ressonance.usage.redis import RETENTION_DAYS
+from ressonance.usage.base import UsageStore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,15 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="app store: sqlite:///path.db, postgresql://... or apps.toml "
         "(default: [[apps]] of --config, else sqlite in the state directory)",
     )
-
-    usage = commands.add_parser(
-        "usage", help="an app's messages and peak connections per UTC day (shared state)"
-    )
-    usage.add_argument("app_id", help="the app's id")
-    usage.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
-    usage.add_argument("--config", metavar="FILE", help="TOML config file (for [server] state)")
-    usage.add_argument("--state", metavar="URL", help="shared state, redis://...")
-    usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
     apps_command.add_parser(commands)
     return parser
 
@@ -81,8 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "apps":
         return apps_command.run(args)
-    if args.command == "usage":
-        return show_usage(args)
     try:
         settings = load_settings(
             config_file=args.config,
@@ -102,59 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = replace(settings, log_level=args.log_level)
     _configure_logging(settings)
     return run_server(settings)
-
-
-def show_usage(args: argparse.Namespace) -> int:
-    """Print an app's usage, read from the shared state the nodes write it to."""
-    if not 1 <= args.days <= RETENTION_DAYS:
-        print(f"ressonance: --days must be 1 to {RETENTION_DAYS}", file=sys.stderr)
-        return 2
-    try:
-        settings = load_settings(config_file=args.config, state=args.state)
-    except ConfigError as exc:
-        print(f"ressonance: configuration error: {exc}", file=sys.stderr)
-        return 2
-    if not settings.state_url.startswith(("redis://", "rediss://")):
-        print(
-            "ressonance: usage is kept in the shared state; pass --state redis://... (a node "
-            "with memory:// state keeps it in its own process only)",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:  # pragma: no cover - depends on the install
-        print("ressonance: redis:// needs the redis extra: pip install 'ressonance[redis]'")
-        return 2
-    days = recent_days(time.time(), args.days)
-    try:
-        rows = asyncio.run(_read_usage(settings, args.app_id, days))
-    except (OSError, RedisError) as exc:
-        print(f"ressonance: cannot read {settings.state_url}: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps({"app_id": args.app_id, "days": [asdict(row) for row in rows]}))
-        return 0
-    print(f"{'day (UTC)':<12}{'messages':>14}{'peak connections':>18}")
-    for row in rows:
-        print(f"{row.day:<12}{row.messages:>14,}{row.peak_connections:>18,}")
-    return 0
-
-
-def recent_days(now: float, count: int) -> list[str]:
-    """The last `count` UTC dates up to `now`'s, newest first."""
-    return [utc_day(now - 86400 * back) for back in range(count)]
-
-
-async def _read_usage(settings: Settings, app_id: str, days: list[str]) -> list[DayUsage]:
-    from ressonance.presence.redis import connect
-    from ressonance.usage.redis import RedisUsageStore
-
-    redis = connect(settings.state_url)
-    try:
-        return await RedisUsageStore(redis, settings.key_prefix).usage(app_id, days)
-    finally:
-        await redis.aclose()
 
 
 def _configure_logging(settings: Settings) -> None:
