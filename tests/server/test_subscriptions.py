@@ -150,6 +150,38 @@ async def test_presence_member_limit_refuses_new_users_with_limit_reached(
     subscribed(carol, "presence-room")
 
 
+@pytest.mark.parametrize(
+    ("channel", "failing"),
+    [("news", "join"), ("presence-room", "join"), ("presence-room", "members")],
+)
+async def test_a_subscription_the_store_failed_leaves_nothing_behind(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch, channel: str, failing: str
+) -> None:
+    member = {"user_id": "carol"} if channel.startswith("presence-") else {}
+    watcher = await joined(connect, channel, **({"user_id": "watcher"} if member else {}))
+    carol = connect()
+    store_method = getattr(node.presence, failing)
+
+    async def blip(*args: object) -> object:
+        monkeypatch.setattr(node.presence, failing, store_method)  # fails once
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(node.presence, failing, blip)
+
+    await carol.subscribe(channel, **member)
+
+    error = carol.outlet.assert_received("pusher:subscription_error", channel=channel)
+    assert error["data"]["status"] == 503
+    carol.outlet.assert_open()
+    await node.publish(APP, trigger(channel))
+    carol.outlet.assert_not_received("my-event")  # refused: it does not get the channel
+    await carol.close()
+    assert await node.presence.channels(APP.id) == {channel: 1}  # no ghost member or count
+    assert await node.presence.members(APP.id, channel) == ({"watcher": None} if member else {})
+    watcher.outlet.assert_not_received("pusher_internal:member_added")
+    watcher.outlet.assert_not_received("pusher_internal:member_removed")
+
+
 async def test_presence_with_a_signed_in_user_needs_no_channel_data(connect: Connect) -> None:
     client = connect()
     await client.signin("42", user_info={"name": "Ada"})

@@ -6,7 +6,10 @@ Data flow 2 and 3 of ARCHITECTURE.md, after the protocol core has checked the au
    node's first local subscriber) and joins the channel's occupancy (user channels are not
    occupancy); `subscription_succeeded` carries the roster on presence channels, and
    `member_added` goes to the others when the user is new (reference §2.2); a cache
-   channel replays its value or sends `cache_miss`; the new count is announced.
+   channel replays its value or sends `cache_miss`; the new count is announced. A store
+   failure before `subscription_succeeded` refuses the subscription (503 from the node)
+   and takes back what was recorded: the session leaves the topic, its member and
+   occupancy are removed (as far as the store answers).
 2. Leave (unsubscribe or close): the reverse; `member_removed` once the user's last
    connection in the channel is gone.
 3. `subscription_count` goes out on every change, except on presence channels (they have
@@ -16,6 +19,7 @@ Data flow 2 and 3 of ARCHITECTURE.md, after the protocol core has checked the au
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from ressonance.apps.base import AppStore
@@ -30,6 +34,8 @@ from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.server.counts import CountThrottle
 from ressonance.server.fanout import Fanout
 from ressonance.server.session import Session
+
+log = logging.getLogger(__name__)
 
 
 class Subscriptions:
@@ -75,33 +81,56 @@ class Subscriptions:
                 session.connection.subscription_refused(refusal)
                 session.flush()
                 return
-        await self.fanout.index(session, topic_of(app.id, channel.name))
-        count = 0
-        if channel.kind is not ChannelKind.USER:  # not an occupied channel to the HTTP API
-            count = await self.presence.join(app.id, channel.name, session.socket_id)
-        if member is None:
-            session.connection.subscription_succeeded(channel, None, None)
-            session.flush()
-        else:
-            await self._welcome_member(session, channel, member, new_user)
+        try:
+            await self.fanout.index(session, topic_of(app.id, channel.name))
+            count = 0
+            if channel.kind is not ChannelKind.USER:  # not an occupied channel to the HTTP API
+                count = await self.presence.join(app.id, channel.name, session.socket_id)
+            roster = None
+            if member is not None:
+                roster = m.presence_roster(await self.presence.members(app.id, channel.name))
+        except Exception:  # refused (503 by the node): nothing of it may stay behind
+            await self._take_back(session, channel, member)
+            raise
+        session.connection.subscription_succeeded(channel, member, roster)
+        session.flush()
+        if member is not None and new_user:
+            await self._announce_member(session, channel, member)
         if channel.cached:
             await self._replay_cache(session, channel)
         await self.announce_count(app, channel, count)
 
-    async def _welcome_member(
-        self, session: Session, channel: Channel, member: Member, new_user: bool
-    ) -> None:
-        """Roster to the joiner; member_added to the others when the user is new (§2.2)."""
+    async def _take_back(self, session: Session, channel: Channel, member: Member | None) -> None:
+        """Undo what a subscription that failed half-way recorded, as far as the store lets.
+
+        The session leaves the channel's topic first (local: it must not get the events of
+        a channel it was refused); then its member and occupancy (idempotent steps). No
+        member event: nobody was told that this connection joined.
+        """
         app = session.connection.app
-        roster = m.presence_roster(await self.presence.members(app.id, channel.name))
-        session.connection.subscription_succeeded(channel, member, roster)
-        session.flush()
-        if new_user:
-            added: dict[str, object] = {"user_id": member.user_id}
-            if member.user_info is not None:
-                added["user_info"] = member.user_info
-            message = m.encode(m.MEMBER_ADDED, added, channel.name)
-            await self.fanout.broadcast(app, channel.name, message, session.socket_id)
+        try:
+            if channel.kind is not ChannelKind.USER:  # a user channel stays while signed in
+                await self.fanout.unindex(session, topic_of(app.id, channel.name))
+            if member is not None:
+                await self.presence.remove_member(app.id, channel.name, session.socket_id)
+            if channel.kind is not ChannelKind.USER:
+                await self.presence.leave(app.id, channel.name, session.socket_id)
+        except Exception as exc:
+            log.warning(
+                "event=subscribe_undo_failed socket_id=%s channel=%s error=%r",
+                session.socket_id,
+                channel.name,
+                exc,
+            )
+
+    async def _announce_member(self, session: Session, channel: Channel, member: Member) -> None:
+        """member_added to the others: the user is new in the channel (§2.2)."""
+        added: dict[str, object] = {"user_id": member.user_id}
+        if member.user_info is not None:
+            added["user_info"] = member.user_info
+        message = m.encode(m.MEMBER_ADDED, added, channel.name)
+        app = session.connection.app
+        await self.fanout.broadcast(app, channel.name, message, session.socket_id)
 
     async def _replay_cache(self, session: Session, channel: Channel) -> None:
         app = session.connection.app
