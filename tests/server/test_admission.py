@@ -10,8 +10,14 @@ from dataclasses import replace
 
 import pytest
 
-from ressonance.protocol.app import UNLIMITED
+from ressonance.apps.memory import MemoryAppStore
+from ressonance.backbone.memory import MemoryBackbone
+from ressonance.cache.memory import MemoryCacheStore
+from ressonance.presence.memory import MemoryPresenceStore
+from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
+from ressonance.ratelimit.base import Decision, RateLimiter
+from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.admission import Admission, AdmissionLimits, rate_key
 from ressonance.server.node import Node
 from tests.fakes import FakeClock
@@ -113,6 +119,57 @@ async def test_per_app_limit(make_node: MakeNode, clock: FakeClock) -> None:
     assert value(node, "connections_throttled_total", limit="max_connections_per_sec") == 1
     clock.advance(1.0)
     assert await gate.admit(limited, "198.51.100.3") is None
+
+
+def cluster_node(app: App, clock: FakeClock, shared: RateLimiter) -> Node:
+    """A node as `build_node` makes one for a cluster: its own per-connection limiter, and
+    the app-wide limits in `shared` (Redis in production)."""
+    return Node(
+        apps=MemoryAppStore([app]),
+        backbone=MemoryBackbone(),
+        presence=MemoryPresenceStore(),
+        cache=MemoryCacheStore(clock),
+        limiter=MemoryRateLimiter(clock),
+        clock=clock,
+        shared_limiter=shared,
+    )
+
+
+async def test_the_per_app_limit_counts_the_connections_of_every_node(clock: FakeClock) -> None:
+    limited = replace(APP, max_connections_per_sec=2)
+    shared = MemoryRateLimiter(clock)  # one store for the whole cluster
+    first, second = (
+        admission(cluster_node(limited, clock, shared), max_connections_per_ip_per_sec=UNLIMITED)
+        for _ in range(2)
+    )
+    assert await first.admit(limited, "198.51.100.1") is None
+    assert await second.admit(limited, "198.51.100.2") is None
+
+    refused(await second.admit(limited, "198.51.100.3"), "max_connections_per_sec")
+    refused(await first.admit(limited, "198.51.100.4"), "max_connections_per_sec")
+
+
+class DownLimiter(MemoryRateLimiter):
+    """A shared rate limiter whose store cannot be reached."""
+
+    async def consume(self, key: str, limit: int, cost: int = 1) -> Decision:
+        raise ConnectionError("store down")
+
+
+async def test_a_per_app_limit_that_cannot_be_checked_refuses_with_4100(
+    clock: FakeClock,
+) -> None:
+    limited = replace(APP, max_connections_per_sec=2)
+    unlimited = replace(APP, id="2", key="other-key")
+    node = cluster_node(limited, clock, DownLimiter(clock))
+    gate = admission(node, max_connections_per_ip_per_sec=UNLIMITED)
+
+    assert await gate.admit(limited, "198.51.100.1") == (
+        ErrorCode.OVER_CAPACITY,
+        "The app's connection rate cannot be checked now; retry later (max_connections_per_sec)",
+    )
+    assert await gate.admit(unlimited, "198.51.100.1") is None  # nothing to check: served
+    assert value(node, "connections_throttled_total", limit="max_connections_per_sec") == 1
 
 
 async def test_a_full_node_refuses_new_connections(node: Node) -> None:

@@ -11,8 +11,10 @@ Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the ap
    seen this second, so memory is bounded by one second's traffic). The address is the
    peer's, or what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64,
    the block one host usually holds, so rotating through it gains nothing.
-3. More than the app's `max_connections_per_sec` new connections, counted by the node's
-   `RateLimiter` (`node.limiter`: cluster-wide when that is shared).
+3. More than the app's `max_connections_per_sec` new connections, counted by the rate
+   limiter of the app-wide quotas (`node.quotas.limiter`: shared by every node of a cluster,
+   like the app's other rates). When it cannot be reached, an app with this limit is
+   refused (a limit that cannot be checked is not waived); apps without one are served.
 
 Every refusal is close code 4100, "over capacity", so pusher-js reconnects after 1 s (§7):
 a rate is never worth a 4000-4099 or 43xx code, which stop pusher-js for good. The reason
@@ -21,6 +23,7 @@ names the setting that refused. The HTTP API is not subject to any of this.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +33,8 @@ from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.node import Node
 from ressonance.server.proxies import TrustedProxies, parse_address
+
+log = logging.getLogger(__name__)
 
 Refusal = tuple[ErrorCode, str]
 _Hit = tuple[str, str]  # the setting that refused, and the reason the client reads
@@ -108,7 +113,14 @@ class Admission:
         limit = app.max_connections_per_sec
         if limit == UNLIMITED:
             return None
-        decision = await self.node.limiter.consume(f"connections:{app.id}", limit)
+        try:
+            decision = await self.node.quotas.limiter.consume(f"connections:{app.id}", limit)
+        except Exception as exc:  # the shared store is down
+            log.warning("event=connection_rate_unavailable app_id=%s error=%r", app.id, exc)
+            return "max_connections_per_sec", (
+                "The app's connection rate cannot be checked now; "
+                "retry later (max_connections_per_sec)"
+            )
         if decision.allowed:
             return None
         return "max_connections_per_sec", (
