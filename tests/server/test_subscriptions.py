@@ -349,3 +349,29 @@ async def test_client_events_are_not_cached(connect: Connect) -> None:
 
     late.outlet.assert_received("pusher:cache_miss")
     late.outlet.assert_not_received("client-typing")
+
+
+@pytest.mark.parametrize("failing", ["cache", "backbone"])
+async def test_a_failure_after_subscription_succeeded_never_contradicts_it(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    watcher = await joined(connect, "presence-cache-room", user_id="watcher")
+    carol = connect()
+
+    async def down(*args: object, **kwargs: object) -> object:
+        raise ConnectionError(f"{failing} down")
+
+    if failing == "cache":
+        monkeypatch.setattr(node.subscriptions.cache, "get", down)
+    else:  # member_added to the watcher cannot be published
+        monkeypatch.setattr(node.backbone, "publish", down)
+
+    await carol.subscribe("presence-cache-room", user_id="carol")
+
+    carol.outlet.assert_received("pusher_internal:subscription_succeeded")
+    carol.outlet.assert_not_received("pusher:subscription_error")
+    carol.outlet.assert_not_received("pusher:error")
+    carol.outlet.assert_received("pusher:cache_miss", channel="presence-cache-room")
+    carol.outlet.assert_open()
+    if failing == "cache":
+        watcher.outlet.assert_received("pusher_internal:member_added")

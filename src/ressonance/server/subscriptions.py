@@ -9,7 +9,8 @@ Data flow 2 and 3 of ARCHITECTURE.md, after the protocol core has checked the au
    channel replays its value or sends `cache_miss`; the new count is announced. A store
    failure before `subscription_succeeded` refuses the subscription (503 from the node)
    and takes back what was recorded: the session leaves the topic, its member and
-   occupancy are removed (as far as the store answers).
+   occupancy are removed (as far as the store answers). After it, the subscription
+   stands: failed notices to others are logged, an unreadable cache is a `cache_miss`.
 2. Leave (unsubscribe or close): the reverse; `member_removed` once the user's last
    connection in the channel is gone.
 3. `subscription_count` goes out on every change, except on presence channels (they have
@@ -94,11 +95,21 @@ class Subscriptions:
             raise
         session.connection.subscription_succeeded(channel, member, roster)
         session.flush()
-        if member is not None and new_user:
-            await self._announce_member(session, channel, member)
+        # The subscription stands from here: a failure below is logged, never answered with
+        # a subscription_error that would contradict the success the client already has.
         if channel.cached:
             await self._replay_cache(session, channel)
-        await self.announce_count(app, channel, count)
+        try:
+            if member is not None and new_user:
+                await self._announce_member(session, channel, member)
+            await self.announce_count(app, channel, count)
+        except Exception as exc:
+            log.warning(
+                "event=subscribe_notice_failed socket_id=%s channel=%s error=%r",
+                session.socket_id,
+                channel.name,
+                exc,
+            )
 
     async def _take_back(self, session: Session, channel: Channel, member: Member | None) -> None:
         """Undo what a subscription that failed half-way recorded, as far as the store lets.
@@ -133,8 +144,14 @@ class Subscriptions:
         await self.fanout.broadcast(app, channel.name, message, session.socket_id)
 
     async def _replay_cache(self, session: Session, channel: Channel) -> None:
+        """The channel's cached event, else `cache_miss` (also when the cache cannot answer:
+        the client then fetches the state from the app, as it does on any miss)."""
         app = session.connection.app
-        cached = await self.cache.get(app.id, channel.name)
+        try:
+            cached = await self.cache.get(app.id, channel.name)
+        except Exception as exc:
+            log.warning("event=cache_read_failed channel=%s error=%r", channel.name, exc)
+            cached = None
         if cached is None:
             session.send(m.encode(m.CACHE_MISS, channel=channel.name))
         else:
