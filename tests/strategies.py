@@ -58,23 +58,28 @@ def nested(depth: int, leaf: object = None) -> object:
     return value
 
 
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.integers(min_value=2**63 - 2, max_value=2**65),  # around the 64-bit limits
-    st.integers(min_value=-(2**65), max_value=-(2**63) + 2),
-    st.floats(allow_nan=False, allow_infinity=False),
-    any_text,
-)
-json_values = st.one_of(
-    st.recursive(
-        json_scalars,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
-        max_leaves=8,
-    ),
-    st.integers(1, 600).map(nested),  # deeper than an encoder may go
-)
+def json_values_of(texts: st.SearchStrategy[str]) -> st.SearchStrategy[object]:
+    """JSON values with strings from `texts`, numbers past 64 bits, and deep nesting."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=2**63 - 2, max_value=2**65),  # around the 64-bit limits
+        st.integers(min_value=-(2**65), max_value=-(2**63) + 2),
+        st.floats(allow_nan=False, allow_infinity=False),
+        texts,
+    )
+    return st.one_of(
+        st.recursive(
+            scalars,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+            max_leaves=8,
+        ),
+        st.integers(1, 600).map(nested),  # deeper than an encoder may go
+    )
+
+
+json_values = json_values_of(any_text)
 
 
 def dumps(value: object, ascii_only: bool = True) -> str:
