@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 JS := tests/e2e/js
 
-.PHONY: run test lint typecheck unit e2e-deps clean
+.PHONY: run test lint typecheck unit fuzz e2e-deps clean
 
 # Two install stamps: `make run` installs the server with its Redis and NATS clients only;
 # everything else installs the test tools too.
@@ -34,22 +34,31 @@ e2e-deps:
 
 ## lint: formatting, lint rules, types and import layering
 lint: $(TEST_STAMP)
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests fuzz
+	$(BIN)/ruff check src tests fuzz
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: install everything, lint, and run the whole suite with coverage
+## test: install everything, lint, run the whole suite with coverage, then fuzz for a minute
 test: $(TEST_STAMP) e2e-deps lint
 	$(BIN)/pytest --cov --cov-report=term -q
 	$(BIN)/coverage report --include='*/ressonance/protocol/*' --fail-under=100 --skip-covered
+	$(MAKE) fuzz
+
+## fuzz: atheris on the protocol parsers for FUZZ_SECONDS (default 60); fails on a crash, whose
+## input is written to .fuzz/crash-*. New inputs collect in .fuzz/corpus; fuzz/seeds is read only.
+FUZZ_SECONDS ?= 60
+fuzz: $(TEST_STAMP)
+	mkdir -p .fuzz/corpus
+	$(BIN)/python fuzz/protocol_parser.py .fuzz/corpus fuzz/seeds -dict=fuzz/protocol.dict \
+		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=.fuzz/ -print_final_stats=1
 
 ## unit: the fast layers only (no Node, no browser)
 unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/protocol tests/server tests/contracts -q
 
 clean:
-	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .fuzz
 
 ## bench: Ressonance next to Soketi 1.6.1 on loopback, every scenario (~15 min; never part of `make test`).
 ## `make bench BENCH_ARGS=--quick` runs the small sizes (~2 minutes).

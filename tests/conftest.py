@@ -1,16 +1,25 @@
-"""Session-wide real services: one valkey, one nats-server and one PostgreSQL, started on
-first use.
+"""Session-wide real services, and the Hypothesis settings of the property tests.
 
-Set REDIS_URL / NATS_URL / DATABASE_URL to use running servers instead (see tests/services.py).
+Real services: one valkey, one nats-server and one PostgreSQL, started on first use. Set
+REDIS_URL / NATS_URL / DATABASE_URL to use running servers instead (see tests/services.py).
+
+Property tests run a moderate number of examples with no deadline, since the machines that run
+them are shared and their timings noisy. `HYPOTHESIS_PROFILE=thorough` runs twenty times as many.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests import services
+
+settings.register_profile("ressonance", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("thorough", parent=settings.get_profile("ressonance"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ressonance"))
 
 
 @pytest.fixture(scope="session")

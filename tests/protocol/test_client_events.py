@@ -22,6 +22,7 @@ from .wire import (
     frames,
     join,
     make_app,
+    nested_json,
     sign_in,
     signed_subscribe,
     subscribe,
@@ -176,6 +177,12 @@ NOT_ALLOWED = "Client events are only allowed on private and presence channels"
             client_event("presence-room", data={"text": "x" * 1300}),
             "presence-room",
             "Client event data is larger than 1 KB",
+        ),
+        (
+            {},
+            '{"event":"client-typing","channel":"private-chat","data":' + nested_json(300) + "}",
+            "private-chat",
+            "Client event data is nested too deeply",
         ),
     ],
 )

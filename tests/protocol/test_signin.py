@@ -20,6 +20,7 @@ from .wire import (
     error,
     frames,
     make_app,
+    nested_json,
     sign_in,
     signin,
     subscribe,
@@ -121,6 +122,12 @@ BAD_USER_DATA = "user_data must be a JSON object with a string id"
             signin('{"id":"42","watchlist":[7]}'),
             "watchlist must be a list of user ids",
             id="watchlist-numbers",
+        ),
+        # Presence rosters carry user_info; the JSON encoder stops at 255 levels.
+        pytest.param(
+            signin('{"id":"42","user_info":' + nested_json(101) + "}"),
+            "user_info is nested deeper than 100 levels",
+            id="user-info-too-deep",
         ),
     ],
 )

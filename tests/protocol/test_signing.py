@@ -455,6 +455,26 @@ def test_verify_request_refuses_with_401(
     assert (caught.value.status, caught.value.message) == (401, message)
 
 
+@pytest.mark.parametrize("timestamp", ["9" * 400, "-" + "9" * 309])
+def test_a_timestamp_past_what_a_float_holds_is_expired(timestamp: str) -> None:
+    # Found by fuzzing: comparing it with the float clock raised OverflowError (HTTP 500).
+    params = signed("GET", "/apps/3/channels", {**auth(), "auth_timestamp": timestamp})
+
+    with pytest.raises(ApiError) as caught:
+        verify_request(
+            key=KEY,
+            secret=SECRET,
+            method="GET",
+            path="/apps/3/channels",
+            params=params,
+            body=b"",
+            now=NOW + 0.5,
+        )
+
+    assert caught.value.status == 401
+    assert caught.value.message.startswith(f"Timestamp expired: given timestamp ({timestamp})")
+
+
 @pytest.mark.parametrize(
     "make_request",
     [

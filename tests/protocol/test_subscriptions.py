@@ -28,6 +28,7 @@ from .wire import (
     join,
     make_app,
     member_of_size,
+    nested_json,
     presence_data,
     sign_in,
     signed_subscribe,
@@ -106,6 +107,15 @@ MR_PUSHER = '{"user_id":10,"user_info":{"name":"Mr. Pusher"}}'
             "presence-room",
             Member("7", "x" * (1024 - 30)),
             id="presence-1kb-member",
+        ),
+        # user_info may nest 100 levels (rosters wrap it in 3 more; the encoder stops at 255).
+        pytest.param(
+            signed_subscribe(
+                "presence-room", '{"user_id":"7","user_info":' + nested_json(100) + "}"
+            ),
+            "presence-room",
+            Member("7", orjson.loads(nested_json(100))),
+            id="presence-info-100-levels",
         ),
         # data as a JSON string rather than an object (§0.2).
         pytest.param(
@@ -279,6 +289,18 @@ def bad_member(channel_data: str) -> tuple[str, Frame]:
                 "presence-room", "LimitReached", "Presence member data is larger than 1 KB", 4301
             ),
             id="member-too-large",
+        ),
+        pytest.param(
+            signed_subscribe(
+                "presence-room", '{"user_id":"7","user_info":' + nested_json(101) + "}"
+            ),
+            subscription_error(
+                "presence-room",
+                "LimitReached",
+                "Presence user_info is nested deeper than 100 levels",
+                4301,
+            ),
+            id="user-info-too-deep",
         ),
         pytest.param(
             subscribe(""),

@@ -80,6 +80,11 @@ def presence_data(user_id: object, user_info: object = None) -> str:
     return orjson.dumps(data).decode()
 
 
+def nested_json(levels: int) -> str:
+    """A JSON array `levels` deep: `[[[...]]]`."""
+    return "[" * levels + "]" * levels
+
+
 def member_of_size(size: int) -> str:
     """channel_data for user "7" exactly `size` characters long."""
     data = presence_data("7", "x" * (size - len(presence_data("7", ""))))

@@ -7,6 +7,7 @@ in test_client_events.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -190,6 +191,29 @@ async def test_presence_with_a_signed_in_user_needs_no_channel_data(connect: Con
 
     roster = subscribed(client, "presence-room")["presence"]
     assert roster == {"ids": ["42"], "hash": {"42": {"name": "Ada"}}, "count": 1}
+
+
+@pytest.mark.parametrize("given_by", ["channel_data", "signin"])
+async def test_a_member_whose_user_info_nests_too_deep_cannot_break_the_channel(
+    connect: Connect, given_by: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by fuzzing: the roster could not be encoded, so every later subscriber of the
+    # channel was refused "Temporarily unavailable".
+    deep = json.loads("[" * 300 + "]" * 300)
+    mallory = connect()
+    if given_by == "signin":
+        await mallory.signin("mallory", user_info=deep)
+        await mallory.subscribe("presence-room")
+    else:
+        await mallory.subscribe("presence-room", user_id="mallory", user_info=deep)
+    mallory.outlet.assert_not_received("pusher_internal:subscription_succeeded")
+    alice = connect()
+
+    await alice.subscribe("presence-room", user_id="alice")
+
+    roster = subscribed(alice, "presence-room")["presence"]
+    assert roster == {"ids": ["alice"], "hash": {"alice": None}, "count": 1}
+    assert "event=handle_failed" not in caplog.text
 
 
 # --- subscription_count ---------------------------------------------------------------------

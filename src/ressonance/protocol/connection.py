@@ -51,6 +51,8 @@ from ressonance.protocol.signing import token_matches
 PONG_TIMEOUT_SECONDS: Final = 30
 USER_ID_MAX_LENGTH: Final = 128
 USER_CHANNEL_MAX_LENGTH: Final = len(USER_CHANNEL_PREFIX) + USER_ID_MAX_LENGTH
+# Rosters and member_added wrap user_info in up to 3 levels; the encoder stops at 255.
+USER_INFO_MAX_DEPTH: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +293,15 @@ class Connection:
                 400,
             )
         assert isinstance(data, dict)
-        return Member(user_id, data.get("user_info"))
+        user_info = data.get("user_info")
+        if m.nested_deeper_than(user_info, USER_INFO_MAX_DEPTH):
+            raise SubscriptionError(
+                channel.name,
+                "LimitReached",
+                f"Presence user_info is nested deeper than {USER_INFO_MAX_DEPTH} levels",
+                ErrorCode.CLIENT_EVENT_REJECTED,
+            )
+        return Member(user_id, user_info)
 
     def subscription_succeeded(self, channel: Channel, member: Member | None, data: object) -> None:
         """The node accepted a subscription; `data` is the presence roster or None."""
@@ -317,8 +327,23 @@ class Connection:
         subject = f"{self.socket_id}::user::{request.user_data}"
         if not token_matches(request.auth, self.app.key, self.app.secret, subject):
             raise ProtocolError("Invalid signature for pusher:signin", ErrorCode.UNAUTHORIZED)
+        user, watchlist_length = self._read_user(request.user_data)
+        self.user = user
+        self.send(m.encode(m.SIGNIN_SUCCESS, {"user_data": request.user_data}))
+        limit = self.app.max_watchlist_size
+        if watchlist_length > limit and self.app.watchlist:
+            self.send(
+                m.error(
+                    f"Watchlist is longer than {limit}; the first {limit} are watched",
+                    ErrorCode.WATCHLIST_LIMIT,
+                )
+            )
+        return SignedIn(user)
+
+    def _read_user(self, user_data: str) -> tuple[User, int]:
+        """The user signed-in `user_data` names, and the length of the watchlist it gave."""
         try:
-            data = orjson.loads(request.user_data)
+            data = orjson.loads(user_data)
         except orjson.JSONDecodeError:
             data = None
         user_id = data.get("id") if isinstance(data, dict) else None
@@ -340,17 +365,14 @@ class Connection:
         watchlist = data.get("watchlist") or []
         if not isinstance(watchlist, list) or not all(isinstance(w, str) for w in watchlist):
             raise ProtocolError("watchlist must be a list of user ids", ErrorCode.UNAUTHORIZED)
-        limit = self.app.max_watchlist_size
-        self.user = User(user_id, data.get("user_info"), tuple(watchlist[:limit]))
-        self.send(m.encode(m.SIGNIN_SUCCESS, {"user_data": request.user_data}))
-        if len(watchlist) > limit and self.app.watchlist:
-            self.send(
-                m.error(
-                    f"Watchlist is longer than {limit}; the first {limit} are watched",
-                    ErrorCode.WATCHLIST_LIMIT,
-                )
+        user_info = data.get("user_info")
+        if m.nested_deeper_than(user_info, USER_INFO_MAX_DEPTH):
+            raise ProtocolError(
+                f"user_info is nested deeper than {USER_INFO_MAX_DEPTH} levels",
+                ErrorCode.UNAUTHORIZED,
             )
-        return SignedIn(self.user)
+        watched = tuple(watchlist[: self.app.max_watchlist_size])
+        return User(user_id, user_info, watched), len(watchlist)
 
     # --- client events ------------------------------------------------------------------
 
@@ -370,9 +392,12 @@ class Connection:
         if len(event) > self.app.max_event_name_length:
             raise reject(f"Event name is longer than {self.app.max_event_name_length} characters")
         member = self.channels[name]
-        payload = m.encode_channel_event(
-            name, event, request.data, member.user_id if member is not None else None
-        )
+        try:
+            payload = m.encode_channel_event(
+                name, event, request.data, member.user_id if member is not None else None
+            )
+        except orjson.JSONEncodeError:  # nested deeper than the encoder goes (messages rule 4)
+            raise reject("Client event data is nested too deeply") from None
         if len(payload) > self.app.max_payload_bytes + len(name) + len(event) + 200:
             raise reject(f"Client event data is larger than {self.app.max_event_payload_in_kb} KB")
         return ClientEventReceived(channel, event, payload)

@@ -4,6 +4,8 @@ Rules:
 1. Server->client `data` is always a JSON-encoded string (reference §0.1).
 2. Client->server `data` may be an object or a JSON string; both are accepted (§0.2).
 3. Client-supplied strings that are signed (`channel_data`, `user_data`) are kept verbatim.
+4. JSON a client sends is parsed up to 1024 levels deep but can be encoded only up to 255:
+   what the server re-encodes (client event data, presence user_info) is checked for depth.
 """
 
 from __future__ import annotations
@@ -143,6 +145,27 @@ def _string_field(data: JsonObject, name: str) -> str:
     if not isinstance(value, str):
         raise ProtocolError(f"'{name}' must be a string")
     return value
+
+
+def nested_deeper_than(value: object, levels: int) -> bool:
+    """Whether parsed JSON `value` has arrays or objects more than `levels` deep.
+
+    The parser accepts 1024 levels, the encoder only 255: a value the server sends back
+    inside its own messages must be checked first (rule 4).
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > levels:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 # --- server -> client -------------------------------------------------------------------

@@ -89,7 +89,8 @@ def verify_request(
         timestamp = int(params["auth_timestamp"])
     except ValueError:
         raise ApiError(401, "auth_timestamp must be an integer") from None
-    if abs(now - timestamp) > TIMESTAMP_WINDOW_SECONDS:
+    # Compared, not subtracted: a timestamp of 400 digits is a valid int but no float.
+    if not now - TIMESTAMP_WINDOW_SECONDS <= timestamp <= now + TIMESTAMP_WINDOW_SECONDS:
         raise ApiError(
             401,
             f"Timestamp expired: given timestamp ({timestamp}) not within "
