@@ -49,9 +49,12 @@ test: $(TEST_STAMP) e2e-deps lint
 ## input is written to .fuzz/crash-*. New inputs collect in .fuzz/corpus; fuzz/seeds is read only.
 FUZZ_SECONDS ?= 60
 fuzz: $(TEST_STAMP)
-	mkdir -p .fuzz/corpus
-	$(BIN)/python fuzz/protocol_parser.py .fuzz/corpus fuzz/seeds -dict=fuzz/protocol.dict \
-		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=.fuzz/ -print_final_stats=1
+	@mkdir -p .fuzz/corpus
+	@echo "fuzz: atheris on the protocol parser for $(FUZZ_SECONDS) s (log: .fuzz/last-run.log)"
+	@$(BIN)/python fuzz/protocol_parser.py .fuzz/corpus fuzz/seeds -dict=fuzz/protocol.dict \
+		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=.fuzz/ -print_final_stats=1 \
+		> .fuzz/last-run.log 2>&1 || { tail -n 60 .fuzz/last-run.log; exit 1; }
+	@grep -E "^Done|skipped|number_of_executed_units|new_units_added" .fuzz/last-run.log || true
 
 ## unit: the fast layers only (no Node, no browser)
 unit: $(TEST_STAMP)
