@@ -3,20 +3,29 @@
 Routes: `GET /app/{key}` (WebSocket, reference §1), `/apps/...` and `/users/...` (HTTP API,
 §5), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket upgrade on any other path is
 accepted and closed with 4005, so pusher-js shows the reason instead of a bare failure.
+
+Every connection starts with the front door (`front_door.py`), which answers WebSocket
+upgrades to `/app/{key}` and signed publishes itself and hands every other request to
+aiohttp's server protocol; both end in the same handlers (`_open`, `HttpApi.handle`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket as sockets_module
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
 
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
+from ressonance.protocol.request_head import Upgrade
+from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
 from ressonance.server.session import Session
@@ -43,6 +52,47 @@ class _TakenOver(web.StreamResponse):
         return None
 
 
+class _FrontDoorSite(web.BaseSite):
+    """A TCP site whose connections start with a front door instead of aiohttp's protocol."""
+
+    __slots__ = ("_doors", "_host", "_port", "_reuse_port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        doors: FrontDoors,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        reuse_port: bool,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=4096)
+        self._doors = doors
+        self._host = host
+        self._port = port
+        self._reuse_port = reuse_port
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = server = await loop.create_server(
+            self._doors,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
+        )
+        for listener in server.sockets:
+            # Accepted sockets inherit it: aiohttp sets it on each of its connections.
+            listener.setsockopt(sockets_module.SOL_SOCKET, sockets_module.SO_KEEPALIVE, 1)
+
+
 def json_response(response: ApiResponse) -> web.Response:
     return web.Response(
         body=orjson.dumps(response.body),
@@ -62,6 +112,8 @@ class Transport:
         self.sockets = Sockets(node, limits.max_ws_message_bytes)
         self._taken_over = _TakenOver()
         self._runner: web.AppRunner | None = None
+        self._doors: FrontDoors | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.app = web.Application(client_max_size=limits.max_http_body_bytes)
         self.app.router.add_get("/app/{key}", self._websocket)
         self.app.router.add_get("/healthz", self._healthz)
@@ -87,15 +139,26 @@ class Transport:
         """
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            host,
-            port,
-            backlog=4096,
-            reuse_port=reuse_port or None,
-            ssl_context=ssl_context,
+        assert self._runner.server is not None
+        self._doors = doors = FrontDoors(
+            api=self.api,
+            sockets=self.sockets,
+            open_socket=self._open_upgraded,
+            fallback=self._runner.server,
+            max_body_bytes=self.limits.max_http_body_bytes,
+            server_header=SERVER_SOFTWARE,
+        )
+        site = _FrontDoorSite(
+            self._runner, doors, host, port, ssl_context=ssl_context, reuse_port=reuse_port
         )
         await site.start()
+        self._sweeper = asyncio.create_task(self._sweep(doors))
+
+    @staticmethod
+    async def _sweep(doors: FrontDoors) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            doors.sweep()
 
     async def stop_accepting(self) -> None:
         """Close the listening socket; established connections carry on."""
@@ -105,9 +168,15 @@ class Transport:
 
     async def close(self) -> None:
         """Stop listening and close every remaining connection."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self.sockets.close_all()
+        if self._doors is not None:
+            self._doors.close()  # idle ones now, busy ones after their answer
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._doors is not None:
+            await self._doors.wait_idle()
         await asyncio.sleep(0)  # connection_lost of the sockets closed above
         await self.sockets.wait_idle()
 
@@ -154,11 +223,9 @@ class Transport:
         socket = await self._take_over(request, ws)
         if socket is None:
             return ws  # the client left during the handshake
-        try:
-            await self._open(request, socket)
-        except Exception:
-            log.exception("event=open_failed")
-            socket.close(INTERNAL_ERROR, "Internal server error")
+        await self._open_safely(
+            socket, request.match_info["key"], request.query, request.headers.get("Origin")
+        )
         return self._taken_over
 
     async def _take_over(self, request: web.Request, ws: web.WebSocketResponse) -> WebSocket | None:
@@ -185,16 +252,34 @@ class Transport:
             socket.data_received(tail)
         return socket
 
-    async def _open(self, request: web.Request, socket: WebSocket) -> None:
-        problem = protocol_problem(request.query)
+    def _open_upgraded(self, socket: WebSocket, upgrade: Upgrade) -> None:
+        """The front door answered an upgrade: open the session (or refuse), then send."""
+        assert self._doors is not None
+        self._doors.spawn(self._open_safely(socket, upgrade.key, upgrade.query, upgrade.origin))
+
+    async def _open_safely(
+        self, socket: WebSocket, key: str, query: Mapping[str, str], origin: str | None
+    ) -> None:
+        try:
+            await self._open(socket, key, query, origin)
+        except Exception:
+            log.exception("event=open_failed")
+            socket.close(INTERNAL_ERROR, "Internal server error")
+        finally:
+            socket.uncork()
+
+    async def _open(
+        self, socket: WebSocket, key: str, query: Mapping[str, str], origin: str | None
+    ) -> None:
+        problem = protocol_problem(query)
         if problem is not None:
             self._refuse_socket(socket, *problem)
             return
-        app = await self.node.apps.find_by_key(request.match_info["key"])
+        app = await self.node.apps.find_by_key(key)
         if app is None:
             self._refuse_socket(socket, ErrorCode.APP_NOT_FOUND, "App key does not exist")
             return
-        if not origin_allowed(request.headers.get("Origin"), app.allowed_origins):
+        if not origin_allowed(origin, app.allowed_origins):
             self._refuse_socket(socket, ErrorCode.UNAUTHORIZED, "Origin not allowed")
             return
         if socket.over:
