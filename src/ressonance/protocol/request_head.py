@@ -36,12 +36,13 @@ MAX_LENGTH_DIGITS: Final = 9
 WEBSOCKET_VERSIONS: Final = ("13", "8", "7")
 PUBLISH_ENDPOINTS: Final = ("events", "batch_events")
 
-_REQUEST_LINE: Final = re.compile(
-    r"(GET|POST) (/[A-Za-z0-9\-._~/]*)(?:\?([A-Za-z0-9\-._~=&]*))? HTTP/1\.1"
+# The request line, then the header lines (each ending in CRLF), of an ASCII head.
+_HEAD: Final = re.compile(
+    r"(GET|POST) (/[A-Za-z0-9\-._~/]*)(?:\?([A-Za-z0-9\-._~=&]*))? HTTP/1\.1\r\n"
+    r"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~]*\r\n)*)"
 )
-_FIELDS: Final = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~]*\r\n)*")
 _WEBSOCKET_KEY: Final = re.compile(r"[A-Za-z0-9+/]{22}==")
-_NOT_WITH_A_BODY: Final = ("transfer-encoding", "content-encoding", "expect", "upgrade")
+_NOT_WITH_A_BODY: Final = frozenset(("transfer-encoding", "content-encoding", "expect", "upgrade"))
 
 
 class Verdict(Enum):
@@ -75,18 +76,14 @@ def read_request(buffer: bytes | bytearray, max_body_bytes: int) -> Upgrade | Pu
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
     if end < 0:
         return Verdict.FOREIGN if len(buffer) >= MAX_HEAD_BYTES else Verdict.INCOMPLETE
-    try:
-        head = buffer[: end + 2].decode("ascii")
-    except UnicodeDecodeError:
+    # Latin-1 maps every byte to one character; the pattern admits only ASCII ones.
+    request = _HEAD.fullmatch(str(buffer[: end + 2], "latin-1"))
+    if request is None:
         return Verdict.FOREIGN
-    line_end = head.find("\r\n")
-    request = _REQUEST_LINE.fullmatch(head, 0, line_end)
-    if request is None or _FIELDS.fullmatch(head, line_end + 2) is None:
-        return Verdict.FOREIGN
-    headers = _headers(head[line_end + 2 : -2])
+    method, path, raw_query, fields = request.groups()
+    headers = _headers(fields)
     if headers is None:
         return Verdict.FOREIGN
-    method, path, raw_query = request.groups()
     query = _query(raw_query) if raw_query else {}
     if method == "GET":
         return _upgrade(path, query, headers, end + 4)
@@ -95,9 +92,8 @@ def read_request(buffer: bytes | bytearray, max_body_bytes: int) -> Upgrade | Pu
 
 def _headers(fields: str) -> dict[str, str] | None:
     """Lower-cased names to values without surrounding whitespace; None if a name repeats."""
-    if not fields:
-        return {}
     lines = fields.split("\r\n")
+    lines.pop()  # after the last CRLF
     if len(lines) > MAX_HEADERS:
         return None
     headers = {}
@@ -146,9 +142,10 @@ def _publish(
     parts = path.split("/")
     if len(parts) != 4 or parts[1] != "apps" or not parts[2] or parts[3] not in PUBLISH_ENDPOINTS:
         return Verdict.FOREIGN
-    if any(name in headers for name in _NOT_WITH_A_BODY):
+    if not _NOT_WITH_A_BODY.isdisjoint(headers):
         return Verdict.FOREIGN
-    if "close" in _tokens(headers.get("connection", "")):
+    connection = headers.get("connection")
+    if connection is not None and "close" in _tokens(connection):
         return Verdict.FOREIGN
     length = headers.get("content-length", "")
     if not (length.isdigit() and len(length) <= MAX_LENGTH_DIGITS):
