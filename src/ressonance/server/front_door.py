@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Final, cast
@@ -69,6 +69,7 @@ class FrontDoors:
         self.sweeps = 0  # sweeps so far: a door's last activity, counted without a clock
         self._second = 0
         self._date = ""
+        self._empty_ok = b""  # 200 with `{}`, the answer to nearly every publish
 
     def __call__(self) -> FrontDoor:
         """A door for a new connection (the listener's protocol factory)."""
@@ -80,6 +81,7 @@ class FrontDoors:
         if now != self._second:
             self._second = now
             self._date = formatdate(now, usegmt=True)
+            self._empty_ok = self._response(200, {}, b"{}")
         return self._date
 
     def switching_protocols(self, accept: str) -> bytes:
@@ -90,12 +92,18 @@ class FrontDoors:
         ).encode()
 
     def response(self, response: ApiResponse) -> bytes:
-        body = orjson.dumps(response.body)
-        extra = "".join(f"{name}: {value}\r\n" for name, value in response.headers.items())
+        """The HTTP/1.1 response for `response`, as aiohttp writes a JSON `web.Response`."""
+        self.date()  # brings _date and _empty_ok up to this second
+        if response.status == 200 and not response.body and not response.headers:
+            return self._empty_ok
+        return self._response(response.status, response.headers, orjson.dumps(response.body))
+
+    def _response(self, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         head = (
-            f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}\r\n{extra}"
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Date: {self.date()}\r\nServer: {self.server_header}\r\n\r\n"
+            f"Date: {self._date}\r\nServer: {self.server_header}\r\n\r\n"
         )
         return head.encode() + body
 
