@@ -250,3 +250,4 @@ class WebSocket(asyncio.Protocol):
                 self._inbox = None
         if self._lost:
             await node.close_session(session, self._client_code)
+            self.session = None  # no cycle with session.outlet: refcounting frees both
