@@ -108,7 +108,7 @@ def test_query_reads_as_the_web_library_reads_it(target: str, query: dict[str, s
     ],
 )
 def test_upgrade_header_spellings(headers: tuple[str, ...]) -> None:
-    request = read_request(upgrade("/app/k", *headers), LIMIT)
+    request = read_request(upgrade("/app/k", "Host: x", *headers), LIMIT)
     assert isinstance(request, Upgrade)
     assert request.origin is None
 
@@ -188,7 +188,7 @@ def test_a_signed_publish() -> None:
     ],
 )
 def test_publish_variants(target: str, length: str) -> None:
-    request = read_request(publish(target, "Connection: keep-alive", length), LIMIT)
+    request = read_request(publish(target, "Host: x", "Connection: keep-alive", length), LIMIT)
     assert isinstance(request, Publish)
     assert request.path == target
     assert request.body_bytes == int(length.partition(": ")[2])
@@ -206,18 +206,18 @@ def test_publish_variants(target: str, length: str) -> None:
         head("PUT /apps/42/events HTTP/1.1", *PUBLISH_HEADERS),
         head("GET /apps/42/events HTTP/1.1", "Host: x"),
         # Bodies the front door does not frame or read itself.
-        publish("/apps/42/events", "Host: x"),
-        publish("/apps/42/events", f"Content-Length: {LIMIT + 1}"),
-        publish("/apps/42/events", "Content-Length: 1234567890"),
-        publish("/apps/42/events", "Content-Length: -1"),
-        publish("/apps/42/events", "Content-Length: 2, 2"),
-        publish("/apps/42/events", "Content-Length: 2", "Content-Length: 2"),
-        publish("/apps/42/events", "Content-Length: 2", "Transfer-Encoding: chunked"),
-        publish("/apps/42/events", "Content-Length: 2", "Content-Encoding: gzip"),
-        publish("/apps/42/events", "Content-Length: 2", "Expect: 100-continue"),
-        publish("/apps/42/events", "Content-Length: 2", "Upgrade: websocket"),
-        publish("/apps/42/events", "Content-Length: 2", "Connection: close"),
-        publish("/apps/42/events", "Content-Length: 2", "Connection: keep-alive, Close"),
+        publish("/apps/42/events", "Host: x"),  # no Content-Length
+        publish("/apps/42/events", "Host: x", f"Content-Length: {LIMIT + 1}"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 1234567890"),
+        publish("/apps/42/events", "Host: x", "Content-Length: -1"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2, 2"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Content-Length: 2"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Transfer-Encoding: chunked"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Content-Encoding: gzip"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Expect: 100-continue"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Upgrade: websocket"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Connection: close"),
+        publish("/apps/42/events", "Host: x", "Content-Length: 2", "Connection: keep-alive, Close"),
     ],
 )
 def test_foreign_posts(wire: bytes) -> None:
@@ -234,6 +234,22 @@ def test_a_head_is_incomplete_until_its_blank_line() -> None:
 def test_a_head_without_headers() -> None:
     request = read_request(b"GET /app/k HTTP/1.1\r\n\r\n", LIMIT)
     assert request is Verdict.FOREIGN  # no Upgrade header
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [upgrade("/app/k", *UPGRADE_HEADERS[1:]), publish("/apps/1/events", *PUBLISH_HEADERS[1:])],
+)
+def test_a_request_without_host_is_foreign(wire: bytes) -> None:
+    assert read_request(wire, LIMIT) is Verdict.FOREIGN  # aiohttp answers it 400
+
+
+def test_a_request_further_in_the_buffer() -> None:
+    first, second = publish() + b"{}", upgrade()
+    request = read_request(first + second, LIMIT, len(first))
+    assert isinstance(request, Upgrade)
+    assert request.head_bytes == len(second)
+    assert read_request(first + second[:-1], LIMIT, len(first)) is Verdict.INCOMPLETE
 
 
 def test_a_head_longer_than_the_limit_is_foreign() -> None:

@@ -32,7 +32,7 @@ from typing import Any, Final, cast
 
 import orjson
 
-from ressonance.protocol.request_head import Publish, Upgrade, Verdict, read_request
+from ressonance.protocol.request_head import Upgrade, Verdict, read_request
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
 from ressonance.server.websocket import Sockets, WebSocket
 
@@ -51,6 +51,7 @@ class FrontDoors:
     def __init__(
         self,
         *,
+        loop: asyncio.AbstractEventLoop,
         api: HttpApi,
         sockets: Sockets,
         open_socket: OpenSocket,
@@ -58,6 +59,7 @@ class FrontDoors:
         max_body_bytes: int,
         server_header: str,
     ) -> None:
+        self.loop = loop  # kept: asyncio.get_running_loop() costs a getpid() syscall
         self.api = api
         self.sockets = sockets
         self.open_socket = open_socket
@@ -108,7 +110,7 @@ class FrontDoors:
         return head.encode() + body
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
@@ -134,13 +136,23 @@ class FrontDoors:
 class FrontDoor(asyncio.Protocol):
     """One connection until it is upgraded, handed on, or closed."""
 
-    __slots__ = ("_buffer", "_busy", "_closing", "_doors", "_paused", "idle_since", "transport")
+    __slots__ = (
+        "_buffer",
+        "_busy",
+        "_closing",
+        "_doors",
+        "_paused",
+        "_start",
+        "idle_since",
+        "transport",
+    )
 
     transport: asyncio.Transport
 
     def __init__(self, doors: FrontDoors) -> None:
         self._doors = doors
-        self._buffer: bytes | bytearray = b""  # received and not yet handled
+        self._buffer: bytes | bytearray = b""  # received; handled up to `_start`
+        self._start = 0
         self._busy = False  # a request is being handled
         self._closing = False
         self._paused = False
@@ -163,43 +175,43 @@ class FrontDoor(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._buffer:
-            if isinstance(self._buffer, bytes):
-                self._buffer = bytearray(self._buffer)
-            self._buffer += data
+        buffer, start = self._buffer, self._start
+        if start < len(buffer):  # bytes of an unfinished request wait: append behind them
+            if start or isinstance(buffer, bytes):
+                buffer = bytearray(memoryview(buffer)[start:])
+                self._start = 0
+            buffer += data
+            self._buffer = buffer
         else:
-            self._buffer = data
+            self._buffer, self._start = data, 0
         if self._busy:
-            if len(self._buffer) > MAX_WAITING_BYTES and not self._paused:
+            if len(self._buffer) - self._start > MAX_WAITING_BYTES and not self._paused:
                 self._paused = True
                 self.transport.pause_reading()
             return
         self._serve()
 
     def _serve(self) -> None:
-        """Answer the complete requests in the buffer, in order, until one has to wait."""
-        doors = self._doors
-        while self._buffer and not self._closing:
-            buffer = self._buffer
-            request = read_request(buffer, doors.max_body_bytes)
-            if request is Verdict.INCOMPLETE:
-                return
-            if request is Verdict.FOREIGN:
-                self._hand_on(bytes(buffer))
-                return
-            if isinstance(request, Upgrade):
-                self._upgrade(request, bytes(buffer[request.head_bytes :]))
-                return
-            assert isinstance(request, Publish)
-            end = request.head_bytes + request.body_bytes
+        """Answer the next complete request in the buffer, unless it has to wait for more."""
+        buffer, start = self._buffer, self._start
+        if start >= len(buffer) or self._closing:
+            return
+        request = read_request(buffer, self._doors.max_body_bytes, start)
+        if request is Verdict.INCOMPLETE:
+            return
+        if request is Verdict.FOREIGN:
+            self._hand_on(bytes(memoryview(buffer)[start:]))
+        elif isinstance(request, Upgrade):
+            self._upgrade(request, bytes(memoryview(buffer)[start + request.head_bytes :]))
+        else:
+            body_start = start + request.head_bytes
+            end = body_start + request.body_bytes
             if len(buffer) < end:
                 return  # the body is still arriving
-            body = bytes(buffer[request.head_bytes : end])
-            self._buffer = buffer[end:]
-            api_request = ApiRequest("POST", request.path, request.query, body)
+            self._start = end
+            body = bytes(memoryview(buffer)[body_start:end])
             self._busy = True
-            doors.spawn(self._answer(api_request))
-            return
+            self._doors.spawn(self._answer(ApiRequest("POST", request.path, request.query, body)))
 
     async def _answer(self, request: ApiRequest) -> None:
         try:
@@ -240,5 +252,5 @@ class FrontDoor(asyncio.Protocol):
 
     def _leave(self) -> None:
         self._closing = True  # nothing more for this door to do
-        self._buffer = b""
+        self._buffer, self._start = b"", 0
         self._doors.open.discard(self)

@@ -141,6 +141,7 @@ class Transport:
         await self._runner.setup()
         assert self._runner.server is not None
         self._doors = doors = FrontDoors(
+            loop=asyncio.get_running_loop(),
             api=self.api,
             sockets=self.sockets,
             open_socket=self._open_upgraded,
