@@ -496,13 +496,22 @@ class ManagedServer(Server):
 class RessonanceServer(ManagedServer):
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         python = REPO_DIR / ".venv" / "bin" / "python"
+        # The load generator is one trusted client doing on purpose what the abuse limits stop
+        # (thousands of connections a second from 8 addresses, presence churn as fast as
+        # acknowledged), and Soketi has no such limits: lift them, so capacity is measured.
         env = {
             "RESSONANCE_APP_ID": self.creds.app_id,
             "RESSONANCE_APP_KEY": self.creds.key,
             "RESSONANCE_APP_SECRET": self.creds.secret,
+            "RESSONANCE_APP_MAX_SUBSCRIPTIONS_PER_SEC": "1000000",
+            "RESSONANCE_APP_MAX_INBOUND_MESSAGES_PER_SEC": "1000000",
         }
+        config = Path(tempfile.gettempdir()) / f"bench-ressonance-{self.port}.toml"
+        config.write_text("[server]\nmax_connections_per_ip_per_sec = -1\n")
+        self.config_file = config
         argv = [str(python if python.exists() else sys.executable), "-m", "ressonance", "serve"]
         argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
+        argv += ["--config", str(config)]
         return argv, env, REPO_DIR
 
     def ready_path(self) -> str:

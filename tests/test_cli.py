@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from ressonance import __version__, cli
+from ressonance.apps.base import AppRecord
 from ressonance.config import Settings
 from ressonance.protocol.app import App
 from ressonance.server.session import OutputLimits
 
 DEV = App(id="123456", key="0123456789abcdef0123", secret="s" * 32, name="development")
+DEV_RECORD = AppRecord(id=DEV.id, key=DEV.key, secret=DEV.secret, name=DEV.name)
 ENV_APP = {
     "RESSONANCE_APP_ID": "200002",
     "RESSONANCE_APP_KEY": "env-key",
@@ -199,6 +201,7 @@ def test_run_server_prints_the_banner_once_listening(
     settings = Settings(
         port=7000,
         apps=(DEV,),
+        env_apps=(DEV_RECORD,),
         max_buffer_kb=8,
         max_buffer_messages=9,
         max_ws_message_kb=2,
@@ -207,7 +210,7 @@ def test_run_server_prints_the_banner_once_listening(
 
     assert cli.run_server(settings) == 0
 
-    assert capsys.readouterr().out == cli.banner(settings) + "\n"
+    assert capsys.readouterr().out == cli.banner(settings, [DEV]) + "\n"
     [call] = calls
     assert (call["host"], call["port"], call["timer_interval"]) == ("127.0.0.1", 7000, 1.0)
     assert call["node"].output_limits == OutputLimits(max_bytes=8 * 1024, max_messages=9)

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from ressonance.apps.base import AppRecord
 from ressonance.config import (
     MAX_CONFIG_BYTES,
     Settings,
     app_from_environment,
     development_app,
     load_settings,
+    open_app_registry,
 )
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
@@ -132,6 +134,8 @@ def test_a_complete_file_is_read(tmp_path: Path, config: WriteConfig) -> None:
         max_buffer_messages=1000,
         timer_interval=2.0,
         dev_app=False,
+        apps_file=str(Path(path).resolve()),
+        state_dir=str(tmp_path / "state"),
         apps=(
             App(
                 id="100001",
@@ -180,7 +184,8 @@ def test_an_empty_file_gives_the_defaults_and_the_dev_app(
 
     assert settings.port == 6001
     assert settings.dev_app
-    assert [app.name for app in settings.apps] == ["development"]
+    assert settings.apps == ()  # the development app lives in the default registry
+    assert settings.registry_url == f"sqlite:///{tmp_path}/state/ressonance.db"
 
 
 # --- the environment ------------------------------------------------------------------------
@@ -308,54 +313,115 @@ def test_the_process_environment_is_read_by_default(
 # --- the development app --------------------------------------------------------------------
 
 
-def test_a_development_app_is_created_and_saved(tmp_path: Path) -> None:
+async def registry_records(settings: Settings) -> list[AppRecord]:
+    registry = await open_app_registry(settings)
+    try:
+        return await registry.records()
+    finally:
+        await registry.close()
+
+
+async def test_a_development_app_is_created_in_the_default_registry(tmp_path: Path) -> None:
     settings = load(tmp_path)
 
-    [app] = settings.apps
+    [app] = await registry_records(settings)
+
     assert settings.dev_app
     assert app.name == "development"
     assert app.id.isdigit()
     assert len(app.id) == 6
     assert len(app.key) == 20
     assert len(app.secret) == 32
-    saved = tmp_path / "state" / "dev-app.json"
-    assert json.loads(saved.read_text()) == {"id": app.id, "key": app.key, "secret": app.secret}
-    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert (tmp_path / "state" / "ressonance.db").is_file()
 
 
-def test_the_development_app_is_reused(tmp_path: Path) -> None:
-    first = load(tmp_path).apps
-    again = load(tmp_path).apps
+async def test_the_development_app_is_reused(tmp_path: Path) -> None:
+    first = await registry_records(load(tmp_path))
+    again = await registry_records(load(tmp_path))
 
     assert again == first
 
 
-def test_the_state_directory_follows_xdg_state_home(tmp_path: Path) -> None:
+async def test_the_state_directory_follows_xdg_state_home(tmp_path: Path) -> None:
     settings = load_settings(environ={"XDG_STATE_HOME": str(tmp_path)})
 
-    [app] = settings.apps
-    saved = json.loads((tmp_path / "ressonance" / "dev-app.json").read_text())
-    assert saved["key"] == app.key
+    assert settings.registry_url == f"sqlite:///{tmp_path}/ressonance/ressonance.db"
+    [app] = await registry_records(settings)
+    assert app.name == "development"
+    assert (tmp_path / "ressonance" / "ressonance.db").is_file()
 
 
-def test_a_damaged_state_file_is_replaced(tmp_path: Path) -> None:
+async def test_an_earlier_versions_development_app_keeps_its_credentials(tmp_path: Path) -> None:
+    saved = {"id": "123456", "key": "old-key", "secret": "old-secret"}
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "dev-app.json").write_text(json.dumps(saved))
+
+    [app] = await registry_records(load(tmp_path))
+
+    assert (app.id, app.key, app.secret, app.name) == (
+        "123456",
+        "old-key",
+        "old-secret",
+        "development",
+    )
+
+
+def test_a_damaged_legacy_file_gives_new_credentials(tmp_path: Path) -> None:
     (tmp_path / "dev-app.json").write_text("{not json")
 
     app = development_app(tmp_path)
 
-    assert json.loads((tmp_path / "dev-app.json").read_text())["key"] == app.key
-    assert development_app(tmp_path) == app
+    assert app.name == "development"
+    assert development_app(tmp_path).key != app.key
 
 
-def test_an_unwritable_state_directory_still_gives_an_app(tmp_path: Path) -> None:
+async def test_an_unwritable_state_directory_still_gives_an_app(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("")
+    settings = load_settings(environ={}, state_dir=blocked / "state")
 
-    first = development_app(blocked / "state")
-    second = development_app(blocked / "state")
+    first = await registry_records(settings)
+    second = await registry_records(settings)
 
-    assert first.name == second.name == "development"
-    assert first.key != second.key  # nothing could be saved, so new credentials each start
+    assert [r.name for r in first] == [r.name for r in second] == ["development"]
+    assert first[0].key != second[0].key  # nothing could be saved, so new credentials each start
+
+
+async def test_the_development_app_is_only_added_to_an_empty_registry(tmp_path: Path) -> None:
+    settings = load(tmp_path)
+    registry = await open_app_registry(settings)
+    [dev] = await registry.records()
+    await registry.delete(dev.id)
+    await registry.create(AppRecord(id="7", key="mine", secret="s"))
+    await registry.close()
+
+    assert [r.key for r in await registry_records(settings)] == ["mine"]
+
+
+def test_an_app_on_a_plan_takes_its_limits_and_overrides_some(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    on_plan = APP_TOML + 'plan = "free"\nmax_messages_per_day = 500\n'
+    other = '[[apps]]\nid = "2"\nkey = "k2"\nsecret = "s"\nplan = "free"\n'
+
+    first, second = load(tmp_path, config(on_plan + other)).apps
+
+    assert (first.plan, first.max_connections, first.max_messages_per_day) == ("free", 100, 500)
+    assert (second.max_connections, second.max_messages_per_day) == (100, 200_000)
+
+
+def test_an_environment_app_may_name_a_plan(tmp_path: Path) -> None:
+    environ = {
+        "RESSONANCE_APP_ID": "1",
+        "RESSONANCE_APP_KEY": "k",
+        "RESSONANCE_APP_SECRET": "s",
+        "RESSONANCE_APP_PLAN": "free",
+        "RESSONANCE_APP_MAX_CONNECTIONS": "3",
+    }
+
+    (app,) = load(tmp_path, environ=environ).apps
+
+    assert (app.plan, app.max_connections, app.max_messages_per_day) == ("free", 3, 200_000)
 
 
 def test_no_development_app_when_one_is_configured(tmp_path: Path, config: WriteConfig) -> None:
@@ -370,7 +436,10 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[database]\nurl = 'x'", "database: unknown section (expected [server], [[apps]])"),
+        (
+            "[database]\nurl = 'x'",
+            "database: unknown section (expected [server], [[apps]], [plans.NAME])",
+        ),
         ("[server]\nprot = 6001", "server.prot: unknown setting"),
         ('[server]\nport = "6001"', "server.port: must be a positive integer"),
         ("[server]\nport = 0", "server.port: must be a positive integer"),
@@ -396,6 +465,7 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
         (APP_TOML + "allowed_origins = '*'", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "allowed_origins = ['']", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "name = 7", "apps[0].name: must be a string"),
+        (APP_TOML + "plan = 'gold'", "apps[0].plan: no plan named 'gold'"),
         (
             APP_TOML + "slow_client_policy = 'coalesce'",
             "apps[0].slow_client_policy: must be one of close, drop_oldest, not 'coalesce'",
@@ -631,3 +701,237 @@ def test_an_encrypted_tls_key_is_refused_without_prompting(
     )
     message = config_error(tmp_path, tls_cert=cert, tls_key=str(encrypted))
     assert message == f"--tls-key: {encrypted} is encrypted with a passphrase (not supported)"
+
+
+# --- the admin token -------------------------------------------------------------------------
+
+TOKEN = "admin-token-0123456789"
+
+
+def test_no_admin_token_by_default(tmp_path: Path) -> None:
+    assert load(tmp_path).admin_token == ""
+
+
+def test_the_admin_token_from_the_table_the_file_and_the_environment(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(TOKEN + "-file\n")  # the trailing newline of `echo > file` is dropped
+
+    in_table = load(tmp_path, config(f'[server]\nadmin_token = "{TOKEN}"\n'))
+    in_file = load(tmp_path, config(f'[server]\nadmin_token_file = "{token_file}"\n'))
+    from_env = load(tmp_path, config_file=None, environ={"RESSONANCE_ADMIN_TOKEN": TOKEN + "-env"})
+    env_wins = load(
+        tmp_path,
+        config(f'[server]\nadmin_token_file = "{token_file}"\n'),
+        environ={"RESSONANCE_ADMIN_TOKEN": TOKEN + "-env"},
+    )
+
+    assert in_table.admin_token == TOKEN
+    assert in_file.admin_token == TOKEN + "-file"
+    assert from_env.admin_token == TOKEN + "-env"
+    assert env_wins.admin_token == TOKEN + "-env"
+
+
+def test_the_admin_token_is_never_in_the_settings_repr(tmp_path: Path, config: WriteConfig) -> None:
+    settings = load(tmp_path, config(f'[server]\nadmin_token = "{TOKEN}"\n'))
+    assert TOKEN not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("table", "environ", "message"),
+    [
+        ('admin_token = "short"', {}, "server.admin_token: must be 16 to 512 characters; generate"),
+        ("", {"RESSONANCE_ADMIN_TOKEN": "short"}, "RESSONANCE_ADMIN_TOKEN: must be 16 to 512"),
+        (f'admin_token = "{"x" * 513}"', {}, "server.admin_token: must be 16 to 512 characters"),
+        ('admin_token = "has a space in it ok"', {}, "server.admin_token: printable ASCII"),
+        ('admin_token = "nön-ascii-token-0123"', {}, "server.admin_token: printable ASCII"),
+        (
+            f'admin_token = "{TOKEN}"\nadmin_token_file = "/x"',
+            {},
+            "server.admin_token: set admin_token or admin_token_file, not both",
+        ),
+        ('admin_token_file = "/nonexistent/token"', {}, "server.admin_token_file: cannot read"),
+    ],
+)
+def test_a_bad_admin_token_is_named(
+    tmp_path: Path, config: WriteConfig, table: str, environ: dict[str, str], message: str
+) -> None:
+    path = config(f"[server]\n{table}\n")
+    assert config_error(tmp_path, path, environ=environ).startswith(message)
+
+
+def test_a_too_long_token_file_is_refused(tmp_path: Path, config: WriteConfig) -> None:
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("x" * 10_000)
+    path = config(f'[server]\nadmin_token_file = "{token_file}"\n')
+    assert config_error(tmp_path, path).startswith("server.admin_token_file: must be 16 to 512")
+
+
+# --- abuse protection (issue "Apps, plans and protection" §4) --------------------------------
+
+
+def test_abuse_protection_settings_and_their_defaults(tmp_path: Path, config: WriteConfig) -> None:
+    defaults = load(tmp_path, environ=ENV_APP).admission
+    assert defaults.max_connections_per_ip_per_sec == 60
+    assert defaults.max_node_connections == -1
+    assert defaults.max_loop_lag_ms == 2000
+    assert defaults.trusted_proxies == ()
+
+    settings = load(
+        tmp_path,
+        config(
+            "[server]\nmax_connections_per_ip_per_sec = -1\nmax_node_connections = 50000\n"
+            'max_loop_lag_ms = 500\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\n'
+            + APP_TOML
+            + "max_channels_per_connection = 10\nmax_subscriptions_per_sec = 5\n"
+            "max_inbound_messages_per_sec = 20\nmax_connections_per_sec = 100\n"
+        ),
+    )
+
+    admission = settings.admission
+    assert admission.max_connections_per_ip_per_sec == -1
+    assert admission.max_node_connections == 50000
+    assert admission.max_loop_lag_ms == 500
+    assert admission.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "fd00::/8")
+    [app] = settings.apps
+    assert (app.max_channels_per_connection, app.max_subscriptions_per_sec) == (10, 5)
+    assert (app.max_inbound_messages_per_sec, app.max_connections_per_sec) == (20, 100)
+
+
+# --- where apps come from ---------------------------------------------------------------------
+
+
+def test_the_apps_url_comes_from_the_flag_the_environment_or_the_file(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config('[server]\napps = "sqlite:///from-file.db"\napps_refresh_seconds = 0.5')
+    env = {"RESSONANCE_APPS": "postgresql://db/apps"}
+
+    from_file = load(tmp_path, path)
+    assert (from_file.apps_url, from_file.apps_refresh_seconds) == ("sqlite:///from-file.db", 0.5)
+    assert load(tmp_path, path, environ=env).apps_url == "postgresql://db/apps"
+    flagged = load(tmp_path, path, environ=env, apps="sqlite:////srv/apps.db")
+    assert flagged.registry_url == "sqlite:////srv/apps.db"
+    assert not flagged.dev_app
+    assert flagged.apps == ()
+
+
+def test_static_apps_are_the_file_store_of_the_config_file(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config(APP_TOML)
+
+    settings = load(tmp_path, path, environ=ENV_APP)
+
+    assert settings.registry_url == f"file:{Path(path).resolve()}"
+    assert [r.key for r in settings.env_apps] == ["env-key"]
+    assert load(tmp_path, environ=ENV_APP).registry_url == ""  # nothing to open by URL
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "apps"),
+    [
+        (APP_TOML, {}, "sqlite:///apps.db"),
+        ("", ENV_APP, "sqlite:///apps.db"),
+        (APP_TOML, {"RESSONANCE_APPS": "sqlite:///apps.db"}, None),
+        (APP_TOML + '[server]\napps = "apps.toml"\n', {}, None),
+    ],
+)
+def test_an_apps_url_and_static_apps_together_are_refused(
+    tmp_path: Path, config: WriteConfig, text: str, environ: dict[str, str], apps: str | None
+) -> None:
+    message = config_error(tmp_path, config(text), environ=environ, apps=apps)
+
+    assert message.startswith("apps: an apps URL")
+    assert "use one" in message
+
+
+def test_plans_tables_are_read_and_applied_to_static_apps(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config(
+        """
+        [plans.pro]
+        max_connections = 5000
+        max_messages_per_day = -1
+        enable_client_messages = true
+
+        [plans.free]
+        max_connections = 20
+
+        [[apps]]
+        id = "1"
+        key = "k"
+        secret = "s"
+        plan = "pro"
+        max_connections = 10
+        """
+    )
+
+    settings = load(tmp_path, path)
+
+    assert settings.plan_map["free"].settings == {"max_connections": 20}  # redefined
+    [app] = settings.apps
+    assert (app.plan, app.max_connections, app.enable_client_messages) == ("pro", 10, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[server]\nmax_connections_per_ip_per_sec = 0",
+            "server.max_connections_per_ip_per_sec: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            "[server]\nmax_node_connections = -2",
+            "server.max_node_connections: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            "[server]\nmax_loop_lag_ms = true",
+            "server.max_loop_lag_ms: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            '[server]\ntrusted_proxies = "10.0.0.0/8"',
+            'server.trusted_proxies: must be a list of addresses or CIDRs, like ["10.0.0.0/8"]',
+        ),
+        (
+            '[server]\ntrusted_proxies = ["10.0.0.0/8", "proxy.local"]',
+            "server.trusted_proxies: 'proxy.local' is not an IP address or CIDR block",
+        ),
+        (
+            APP_TOML + "max_channels_per_connection = 0",
+            "apps[0].max_channels_per_connection: must be a positive integer",
+        ),
+        (
+            APP_TOML + "max_inbound_messages_per_sec = -1",
+            "apps[0].max_inbound_messages_per_sec: must be a positive integer",
+        ),
+    ],
+)
+def test_bad_abuse_protection_settings_are_named(
+    tmp_path: Path, config: WriteConfig, text: str, message: str
+) -> None:
+    assert config_error(tmp_path, config(text)) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[plans.pro]\nmax_connections = 0", "plans.pro.max_connections: must be a positive"),
+        ("[plans.pro]\nmax_connections = -2", "plans.pro.max_connections: must be a positive"),
+        ("[plans.pro]\ncache_ttl = -1", "plans.pro.cache_ttl: must be a positive integer"),
+        ("[plans.pro]\nwatchlist = 1", "plans.pro.watchlist: must be true or false"),
+        ("[plans.pro]\nsecret = 's'", "plans.pro.secret: not a setting a plan can set"),
+        ("[plans.pro]\ncolour = 'red'", "plans.pro.colour: not a setting a plan can set"),
+        ("[plans]\npro = 3", "plans.pro: expected a table"),
+        ("[plans.Gold]\nmax_connections = 1", "plans.Gold: a plan name is 1-64 lowercase"),
+        (APP_TOML + 'plan = "gold"', "apps[0].plan: no plan named 'gold'"),
+        ("[server]\napps = 3", "server.apps: must be a string"),
+        ("[server]\napps_refresh_seconds = 0", "server.apps_refresh_seconds: must be a positive"),
+    ],
+)
+def test_bad_plans_and_app_sources_are_named(
+    tmp_path: Path, config: WriteConfig, text: str, message: str
+) -> None:
+    assert config_error(tmp_path, config(text)).startswith(message)

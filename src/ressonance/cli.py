@@ -13,14 +13,20 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ressonance import __version__
+from ressonance import __version__, apps_command
+from ressonance.apps import redacted_url
+from ressonance.apps.admin import AppAdmin
+from ressonance.apps.base import AppRegistry
+from ressonance.apps.catalog import AppCatalog
 from ressonance.backbone.base import BackboneUnavailableError
-from ressonance.config import LOG_LEVELS, Settings, load_settings
+from ressonance.config import DEV_APP_NAME, LOG_LEVELS, Settings, load_settings, open_app_registry
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
+from ressonance.server.admin_api import AdminApi
 from ressonance.server.service import build_node, serve
 from ressonance.server.tls import Certificate, TlsError
 from ressonance.server.transport import TransportLimits
+from ressonance.usage.base import UsageStore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,11 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM certificate (chain): serve https:// and wss:// (reloaded on SIGHUP)",
     )
     run.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    run.add_argument(
+        "--apps",
+        metavar="URL",
+        help="app store: sqlite:///path.db, postgresql://... or apps.toml "
+        "(default: [[apps]] of --config, else sqlite in the state directory)",
+    )
+    apps_command.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "apps":
+        return apps_command.run(args)
     try:
         settings = load_settings(
             config_file=args.config,
@@ -64,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            apps=args.apps,
         )
     except ConfigError as exc:
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
@@ -84,8 +100,24 @@ def _configure_logging(settings: Settings) -> None:
 def run_server(settings: Settings) -> int:
     """Run one node, or `settings.workers` node processes on one port."""
     if settings.workers > 1:
-        return run_workers(settings)
+        try:  # once, before the workers: migrations and the development app are not raced
+            apps = asyncio.run(load_apps(settings))
+        except ConfigError as exc:
+            print(f"ressonance: configuration error: {exc}", file=sys.stderr)
+            return 2
+        return run_workers(settings, apps)
     return run_node(settings, announce=True)
+
+
+async def load_apps(settings: Settings) -> list[App]:
+    """The apps the settings name, as a node would serve them now."""
+    registry = await open_app_registry(settings)
+    try:
+        catalog = AppCatalog(registry, settings.plan_map)
+        await catalog.refresh()
+        return await catalog.all()
+    finally:
+        await registry.close()
 
 
 def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) -> int:
@@ -96,24 +128,6 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
     except ImportError:  # pragma: no cover - uvloop is in the default install
         pass
     _tune_gc()
-    node = build_node(
-        settings.apps,
-        backbone_url=settings.backbone,
-        state_url=settings.state_url,
-        prefix=settings.key_prefix,
-        node_ttl=settings.node_ttl,
-        max_buffer_bytes=settings.max_buffer_kb * 1024,
-        max_buffer_messages=settings.max_buffer_messages,
-    )
-    limits = TransportLimits(
-        max_ws_message_bytes=settings.max_ws_message_kb * 1024,
-        max_http_body_bytes=settings.max_http_body_kb * 1024,
-    )
-
-    def ready() -> None:
-        if announce:
-            print(banner(settings), flush=True)
-
     certificate = None
     if settings.tls:
         try:  # checked by load_settings; read again here, as every worker loads its own
@@ -121,22 +135,11 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         except TlsError as exc:
             print(f"ressonance: TLS {exc.setting}: {exc.message}", file=sys.stderr)
             return 2
-
     try:
-        asyncio.run(
-            serve(
-                node,
-                host=settings.host,
-                port=settings.port,
-                limits=limits,
-                timer_interval=settings.timer_interval,
-                liveness_interval=settings.node_ttl / 3,
-                drain_seconds=settings.drain_seconds,
-                reuse_port=reuse_port,
-                certificate=certificate,
-                on_ready=ready,
-            )
-        )
+        asyncio.run(_serve(settings, certificate, announce=announce, reuse_port=reuse_port))
+    except ConfigError as exc:
+        print(f"ressonance: configuration error: {exc}", file=sys.stderr)
+        return 2
     except BackboneUnavailableError as exc:
         print(f"ressonance: cannot reach the backbone {settings.backbone}: {exc}", file=sys.stderr)
         return 1
@@ -146,6 +149,60 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         )
         return 1
     return 0
+
+
+async def _serve(
+    settings: Settings, certificate: Certificate | None, *, announce: bool, reuse_port: bool
+) -> None:
+    """Open the app registry, build the node on it, serve until stopped; close the registry."""
+    registry = await open_app_registry(settings)
+    try:
+        catalog = AppCatalog(registry, settings.plan_map)
+        await catalog.refresh()
+        node = build_node(
+            catalog,
+            backbone_url=settings.backbone,
+            state_url=settings.state_url,
+            prefix=settings.key_prefix,
+            node_ttl=settings.node_ttl,
+            max_buffer_bytes=settings.max_buffer_kb * 1024,
+            max_buffer_messages=settings.max_buffer_messages,
+        )
+        limits = TransportLimits(
+            max_ws_message_bytes=settings.max_ws_message_kb * 1024,
+            max_http_body_bytes=settings.max_http_body_kb * 1024,
+        )
+        apps = await catalog.all()
+
+        def ready() -> None:
+            if announce:
+                print(banner(settings, apps), flush=True)
+
+        await serve(
+            node,
+            host=settings.host,
+            port=settings.port,
+            limits=limits,
+            admission=settings.admission,
+            timer_interval=settings.timer_interval,
+            liveness_interval=settings.node_ttl / 3,
+            drain_seconds=settings.drain_seconds,
+            reuse_port=reuse_port,
+            certificate=certificate,
+            catalog=catalog,
+            apps_refresh_seconds=settings.apps_refresh_seconds,
+            admin=admin_api(settings, registry, node.usage),
+            on_ready=ready,
+        )
+    finally:
+        await registry.close()
+
+
+def admin_api(settings: Settings, registry: AppRegistry, usage: UsageStore) -> AdminApi | None:
+    """The admin API over the node's registry and usage, when an admin token is set."""
+    if not settings.admin_token:
+        return None
+    return AdminApi(AppAdmin(registry, settings.plan_map), usage, token=settings.admin_token)
 
 
 def _worker(settings: Settings) -> None:
@@ -171,7 +228,7 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-def run_workers(settings: Settings) -> int:
+def run_workers(settings: Settings, apps: list[App]) -> int:
     """Start N node processes on one port (SO_REUSEPORT) and wait for all of them."""
     context = multiprocessing.get_context("spawn")
     workers = [
@@ -190,21 +247,30 @@ def run_workers(settings: Settings) -> int:
         signal.signal(signal.SIGHUP, forward)  # every worker reloads its certificate
     for worker in workers:
         worker.start()
-    print(banner(settings), flush=True)
+    print(banner(settings, apps), flush=True)
     print(f"  {settings.workers} worker processes over {settings.backbone}", flush=True)
     for worker in workers:
         worker.join()
     return max(worker.exitcode or 0 for worker in workers)
 
 
-def banner(settings: Settings) -> str:
-    """What a person sees at start: where it listens and, for the dev app, how to connect."""
+def banner(settings: Settings, apps: Sequence[App] | None = None) -> str:
+    """What a person sees at start: where it listens, the apps and where they are kept, and,
+    for the development app, how to connect."""
+    apps = settings.apps if apps is None else apps
     scheme = "https" if settings.tls else "http"
     lines = [f"Ressonance {__version__} listening on {scheme}://{settings.host}:{settings.port}"]
-    for app in settings.apps:
+    if settings.registry_url:
+        lines.append(f"  apps from {redacted_url(settings.registry_url)}")
+    for app in apps:
         lines.append(f"  app {app.id} key={app.key}{' (disabled)' if not app.enabled else ''}")
-    if settings.dev_app:
-        lines += _dev_snippets(settings.apps[0], settings.host, settings.port, tls=settings.tls)
+    if not apps:
+        lines.append(
+            "  no apps yet: add one with `ressonance apps create` (or [[apps]] in --config)"
+        )
+    development = [app for app in apps if app.name == DEV_APP_NAME]
+    if settings.dev_app and development:
+        lines += _dev_snippets(development[0], settings.host, settings.port, tls=settings.tls)
     return "\n".join(lines)
 
 
@@ -214,7 +280,7 @@ def _dev_snippets(app: App, host: str, port: int, *, tls: bool = False) -> list[
     port_option = "wssPort" if tls else "wsPort"
     return [
         "",
-        "No app configured: created a development app.",
+        "No app configured: using the development app.",
         f"  app_id: {app.id}",
         f"  key:    {app.key}",
         f"  secret: {app.secret}",

@@ -1,29 +1,50 @@
 """Settings: from a TOML file, the environment and command-line flags, validated once at start.
 
-Precedence: command-line flag > environment > config file > default. Apps come from the
-config file's `[[apps]]` tables plus one app from `RESSONANCE_APP_*` variables; with none, a
-development app is created (and kept in the user's state directory, so its credentials
-survive restarts). Every problem raises `ConfigError` naming the key and what is wrong.
+Precedence: command-line flag > environment > config file > default. Every problem raises
+`ConfigError` naming the key and what is wrong.
+
+Where apps come from (one source, never two, so that no app is defined twice):
+- an apps URL (`--apps`, `RESSONANCE_APPS`, `[server] apps`): a SQLite or PostgreSQL
+  registry, or a TOML file of `[[apps]]`;
+- else the static apps: the config file's `[[apps]]` tables plus one app from
+  `RESSONANCE_APP_*` variables (the file is watched: edits apply without a restart);
+- else the embedded default, a SQLite registry in the user's state directory
+  (`~/.local/state/ressonance/ressonance.db`), where a development app is created on first
+  start, so its credentials survive restarts wherever the server is started from.
+Giving both an apps URL and static apps is an error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final
 
+from ressonance.apps import open_registry
+from ressonance.apps.base import AppRecord, AppRegistry
+from ressonance.apps.file import FileAppRegistry, record_from_table
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.plans import BUILTIN_PLANS, Plan, resolve
+from ressonance.server.admission import AdmissionLimits
+from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "RESSONANCE_APP_"
 MAX_CONFIG_BYTES: Final = 1 << 20
-_APP_STRINGS: Final = ("id", "key", "secret", "name")
+_APP_STRINGS: Final = ("id", "key", "secret", "name", "plan")
+DEFAULT_DATABASE: Final = "ressonance.db"
+DEV_APP_NAME: Final = "development"
+_PLAN_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +68,41 @@ class Settings:
     workers: int = 1
     tls_cert: str = ""
     tls_key: str = ""
+    max_connections_per_ip_per_sec: int = 60
+    max_node_connections: int = UNLIMITED
+    max_loop_lag_ms: int = 2000
+    trusted_proxies: tuple[str, ...] = ()
     dev_app: bool = False
+    # Where apps live: "" is the static apps, or the embedded default when there are none.
+    apps_url: str = ""
+    apps_refresh_seconds: float = 1.0
+    # The operator's [plans.NAME] tables (the built-in `free` plan is always there).
+    plans: tuple[Plan, ...] = ()
+    # The static apps as records: the config file holding them, and the environment's app.
+    apps_file: str = ""
+    env_apps: tuple[AppRecord, ...] = ()
+    state_dir: str = field(default="", repr=False)
+    # The admin API's bearer token ("" = the admin API is off); never in a repr.
+    admin_token: str = field(default="", repr=False)
+    admin_token_file: str = ""
+
+    @property
+    def plan_map(self) -> dict[str, Plan]:
+        """Every plan by name: the built-in ones, replaced or extended by the operator's."""
+        return {**BUILTIN_PLANS, **{plan.name: plan for plan in self.plans}}
+
+    @property
+    def registry_url(self) -> str:
+        """The URL of the app registry: the apps URL, else the config file with the static
+        apps (`file:...`), else the embedded SQLite default in the state directory. "" when
+        the only app comes from `RESSONANCE_APP_*` variables (nothing to open by URL)."""
+        if self.apps_url:
+            return self.apps_url
+        if self.apps_file:
+            return f"file:{self.apps_file}"
+        if self.apps:
+            return ""
+        return f"sqlite:///{Path(self.state_dir) / DEFAULT_DATABASE}"
 
     @property
     def tls(self) -> bool:
@@ -61,6 +116,16 @@ class Settings:
             return self.state
         return self.backbone if self.backbone.startswith(REDIS_SCHEMES) else "memory://"
 
+    @property
+    def admission(self) -> AdmissionLimits:
+        """The limits on new WebSockets (abuse protection)."""
+        return AdmissionLimits(
+            max_connections_per_ip_per_sec=self.max_connections_per_ip_per_sec,
+            max_node_connections=self.max_node_connections,
+            max_loop_lag_ms=self.max_loop_lag_ms,
+            trusted_proxies=self.trusted_proxies,
+        )
+
 
 REDIS_SCHEMES: Final = ("redis://", "rediss://")
 BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
@@ -71,7 +136,23 @@ _SERVER_INTS: Final = (
     "max_buffer_messages",
     "workers",
 )
-_SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds")
+_SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds", "apps_refresh_seconds")
+# Server limits that take -1 (UNLIMITED) for "no limit".
+_SERVER_LIMITS: Final = (
+    "max_connections_per_ip_per_sec",
+    "max_node_connections",
+    "max_loop_lag_ms",
+)
+# Settings fields that are not [server] keys: filled from other sections or derived.
+_NOT_SERVER_KEYS: Final = (
+    "apps",
+    "dev_app",
+    "apps_url",
+    "plans",
+    "apps_file",
+    "env_apps",
+    "state_dir",
+)
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -85,24 +166,29 @@ def load_settings(
     workers: int | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    apps: str | None = None,
     environ: Mapping[str, str] | None = None,
     state_dir: Path | None = None,
 ) -> Settings:
     """Build the settings of one node, or raise ConfigError."""
     environ = os.environ if environ is None else environ
     document = _read_toml(config_file) if config_file else {}
-    unknown = set(document) - {"server", "apps"}
+    unknown = set(document) - {"server", "apps", "plans"}
     if unknown:
-        raise ConfigError(f"{sorted(unknown)[0]}: unknown section (expected [server], [[apps]])")
+        raise ConfigError(
+            f"{sorted(unknown)[0]}: unknown section (expected [server], [[apps]], [plans.NAME])"
+        )
     settings = _server_settings(_table(document.get("server", {}), "server"))
-    apps = [_app(_table(raw, f"apps[{i}]"), f"apps[{i}]") for i, raw in enumerate(_apps(document))]
-    env_app = app_from_environment(environ)
-    if env_app is not None:
-        apps.append(env_app)
-    _check_unique(apps)
-    dev = not apps
-    if dev:
-        apps.append(development_app(state_dir or _state_dir(environ)))
+    plans = _plans(_table(document.get("plans", {}), "plans"))
+    records = [record_from_table(raw, f"apps[{i}]") for i, raw in enumerate(_apps(document))]
+    apps_file = str(Path(config_file).resolve()) if config_file and records else ""
+    env_record = environment_record(environ)
+    if env_record is not None:
+        records.append(env_record)
+    _check_unique(records)
+    apps_url = apps or environ.get("RESSONANCE_APPS") or settings.apps_url
+    if apps_url and records:
+        raise ConfigError(_BOTH_APP_SOURCES)
     settings = replace(
         settings,
         host=host or settings.host,
@@ -112,12 +198,102 @@ def load_settings(
         workers=_positive_int(workers, "--workers") if workers is not None else settings.workers,
         tls_cert=tls_cert or settings.tls_cert,
         tls_key=tls_key or settings.tls_key,
-        apps=tuple(apps),
-        dev_app=dev,
+        apps_url=apps_url,
+        plans=plans,
+        apps_file=apps_file,
+        env_apps=(env_record,) if env_record is not None else (),
+        state_dir=str(state_dir or _state_dir(environ)),
+        dev_app=not apps_url and not records,
     )
+    settings = replace(settings, apps=_resolved(records, settings.plan_map, env_record))
     _check_cluster(settings)
     _check_tls(settings, cert_flag=bool(tls_cert), key_flag=bool(tls_key))
-    return settings
+    return replace(settings, admin_token=admin_token(settings, environ))
+
+
+MIN_ADMIN_TOKEN_LENGTH: Final = 16
+MAX_ADMIN_TOKEN_LENGTH: Final = 512
+_TOKEN_HINT: Final = (
+    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+def admin_token(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The admin API's token: RESSONANCE_ADMIN_TOKEN, else the token file, else the table."""
+    if settings.admin_token and settings.admin_token_file:
+        raise ConfigError("server.admin_token: set admin_token or admin_token_file, not both")
+    if environ.get("RESSONANCE_ADMIN_TOKEN"):
+        return _check_token(environ["RESSONANCE_ADMIN_TOKEN"], "RESSONANCE_ADMIN_TOKEN")
+    if settings.admin_token_file:
+        where = "server.admin_token_file"
+        try:
+            with open(settings.admin_token_file, "rb") as file:
+                raw = file.read(MAX_ADMIN_TOKEN_LENGTH + 2)
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot read {settings.admin_token_file} ({exc.strerror})"
+            ) from None
+        return _check_token(raw.decode(errors="replace").strip(), where)
+    if settings.admin_token:
+        return _check_token(settings.admin_token, "server.admin_token")
+    return ""
+
+
+def _check_token(token: str, where: str) -> str:
+    if not MIN_ADMIN_TOKEN_LENGTH <= len(token) <= MAX_ADMIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{where}: must be {MIN_ADMIN_TOKEN_LENGTH} to {MAX_ADMIN_TOKEN_LENGTH} characters; "
+            + _TOKEN_HINT
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigError(f"{where}: printable ASCII without spaces only; {_TOKEN_HINT}")
+    return token
+
+
+_BOTH_APP_SOURCES: Final = (
+    "apps: an apps URL (--apps, RESSONANCE_APPS or [server] apps) and static apps ([[apps]] "
+    "tables or RESSONANCE_APP_* variables) are both set; use one: move the static apps into "
+    "the registry (`ressonance apps create`), or drop the apps URL"
+)
+
+
+def _plans(table: Mapping[str, object]) -> tuple[Plan, ...]:
+    """The `[plans.NAME]` tables, each checked: known settings with values of their type."""
+    plans = []
+    for name, settings in table.items():
+        if not _PLAN_NAME.match(name):
+            raise ConfigError(
+                f"plans.{name[:40]}: a plan name is 1-64 lowercase letters, digits, - or _"
+            )
+        plans.append(Plan(name, dict(_table(settings, f"plans.{name}"))))
+    return tuple(plans)
+
+
+def _resolved(
+    records: list[AppRecord], plans: Mapping[str, Plan], env_record: AppRecord | None
+) -> tuple[App, ...]:
+    """The static apps with their plans applied; an unknown plan is an error at start."""
+    apps = []
+    for index, record in enumerate(records):
+        where = "RESSONANCE_APP" if record is env_record else f"apps[{index}]"
+        try:
+            apps.append(_resolve_record(record, plans))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+    return tuple(apps)
+
+
+def _resolve_record(record: AppRecord, plans: Mapping[str, Plan]) -> App:
+    return resolve(
+        id=record.id,
+        key=record.key,
+        secret=record.secret,
+        name=record.name,
+        enabled=record.enabled,
+        plan=record.plan,
+        overrides=record.settings,
+        plans=plans,
+    )
 
 
 def _check_tls(settings: Settings, *, cert_flag: bool, key_flag: bool) -> None:
@@ -187,80 +363,62 @@ def _apps(document: Mapping[str, object]) -> list[object]:
 
 
 def _server_settings(table: dict[str, object]) -> Settings:
-    known = {f.name for f in fields(Settings)} - {"apps", "dev_app"}
+    known = {f.name for f in fields(Settings)} - set(_NOT_SERVER_KEYS)
     values: dict[str, object] = {}
     for name, value in table.items():
         where = f"server.{name}"
+        if name == "apps":  # the apps URL
+            values["apps_url"] = _string(value, where)
+            continue
         if name not in known:
             raise ConfigError(f"{where}: unknown setting")
-        if name == "port":
-            values[name] = _port(value, where)
-        elif name in _SERVER_INTS:
-            values[name] = _positive_int(value, where)
-        elif name == "log_level":
-            level = _string(value, where).lower()
-            if level not in LOG_LEVELS:
-                raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
-            values[name] = level
-        elif name in _SERVER_SECONDS:
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{where}: must be a positive number of seconds")
-            values[name] = float(value)
-        else:
-            values[name] = _string(value, where)
+        values[name] = _server_value(name, value, where)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def _app(table: Mapping[str, object], where: str) -> App:
-    values: dict[str, object] = {}
-    for name, value in table.items():
-        values[name] = _app_value(name, value, f"{where}.{name}")
-    for required in ("id", "key", "secret"):
-        if required not in values:
-            raise ConfigError(f"{where}.{required}: required")
-    return App(**values)  # type: ignore[arg-type]
-
-
-def _app_value(name: str, value: object, where: str) -> object:
-    if name in _APP_STRINGS:
-        return _app_string(name, value, where)
-    if name in BOOL_SETTINGS:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: must be true or false")
-        return value
-    if name in CHOICE_SETTINGS:
-        return _choice(value, CHOICE_SETTINGS[name], where)
-    if name in INT_SETTINGS:
-        if name == "max_connections" and value == UNLIMITED:
-            return value
+def _server_value(name: str, value: object, where: str) -> object:
+    if name == "port":
+        return _port(value, where)
+    if name in _SERVER_INTS:
         return _positive_int(value, where)
-    if name == "allowed_origins":
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
-        return tuple(value)
-    raise ConfigError(f"{where}: unknown setting")
-
-
-def _app_string(name: str, value: object, where: str) -> str:
-    text = _string(value, where)
-    if name == "id" and not text.isdigit():
-        raise ConfigError(f"{where}: must be digits only (the Pusher SDKs reject others)")
-    if name != "name" and not text:
-        raise ConfigError(f"{where}: must not be empty")
-    return text
-
-
-def _choice(value: object, choices: tuple[str, ...], where: str) -> str:
-    text = _string(value, where)
-    if text not in choices:
-        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, not {text[:20]!r}")
-    return text
+    if name in _SERVER_LIMITS:
+        return _limit(value, where)
+    if name == "trusted_proxies":
+        return _trusted_proxies(value, where)
+    if name == "log_level":
+        level = _string(value, where).lower()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
+        return level
+    if name in _SERVER_SECONDS:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where}: must be a positive number of seconds")
+        return float(value)
+    return _string(value, where)
 
 
 def _positive_int(value: object, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{where}: must be a positive integer")
     return value
+
+
+def _limit(value: object, where: str) -> int:
+    if value == UNLIMITED and not isinstance(value, bool):
+        return UNLIMITED
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}: must be a positive integer, or -1 for no limit")
+    return value
+
+
+def _trusted_proxies(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where}: must be a list of addresses or CIDRs, like ["10.0.0.0/8"]')
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tuple(value)
 
 
 def _port(value: object, where: str) -> int:
@@ -277,7 +435,7 @@ def _string(value: object, where: str) -> str:
     return value
 
 
-def app_from_environment(environ: Mapping[str, str]) -> App | None:
+def environment_record(environ: Mapping[str, str]) -> AppRecord | None:
     """The app described by `RESSONANCE_APP_*` variables, or None when there is none."""
     names = sorted(k for k in environ if k.startswith(ENV_PREFIX))
     if not names:
@@ -286,7 +444,15 @@ def app_from_environment(environ: Mapping[str, str]) -> App | None:
     for variable in names:
         setting = variable[len(ENV_PREFIX) :].lower()
         table[setting] = _env_value(setting, environ[variable], variable)
-    return _app(table, "environment RESSONANCE_APP")
+    return record_from_table(table, "environment RESSONANCE_APP")
+
+
+def app_from_environment(
+    environ: Mapping[str, str], plans: Mapping[str, Plan] = BUILTIN_PLANS
+) -> App | None:
+    """The environment's app with its plan applied, or None when there is none."""
+    record = environment_record(environ)
+    return None if record is None else _resolve_record(record, plans)
 
 
 def _env_value(setting: str, raw: str, variable: str) -> object:
@@ -309,7 +475,7 @@ def _env_value(setting: str, raw: str, variable: str) -> object:
     raise ConfigError(f"{variable}: unknown app setting {setting!r}")
 
 
-def _check_unique(apps: list[App]) -> None:
+def _check_unique(apps: list[AppRecord]) -> None:
     for attribute in ("id", "key"):
         seen: set[str] = set()
         for app in apps:
@@ -324,24 +490,61 @@ def _state_dir(environ: Mapping[str, str]) -> Path:
     return Path(base) / "ressonance"
 
 
-def development_app(state_dir: Path) -> App:
-    """The development app: created once with random credentials, reused afterwards."""
-    path = state_dir / "dev-app.json"
+def development_app(state_dir: Path) -> AppRecord:
+    """Credentials for a new development app: random, or those of an earlier version's
+    `dev-app.json` in the state directory, so upgrading keeps a developer's app working."""
     try:
-        saved = json.loads(path.read_text())
-        return App(id=saved["id"], key=saved["key"], secret=saved["secret"], name="development")
+        saved = json.loads((state_dir / "dev-app.json").read_text())
+        return AppRecord(
+            id=str(saved["id"]),
+            key=str(saved["key"]),
+            secret=str(saved["secret"]),
+            name=DEV_APP_NAME,
+        )
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    app = App(
+    return AppRecord(
         id=str(100000 + secrets.randbelow(900000)),
         key=secrets.token_hex(10),
         secret=secrets.token_hex(16),
-        name="development",
+        name=DEV_APP_NAME,
     )
+
+
+async def open_app_registry(settings: Settings) -> AppRegistry:
+    """The registry the settings name, opened (and migrated).
+
+    For the embedded default, the state directory is created and, when the registry holds
+    no app yet, a development app is added. A state directory that cannot be created (a
+    read-only home) falls back to a database in memory: the server still starts, with a new
+    development app each time, as before there was a registry.
+    """
+    if settings.apps_url:
+        return await open_registry(settings.apps_url)
+    if settings.apps:
+        return FileAppRegistry(settings.apps_file or None, fixed=settings.env_apps)
+    registry = await open_registry(_default_registry_url(settings))
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"id": app.id, "key": app.key, "secret": app.secret}))
-        path.chmod(0o600)
-    except OSError:
-        pass  # a read-only home: the app still works, with new credentials next start
-    return app
+        await ensure_development_app(registry, Path(settings.state_dir))
+    except BaseException:
+        await registry.close()
+        raise
+    return registry
+
+
+def _default_registry_url(settings: Settings) -> str:
+    try:
+        Path(settings.state_dir or ".").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("event=state_dir_unwritable path=%s error=%r", settings.state_dir, str(exc))
+        return "sqlite:///:memory:"
+    return settings.registry_url
+
+
+async def ensure_development_app(registry: AppRegistry, state_dir: Path) -> AppRecord | None:
+    """Add the development app to an empty registry; the app added, or None."""
+    if await registry.records():
+        return None
+    record = development_app(state_dir)
+    await registry.create(record)
+    return record

@@ -1,5 +1,10 @@
 """The backends each seam's contract suite runs against: one fixture per seam, one param each.
 
+App stores: the AppStore suite (test_apps.py) runs over the memory store and, through the
+AppCatalog, over the file, SQLite and PostgreSQL registries; the AppRegistry suite
+(test_app_store.py) over every writable registry, and its sharing tests over the ones that
+several processes can open (SQLite, PostgreSQL: a real server, see tests/services.py).
+
 To add a backend (redis, nats, sqlite, postgres), add its name to the seam's list and a
 `case` that builds it. A backend that needs a service starts it in a session fixture (from
 a PyPI wheel, on a free loopback port) and stops it afterwards; a test never depends on a
@@ -10,16 +15,21 @@ Stores that keep time take the injected clock, so TTL and window tests move time
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from ressonance.apps.base import AppStore
-from ressonance.apps.memory import MemoryAppStore
+from ressonance.apps import open_registry
+from ressonance.apps.base import AppRecord, AppRegistry, AppStore
+from ressonance.apps.catalog import AppCatalog
+from ressonance.apps.file import FileAppRegistry
+from ressonance.apps.memory import MemoryAppRegistry, MemoryAppStore
 from ressonance.backbone.base import Backbone
 from ressonance.backbone.link import Backoff
 from ressonance.backbone.memory import MemoryBackbone
@@ -28,23 +38,40 @@ from ressonance.backbone.redis import RedisBackbone
 from ressonance.cache.base import CacheStore
 from ressonance.cache.memory import MemoryCacheStore
 from ressonance.cache.redis import RedisCacheStore
+from ressonance.connections.base import ConnectionCounter
+from ressonance.connections.memory import MemoryConnectionCounter
+from ressonance.connections.redis import RedisConnectionCounter
 from ressonance.presence.base import PresenceStore
 from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.presence.redis import RedisPresenceStore, connect as connect_redis
-from ressonance.protocol.app import App
+from ressonance.protocol.app import (
+    BOOL_SETTINGS,
+    CHOICE_SETTINGS,
+    INT_SETTINGS,
+    App,
+)
 from ressonance.ratelimit.base import RateLimiter
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from ressonance.ratelimit.redis import RedisRateLimiter
+from ressonance.usage.base import UsageStore
+from ressonance.usage.memory import MemoryUsageStore
+from ressonance.usage.redis import RedisUsageStore
 from tests import services
 from tests.fakes import FakeClock
 
 PRESENCE_BACKENDS = ["memory", "redis"]
 CACHE_BACKENDS = ["memory", "redis"]
-RATELIMIT_BACKENDS = ["memory"]
+RATELIMIT_BACKENDS = ["memory", "redis"]
+USAGE_BACKENDS = ["memory", "redis"]
+CONNECTION_BACKENDS = ["memory", "redis"]
 BACKBONE_BACKENDS = ["memory", "redis", "nats"]
 NETWORKED_BACKBONES = ["redis", "nats"]  # more than one node can share these
-APP_BACKENDS = ["memory"]
+APP_BACKENDS = ["memory", "file", "sqlite", "postgres"]  # the last three through AppCatalog
+REGISTRY_BACKENDS = ["memory", "sqlite", "postgres"]  # writable registries
+SHARED_REGISTRIES = ["sqlite", "postgres"]  # more than one process can open the same one
 
 MakeAppStore = Callable[[Iterable[App]], Awaitable[AppStore]]
+OpenRegistry = Callable[[], Awaitable[AppRegistry]]
 
 
 @pytest.fixture
@@ -83,8 +110,52 @@ async def limiter(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIter
     match request.param:
         case "memory":
             yield MemoryRateLimiter(clock)
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            yield RedisRateLimiter(client, clock, unique_prefix())
+            await client.aclose()
         case other:
             raise ValueError(f"no rate limiter backend {other!r}")
+
+
+@pytest.fixture(params=USAGE_BACKENDS)
+async def usage(request: pytest.FixtureRequest) -> AsyncIterator[UsageStore]:
+    match request.param:
+        case "memory":
+            yield MemoryUsageStore()
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            yield RedisUsageStore(client, unique_prefix())
+            await client.aclose()
+        case other:
+            raise ValueError(f"no usage backend {other!r}")
+
+
+MakeCounter = Callable[..., ConnectionCounter]
+
+
+@pytest.fixture(params=CONNECTION_BACKENDS)
+async def make_counter(request: pytest.FixtureRequest) -> AsyncIterator[MakeCounter]:
+    """`make_counter(node_id="a", node_ttl=10.0)`: one node's connection counter; the
+    counters of one test share their store (in memory: every call returns the same one,
+    since one process is one node)."""
+    match request.param:
+        case "memory":
+            only = MemoryConnectionCounter()
+            yield lambda node_id="a", node_ttl=10.0: only
+        case "redis":
+            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
+            prefix = unique_prefix()
+
+            def make(node_id: str = "a", node_ttl: float = 10.0) -> ConnectionCounter:
+                return RedisConnectionCounter(
+                    client, node_id=node_id, prefix=prefix, node_ttl=node_ttl
+                )
+
+            yield make
+            await client.aclose()
+        case other:
+            raise ValueError(f"no connection counter backend {other!r}")
 
 
 @pytest.fixture(params=BACKBONE_BACKENDS)
@@ -166,14 +237,132 @@ async def restartable(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
 
 
 @pytest.fixture(params=APP_BACKENDS)
-def make_app_store(request: pytest.FixtureRequest) -> MakeAppStore:
-    """`await make_app_store(apps)`: a store holding exactly `apps`."""
+async def make_app_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[MakeAppStore]:
+    """`await make_app_store(apps)`: a store holding exactly `apps`.
+
+    Besides the fixed MemoryAppStore, each registry is read through an AppCatalog, as a
+    node reads it: the apps go in as records (their settings as overrides) and must come
+    back out resolved, equal to what went in.
+    """
+    opened: list[AppRegistry] = []
 
     async def make(apps: Iterable[App]) -> AppStore:
+        apps = list(apps)
         match request.param:
             case "memory":
                 return MemoryAppStore(apps)
+            case "file":
+                path = tmp_path / "apps.toml"
+                path.write_text(apps_toml([record_of(app) for app in apps]))
+                registry: AppRegistry = FileAppRegistry(path)
+            case "sqlite" | "postgres":
+                registry = await open_registry(await fresh_registry_url(request))
+                for app in apps:
+                    await registry.create(record_of(app))
             case other:
                 raise ValueError(f"no app store backend {other!r}")
+        opened.append(registry)
+        catalog = AppCatalog(registry)
+        await catalog.refresh()
+        return catalog
 
-    return make
+    yield make
+    for registry in opened:
+        await registry.close()
+
+
+async def fresh_registry_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty registry of the param's kind, this test's own."""
+    match request.param:
+        case "sqlite":
+            directory: Path = request.getfixturevalue("tmp_path")
+            return f"sqlite:///{directory / f'apps-{uuid.uuid4().hex[:8]}.db'}"
+        case "postgres":
+            return await fresh_postgres_schema(request.getfixturevalue("postgres_url"))
+        case other:
+            raise ValueError(f"no shared registry {other!r}")
+
+
+async def fresh_postgres_schema(base_url: str) -> str:
+    """`base_url` with a new, empty schema first on its search_path (asyncpg passes unknown
+    URL parameters to the server as settings), so each test has tables of its own."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(base_url)
+    try:
+        await connection.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await connection.close()
+    return f"{base_url}{'&' if '?' in base_url else '?'}search_path={schema}"
+
+
+@pytest.fixture(params=REGISTRY_BACKENDS)
+async def registry(request: pytest.FixtureRequest) -> AsyncIterator[AppRegistry]:
+    """An empty, writable registry; closed after the test."""
+    if request.param == "memory":
+        opened: AppRegistry = MemoryAppRegistry()
+    else:
+        opened = await open_registry(await fresh_registry_url(request))
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(params=SHARED_REGISTRIES)
+async def open_shared(request: pytest.FixtureRequest) -> AsyncIterator[OpenRegistry]:
+    """`await open_shared()`: one more registry on the same (new) database; all closed after."""
+    url = await fresh_registry_url(request)
+    opened: list[AppRegistry] = []
+
+    async def open_one() -> AppRegistry:
+        opened.append(await open_registry(url))
+        return opened[-1]
+
+    yield open_one
+    for each in opened:
+        await each.close()
+
+
+_RECORD_FIELDS = ("id", "key", "secret", "name", "enabled", "plan")
+_DEFAULTS = App(id="", key="", secret="")
+
+
+def record_of(app: App) -> AppRecord:
+    """`app` as a registry keeps it: every setting that differs from the default."""
+    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins")
+    settings: dict[str, object] = {}
+    for name in names:
+        if name in _RECORD_FIELDS:
+            continue
+        value = getattr(app, name)
+        if value != getattr(_DEFAULTS, name):
+            settings[name] = list(value) if isinstance(value, tuple) else value
+    return AppRecord(
+        id=app.id,
+        key=app.key,
+        secret=app.secret,
+        name=app.name,
+        enabled=app.enabled,
+        plan=app.plan,
+        settings=settings,
+    )
+
+
+def apps_toml(records: Iterable[AppRecord]) -> str:
+    """`[[apps]]` tables for `records` (strings, integers, booleans and lists of strings)."""
+    lines: list[str] = []
+    for record in records:
+        lines.append("[[apps]]")
+        values = {f: getattr(record, f) for f in _RECORD_FIELDS} | dict(record.settings)
+        lines += [f"{name} = {_toml_value(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)  # a basic TOML string is a JSON string

@@ -5,7 +5,12 @@ The client-event limit (§2.4, 4301) and the HTTP API's 429s are built on these 
 
 from __future__ import annotations
 
+from redis.asyncio import Redis
+
+from ressonance.presence.redis import connect
 from ressonance.ratelimit.base import RateLimiter
+from ressonance.ratelimit.redis import RedisRateLimiter
+from tests.contracts.conftest import unique_prefix
 from tests.fakes import FakeClock
 
 
@@ -76,3 +81,18 @@ async def test_a_cost_over_the_limit_is_always_refused(limiter: RateLimiter) -> 
 
     assert not refused.allowed
     assert refused.remaining == 2
+
+
+async def test_nodes_on_a_shared_store_share_a_limit(redis_url: str, clock: FakeClock) -> None:
+    client: Redis = connect(redis_url)
+    prefix = unique_prefix()
+    one, other = (RedisRateLimiter(client, clock, prefix) for _ in range(2))  # two nodes
+
+    await one.consume("app", 3, cost=2)
+    shared = await other.consume("app", 3)
+    refused = await one.consume("app", 3)
+    await client.aclose()
+
+    assert shared.allowed
+    assert shared.remaining == 0
+    assert not refused.allowed

@@ -49,23 +49,27 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     args: list[str] | None = None,
     client_ssl: ssl.SSLContext | None = None,
+    env_app: bool = True,
 ) -> RunningServer:
     """Start `python -m ressonance serve` and wait until /readyz answers 200.
 
     With `client_ssl` (a context trusting the server's certificate; pass --tls-cert and
-    --tls-key in `args`) the server is polled, and addressed, over https://.
+    --tls-key in `args`) the server is polled, and addressed, over https://. Without
+    `env_app`, the server gets no RESSONANCE_APP_* app (pass `--apps URL` in `args`); the
+    credentials in the RunningServer are then those the test puts in `extra_env`
+    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty.
     """
     port = free_port()
-    env = {
-        **os.environ,
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_APP")}
+    app_env = {
         "RESSONANCE_APP_ID": "424242",
         "RESSONANCE_APP_KEY": "e2e-key",
         "RESSONANCE_APP_SECRET": "e2e-secret",
         "RESSONANCE_APP_ENABLE_CLIENT_MESSAGES": "true",
         "RESSONANCE_APP_WATCHLIST": "true",
         "RESSONANCE_APP_SUBSCRIPTION_COUNT": "true",
-        **(extra_env or {}),
     }
+    env = {**inherited, **(app_env if env_app else {}), **(extra_env or {})}
     log_path = tmp_path / f"server-{port}.log"
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
@@ -88,9 +92,9 @@ def start_server(
     server = RunningServer(
         "127.0.0.1",
         port,
-        env["RESSONANCE_APP_ID"],
-        env["RESSONANCE_APP_KEY"],
-        env["RESSONANCE_APP_SECRET"],
+        env.get("RESSONANCE_APP_ID", env.get("E2E_APP_ID", "")),
+        env.get("RESSONANCE_APP_KEY", env.get("E2E_KEY", "")),
+        env.get("RESSONANCE_APP_SECRET", env.get("E2E_SECRET", "")),
         process,
         log_path,
         "https" if client_ssl is not None else "http",

@@ -119,6 +119,10 @@ def test_bad_frames_get_a_pusher_error_and_the_connection_stays_open(
     assert frames(conn) == [PONG]
 
 
+def too_large(kb: int) -> str:
+    return f"Message too large (max_event_payload_in_kb = {kb}, plus 4 KB)"
+
+
 def padded_ping(length: int) -> str:
     """A valid pusher:ping frame exactly `length` characters long."""
     head, tail = '{"event":"pusher:ping","data":"', '"}'
@@ -130,8 +134,8 @@ def padded_ping(length: int) -> str:
     [
         # The soft limit is the payload limit plus 4 KB of envelope.
         (10, 10 * 1024 + 4096, PONG),
-        (10, 10 * 1024 + 4097, error("Message too large", 4301)),
-        (1, 1024 + 4097, error("Message too large", 4301)),
+        (10, 10 * 1024 + 4097, error(too_large(10), 4301)),
+        (1, 1024 + 4097, error(too_large(1), 4301)),
         (100, 100 * 1024 + 4096, PONG),
     ],
 )
@@ -149,4 +153,4 @@ def test_oversized_garbage_is_not_parsed() -> None:
 
     conn.receive("{" * (10 * 1024 + 4097), T0)
 
-    assert frames(conn) == [error("Message too large", 4301)]
+    assert frames(conn) == [error(too_large(10), 4301)]

@@ -58,13 +58,14 @@ def test_a_pusher_js_upgrade() -> None:
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
         "User-Agent: Mozilla/5.0 (X11; Linux x86_64)",
     )
-    assert read_request(wire + b"\x81\x85tail", LIMIT) == Upgrade(
-        key="app-key",
-        query={"protocol": "7", "client": "js", "version": "8.4.0", "flash": "false"},
-        origin="https://app.example.com",
-        accept="s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
-        head_bytes=len(wire),
-    )
+    request = read_request(wire + b"\x81\x85tail", LIMIT)
+    assert isinstance(request, Upgrade)
+    assert request.key == "app-key"
+    assert request.query == {"protocol": "7", "client": "js", "version": "8.4.0", "flash": "false"}
+    assert request.headers["origin"] == "https://app.example.com"
+    assert request.headers["user-agent"] == "Mozilla/5.0 (X11; Linux x86_64)"
+    assert request.accept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert request.head_bytes == len(wire)
 
 
 @pytest.mark.parametrize(
@@ -110,7 +111,7 @@ def test_query_reads_as_the_web_library_reads_it(target: str, query: dict[str, s
 def test_upgrade_header_spellings(headers: tuple[str, ...]) -> None:
     request = read_request(upgrade("/app/k", "Host: x", *headers), LIMIT)
     assert isinstance(request, Upgrade)
-    assert request.origin is None
+    assert "origin" not in request.headers
 
 
 @pytest.mark.parametrize(

@@ -424,6 +424,7 @@ _HEADER_NAMES = st.sampled_from(
         "Sec-WebSocket-Version",
         "Sec-WebSocket-Protocol",
         "Origin",
+        "X-Forwarded-For",
         "Content-Length",
         "Transfer-Encoding",
         "Content-Encoding",
@@ -501,7 +502,8 @@ def test_whatever_the_door_answers_aiohttp_reads_the_same_way(head: bytes, rest:
         assert message.method == "GET"
         assert message.url.path == f"/app/{request.key}"
         assert message.upgrade
-        assert message.headers.get("Origin") == request.origin
+        assert message.headers.get("Origin") == request.headers.get("origin")
+        assert message.headers.get("X-Forwarded-For") == request.headers.get("x-forwarded-for")
 
 
 def _query_of(head: bytes) -> str:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
+from ressonance.connections.memory import MemoryConnectionCounter
 from ressonance.presence.base import Departure
 from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
+from tests.fakes import FakeOutlet
 from tests.server.clients import Connect, joined
 from tests.server.conftest import APP
 
@@ -108,38 +112,60 @@ async def test_readiness_follows_the_state_store(node: Node, connect: Connect) -
             await loop
 
 
-class FlakyPresence(MemoryPresenceStore):
-    """A shared store whose writes fail while `down`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    async def leave(self, app_id: str, channel: str, socket_id: str) -> int:
-        if self.down:
-            raise ConnectionError("store down")
-        return await super().leave(app_id, channel, socket_id)
-
-
 async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
-    node: Node, connect: Connect
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flaky = FlakyPresence()
-    node.presence = flaky
     watcher = await joined(connect, "presence-room", user_id="watcher")
     leaver = await joined(connect, "presence-room", user_id="leaver")
     watcher.outlet.clear()
-    flaky.down = True
 
-    await leaver.close()  # the store is unreachable: the member stays behind for now
+    async def unreachable(app_id: str, channel: str, socket_id: str) -> int:
+        raise ConnectionError("store down")
 
-    assert await flaky.members(APP.id, "presence-room") == {"watcher": None, "leaver": None}
+    with monkeypatch.context() as outage:  # the shared store's writes fail
+        outage.setattr(node.presence, "leave", unreachable)
+        await leaver.close()  # the store is unreachable: the member stays behind for now
+
+    assert await node.presence.members(APP.id, "presence-room") == {
+        "watcher": None,
+        "leaver": None,
+    }
     watcher.outlet.assert_not_received("pusher_internal:member_removed")
-    flaky.down = False
     await node.retry_cleanups()
     await node.retry_cleanups()  # nothing left: no second member_removed
 
-    assert await flaky.members(APP.id, "presence-room") == {"watcher": None}
+    assert await node.presence.members(APP.id, "presence-room") == {"watcher": None}
     watcher.outlet.assert_received(
         "pusher_internal:member_removed", channel="presence-room", data={"user_id": "leaver"}
     )
+
+
+class LapsedCounter(MemoryConnectionCounter):
+    """A shared connection counter that lost this node's registration (and counts) once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lapsed = True
+
+    async def heartbeat(self) -> bool:
+        lapsed, self.lapsed = self.lapsed, False
+        return not lapsed
+
+
+async def test_connection_counts_are_rewritten_into_a_counter_that_lost_them(
+    node: Node,
+) -> None:
+    for _ in range(2):
+        await node.connect(APP, FakeOutlet())
+    counter = LapsedCounter()  # the store came back empty
+    node.connections = node.quotas.connections = counter
+    loop = asyncio.create_task(run_liveness(node, 0))
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+    assert await counter.count(APP.id) == 2

@@ -46,7 +46,7 @@ async def test_a_socket_id_in_use_is_never_handed_out_again(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     draws = iter([1, 2, 1, 2, 3, 4])
-    monkeypatch.setattr(node._ids, "randrange", lambda _: next(draws))
+    monkeypatch.setattr(node.registry._ids, "randrange", lambda _: next(draws))
 
     first = Client.connect(node, APP)
     second = Client.connect(node, APP)

@@ -26,7 +26,7 @@ class App:
 
     id: str
     key: str
-    secret: str
+    secret: str = field(repr=False)  # never in logs or tracebacks
     name: str = ""
     enabled: bool = True
     enable_client_messages: bool = False
@@ -48,6 +48,19 @@ class App:
     max_client_events_per_sec: int = 10
     max_watchlist_size: int = 100
     slow_client_policy: SlowClientPolicy = "close"
+    # The plan the app is on (its quotas come from it unless the app overrides them); "" is
+    # no plan: the defaults here.
+    plan: str = ""
+    # Quotas (issue "Apps, plans and protection" §3), enforced cluster-wide; -1 is no limit.
+    max_messages_per_day: int = UNLIMITED
+    max_backend_events_per_sec: int = UNLIMITED
+    max_app_client_events_per_sec: int = UNLIMITED
+    max_read_requests_per_sec: int = UNLIMITED
+    max_connections_per_sec: int = UNLIMITED
+    # Abuse protection per connection (§4): defaults a normal app never reaches.
+    max_channels_per_connection: int = 200
+    max_subscriptions_per_sec: int = 100
+    max_inbound_messages_per_sec: int = 200
 
     @property
     def max_payload_bytes(self) -> int:
@@ -81,6 +94,24 @@ INT_SETTINGS: Final = (
     "max_event_batch_size",
     "max_client_events_per_sec",
     "max_watchlist_size",
+    "max_messages_per_day",
+    "max_backend_events_per_sec",
+    "max_app_client_events_per_sec",
+    "max_read_requests_per_sec",
+    "max_connections_per_sec",
+    "max_channels_per_connection",
+    "max_subscriptions_per_sec",
+    "max_inbound_messages_per_sec",
+)
+
+# Integer settings that take -1 (UNLIMITED) for "no limit".
+UNLIMITED_SETTINGS: Final = (
+    "max_connections",
+    "max_messages_per_day",
+    "max_backend_events_per_sec",
+    "max_app_client_events_per_sec",
+    "max_read_requests_per_sec",
+    "max_connections_per_sec",
 )
 
 # Settings that take one of a few strings.

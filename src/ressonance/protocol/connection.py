@@ -11,6 +11,21 @@ Rules:
    pusher:subscription_error messages, and the connection stays open (closing with a 40xx
    code would stop pusher-js from reconnecting, §7).
 3. A channel is "subscribed" only after the node said so; client events need that (§2.4).
+4. Abuse limits (issue "Apps, plans and protection" §4), per connection, by token buckets fed
+   the `now` of each frame: every frame takes an inbound token before it is even parsed
+   (`max_inbound_messages_per_sec`, bursts of that many plus `max_channels_per_connection`,
+   so a page subscribing to all its channels at load is never throttled); at most
+   `max_channels_per_connection` channels are joined or pending; a pusher:subscribe that
+   passes the cheap checks (name, duplicate, channel count) takes a subscription token
+   before its signature is checked (`max_subscriptions_per_sec`, bursts of
+   `max_channels_per_connection`). Subscriptions over a limit get a channel-scoped
+   pusher:subscription_error `LimitReached` with status 4301: a 4300-range code is "other
+   errors" in Pusher's table, and never a close here, so the connection stays; 4100 would
+   say "the server is over capacity", which it is not. A frame over the inbound rate is
+   dropped unread; the first one dropped gets pusher:error 4301 naming the limit; once as
+   many more are dropped without a one-second pause the client is closed with 4100 (over
+   capacity: pusher-js reconnects after 1 s), never with a 43xx code, which would stop
+   pusher-js for good (§7) over what is only a rate.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ from ressonance.protocol.channels import (
     classify,
 )
 from ressonance.protocol.errors import ErrorCode, ProtocolError, SubscriptionError
+from ressonance.protocol.rates import TokenBucket
 from ressonance.protocol.signing import token_matches
 
 PONG_TIMEOUT_SECONDS: Final = 30
@@ -78,7 +94,15 @@ class SignedIn:
     user: User
 
 
-Event = SubscribeRequested | Unsubscribed | ClientEventReceived | SignedIn
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """The connection must be closed with `code` (a client that keeps flooding)."""
+
+    code: ErrorCode
+    reason: str
+
+
+Event = SubscribeRequested | Unsubscribed | ClientEventReceived | SignedIn | CloseRequested
 
 
 @dataclass(slots=True)
@@ -94,10 +118,20 @@ class Connection:
     ping_sent_at: float | None = None
     connected_at: float = 0.0
     _outbox: list[bytes] = field(default_factory=list)
+    _inbound: TokenBucket = field(init=False)
+    _subscribes: TokenBucket = field(init=False)
+    _dropped: int = 0  # frames dropped over the inbound rate in this flood
+    _last_drop: float = float("-inf")
 
     def __post_init__(self) -> None:
-        self.connected_at = self.last_seen
-        self._outbox.append(m.connection_established(self.socket_id, self.app.activity_timeout))
+        app, now = self.app, self.last_seen
+        self.connected_at = now
+        channels = app.max_channels_per_connection
+        inbound = app.max_inbound_messages_per_sec
+        self._inbound = TokenBucket.full(inbound, inbound + channels, now)
+        subscribes = app.max_subscriptions_per_sec
+        self._subscribes = TokenBucket.full(subscribes, max(subscribes, channels), now)
+        self._outbox.append(m.connection_established(self.socket_id, app.activity_timeout))
 
     def data_to_send(self) -> list[bytes]:
         """Messages queued since the last call, in order; each is one JSON text frame."""
@@ -111,10 +145,18 @@ class Connection:
         """Handle one text frame received at `now`."""
         self.last_seen = now
         self.ping_sent_at = None
+        if not self._inbound.take(now):
+            return self._drop(now)
         if len(text) > self.app.max_payload_bytes + 4096:
             # Size checked before parsing: a soft limit answered with an error, the hard
             # one (the WebSocket's max message size) closes with 1009.
-            self.send(m.error("Message too large", ErrorCode.CLIENT_EVENT_REJECTED))
+            limit = self.app.max_event_payload_in_kb
+            self.send(
+                m.error(
+                    f"Message too large (max_event_payload_in_kb = {limit}, plus 4 KB)",
+                    ErrorCode.CLIENT_EVENT_REJECTED,
+                )
+            )
             return []
         try:
             message = m.parse_client_message(text)
@@ -123,6 +165,26 @@ class Connection:
             self.send(m.error(exc.message, exc.code, exc.channel))
         except SubscriptionError as exc:
             self.subscription_refused(exc)
+        return []
+
+    def _drop(self, now: float) -> list[Event]:
+        """A frame over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
+        if now - self._last_drop >= 1.0:  # a new flood
+            self._dropped = 0
+        self._last_drop = now
+        self._dropped += 1
+        limit = self.app.max_inbound_messages_per_sec
+        if self._dropped == 1:
+            self.send(
+                m.error(
+                    f"Rate limit exceeded: more than {limit} messages per second "
+                    "(max_inbound_messages_per_sec); messages are being dropped",
+                    ErrorCode.LIMIT_REACHED,
+                )
+            )
+        elif self._dropped == limit + 1:
+            reason = f"Too many messages per second (max_inbound_messages_per_sec = {limit})"
+            return [CloseRequested(ErrorCode.OVER_CAPACITY, reason)]
         return []
 
     def _dispatch(self, message: m.ClientMessage) -> list[Event]:
@@ -150,6 +212,24 @@ class Connection:
             raise SubscriptionError(name, "InvalidChannel", problem, 400)
         if name in self.channels or name in self.pending:
             raise ProtocolError(f"Existing subscription to channel {name}", channel=name)
+        limit = self.app.max_channels_per_connection
+        if len(self.channels) + len(self.pending) >= limit:
+            raise SubscriptionError(
+                name,
+                "LimitReached",
+                f"Too many channels on this connection: at most {limit} "
+                "(max_channels_per_connection)",
+                ErrorCode.LIMIT_REACHED,
+            )
+        # After the cheap refusals, before the signature check and the node's work.
+        if not self._subscribes.take(self.last_seen):
+            raise SubscriptionError(
+                name,
+                "LimitReached",
+                f"Subscribing too fast: more than {self.app.max_subscriptions_per_sec} "
+                "subscriptions per second (max_subscriptions_per_sec)",
+                ErrorCode.LIMIT_REACHED,
+            )
         channel = classify(name)
         member = self._authorize(channel, request)
         self.pending.add(name)

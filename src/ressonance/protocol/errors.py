@@ -29,6 +29,9 @@ class ErrorCode(IntEnum):
     PONG_NOT_RECEIVED = 4201
     CLOSED_AFTER_INACTIVITY = 4202
     CLIENT_EVENT_REJECTED = 4301
+    # The same code for the other limits a client runs into (channels per connection,
+    # subscriptions and messages per second), as Soketi's `LimitReached` does (§2.2).
+    LIMIT_REACHED = 4301
     WATCHLIST_LIMIT = 4302
 
 

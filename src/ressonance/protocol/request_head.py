@@ -53,11 +53,13 @@ class Verdict(Enum):
 
 
 class Upgrade(NamedTuple):
-    """A WebSocket upgrade to `/app/{key}`; `accept` is the Sec-WebSocket-Accept value."""
+    """A WebSocket upgrade to `/app/{key}`; `accept` is the Sec-WebSocket-Accept value.
+
+    `headers` maps lower-cased names to values (Origin, X-Forwarded-For, ...)."""
 
     key: str
     query: dict[str, str]
-    origin: str | None
+    headers: dict[str, str]
     accept: str
     head_bytes: int
 
@@ -135,7 +137,7 @@ def _upgrade(
         return Verdict.FOREIGN
     if _WEBSOCKET_KEY.fullmatch(websocket_key) is None:
         return Verdict.FOREIGN
-    return Upgrade(key, query, headers.get("origin"), accept_key(websocket_key), size)
+    return Upgrade(key, query, headers, accept_key(websocket_key), size)
 
 
 def _publish(

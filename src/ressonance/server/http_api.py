@@ -9,9 +9,11 @@ event's time to its local writes goes to the latency histogram.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -22,6 +24,7 @@ from ressonance.protocol.app import App
 from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
+from ressonance.ratelimit.base import Decision
 from ressonance.server.node import Node
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,20 @@ class MethodNotAllowedError(ApiError):
     def __init__(self, method: str, allowed: list[str]) -> None:
         super().__init__(405, f"Method {method} is not allowed here; use {allowed[0]}")
         self.allowed = allowed
+
+
+class TooManyRequestsError(ApiError):
+    """429 from an app-wide rate limit, with the headers Soketi and GitHub send."""
+
+    def __init__(self, setting: str, decision: Decision) -> None:
+        super().__init__(
+            429, f"Too many requests: the app allows {decision.limit} a second ({setting})"
+        )
+        self.headers = {
+            "Retry-After": str(max(1, math.ceil(decision.retry_after))),
+            "X-RateLimit-Limit": str(decision.limit),
+            "X-RateLimit-Remaining": str(decision.remaining),
+        }
 
 
 def error_response(error: ApiError) -> ApiResponse:
@@ -107,6 +124,8 @@ class HttpApi:
         except MethodNotAllowedError as error:
             response = error_response(error)
             return ApiResponse(response.status, response.body, {"Allow": ", ".join(error.allowed)})
+        except TooManyRequestsError as error:
+            return ApiResponse(error.status, error_response(error).body, error.headers)
         except ApiError as error:
             return error_response(error)
         except BackboneUnavailableError:
@@ -157,6 +176,7 @@ class HttpApi:
 
     async def _events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         trigger = rest.parse_trigger(request.body, app)
+        await self._admit_events(app, len(trigger.channels))
         await self._publish(app, trigger)
         if not trigger.info:
             return {}
@@ -168,6 +188,7 @@ class HttpApi:
 
     async def _batch_events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
+        await self._admit_events(app, len(triggers))
         for trigger in triggers:
             await self._publish(app, trigger)
         if not any(trigger.info for trigger in triggers):
@@ -180,6 +201,28 @@ class HttpApi:
             batch.append(attributes[trigger.channels[0]])
         return {"batch": batch}
 
+    async def _admit_events(self, app: App, events: int) -> None:
+        """The app's quotas for publishing `events` (one per channel): 403 once the day's
+        messages are used up, 429 past its events per second (a refusal spends nothing)."""
+        quotas = self.node.quotas
+        async with _quota_store():
+            over = await quotas.over_daily_quota(app)
+            refusal = None if over else await quotas.backend_events(app, events)
+        if over:
+            raise ApiError(
+                403,
+                "Over the app's daily message quota "
+                f"(max_messages_per_day = {app.max_messages_per_day}); it renews at 00:00 UTC",
+            )
+        if refusal is not None:
+            raise TooManyRequestsError("max_backend_events_per_sec", refusal)
+
+    async def _admit_read(self, app: App) -> None:
+        async with _quota_store():
+            refusal = await self.node.quotas.read_request(app)
+        if refusal is not None:
+            raise TooManyRequestsError("max_read_requests_per_sec", refusal)
+
     async def _publish(self, app: App, trigger: rest.Trigger) -> None:
         started = self.node.metrics.timer()
         await self.node.publish(app, trigger)
@@ -187,6 +230,7 @@ class HttpApi:
 
     async def _channels(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)
+        await self._admit_read(app)
         occupied = await self.node.presence.channels(app.id, prefix)
         return {
             "channels": await channel_attributes(self.node.presence, app, sorted(occupied), info)
@@ -195,6 +239,7 @@ class HttpApi:
     async def _channel(self, app: App, request: ApiRequest, match: re.Match[str]) -> JsonBody:
         name = match["channel"]
         info = rest.parse_channel_query(name, request.query, app)
+        await self._admit_read(app)
         count = await self.node.presence.subscription_count(app.id, name)
         body: JsonBody = {"occupied": count > 0}
         body.update((await channel_attributes(self.node.presence, app, [name], info))[name])
@@ -206,6 +251,7 @@ class HttpApi:
     async def _users(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
         name = match["channel"]
         rest.require_presence(name, app)
+        await self._admit_read(app)
         members = await self.node.presence.members(app.id, name)
         return {"users": [{"id": user_id} for user_id in members]}
 
@@ -214,6 +260,16 @@ class HttpApi:
         rest.validate_user_id(user_id)
         await self.node.terminate_user(app, user_id)
         return {}
+
+
+@contextlib.asynccontextmanager
+async def _quota_store() -> AsyncIterator[None]:
+    """A quota that cannot be checked (the shared store is down) answers 503, not 500."""
+    try:
+        yield
+    except Exception as exc:
+        log.warning("event=quota_unavailable error=%r", exc)
+        raise ApiError(503, "Quotas cannot be checked right now; try again") from None
 
 
 async def channel_attributes(

@@ -5,7 +5,9 @@ entries of nodes whose heartbeat expired, announcing member_removed, watchlist o
 subscription counts for them. A dead node's members are therefore gone within
 `node_ttl + interval` seconds. When this node's own registration had lapsed (the store
 restarted empty, or an outage outlived the TTL), it writes its connections' state again, and
-it finishes the cleanups of connections that closed while the store was unreachable.
+it finishes the cleanups of connections that closed while the store was unreachable. The
+shared connection counter has the same heartbeat: a dead node's connections stop counting
+against its apps' quotas within `node_ttl`, and a lapsed node writes its counts again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ async def run_liveness(node: Node, interval: float) -> None:
                 if node.sessions:
                     log.warning("event=state_lapsed node_id=%s action=resync", node.node_id)
                 await resync_state(node)
+            if not await node.connections.heartbeat():
+                await node.connections.restore(node.quotas.slot_counts())
             await node.retry_cleanups()
             await node.announce_departures(await node.presence.reap_dead_nodes())
             if not node.state_healthy:

@@ -9,9 +9,11 @@ Rules:
    counters are attributes of plain objects (`int += n`: no lock, no label lookup), turned
    into metric families only when /metrics is scraped. prometheus-client's own types serve
    only what happens at most once per HTTP request (the publish latency histogram).
-3. Labels are bounded: `app_id` (configured apps), `code` (the close codes the server knows;
+3. Labels are bounded: `app_id` (configured apps), `quota` (the setting that refused),
+   `code` (the close codes the server knows;
    any other code a client sends is counted as "other"), `endpoint` (HTTP API route names,
-   never raw paths) and `status`. No channel, socket or user label.
+   never raw paths), `status` and `limit` (the names of the admission settings). No channel,
+   socket, user or address label.
 4. Monotonic time (`timer`, injected) for durations; the node's wall clock is not used here.
 
 prometheus-client is used, not a hand-written exposition: per-node registries are one
@@ -110,7 +112,9 @@ class Metrics:
         self.opened = 0
         self.closed: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.throttled: dict[str, int] = {}  # admission refusals by the setting that refused
         self.http_requests: dict[tuple[str, str], int] = {}
+        self.quota_refusals: dict[tuple[str, str], int] = {}
         self.loop_lag = 0.0
         self.apps: dict[str, AppCounters] = {}
         self.publish_latency = Histogram(
@@ -146,6 +150,10 @@ class Metrics:
         label = code_label(code)
         self.refused[label] = self.refused.get(label, 0) + 1
 
+    def connection_throttled(self, setting: str) -> None:
+        """A WebSocket refused by admission control; `setting` names the limit (bounded)."""
+        self.throttled[setting] = self.throttled.get(setting, 0) + 1
+
     # --- deliveries, HTTP API, event loop ----------------------------------------------------
 
     def delivered(self, topic: str, frame: bytes, count: int) -> None:
@@ -161,6 +169,11 @@ class Metrics:
     def http_request(self, endpoint: str, status: int) -> None:
         key = (endpoint, str(status))
         self.http_requests[key] = self.http_requests.get(key, 0) + 1
+
+    def quota_refused(self, app_id: str, quota: str) -> None:
+        """A connection, request or client event was refused by `quota` (a setting name)."""
+        key = (app_id, quota)
+        self.quota_refusals[key] = self.quota_refusals.get(key, 0) + 1
 
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The body and content type of a scrape, in the format the `Accept` header asks for."""
@@ -211,6 +224,14 @@ class _Collector:
         for (endpoint, status), value in sorted(self.metrics.http_requests.items()):
             http.add_metric([endpoint, status], value)
         yield http
+        refusals = _counter(
+            "quota_refusals",
+            "Connections, HTTP requests and client events refused by an app quota or rate limit",
+            ("app_id", "quota"),
+        )
+        for (app_id, quota), value in sorted(self.metrics.quota_refusals.items()):
+            refusals.add_metric([app_id, quota], value)
+        yield refusals
         lag = _gauge("event_loop_lag_seconds", "How late the node's last timer tick woke up")
         lag.add_metric([], self.metrics.loop_lag)
         yield lag
@@ -231,7 +252,14 @@ class _Collector:
         )
         for code, value in sorted(m.refused.items()):
             refused.add_metric([code], value)
-        yield from (current, peak, opened, closed, refused)
+        throttled = _counter(
+            "connections_throttled",
+            "WebSockets refused by admission control (4100), by the limit that refused",
+            ("limit",),
+        )
+        for setting, value in sorted(m.throttled.items()):
+            throttled.add_metric([setting], value)
+        yield from (current, peak, opened, closed, refused, throttled)
 
     def _apps(self) -> Iterator[Metric]:
         apps = sorted(self.metrics.apps.items())

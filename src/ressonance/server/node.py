@@ -1,52 +1,61 @@
-"""A node: wires the stores, the backbone and the hub; publishes, subscribes, disconnects.
+"""A node: wires the stores, the backbone and the hub, and routes what happens to the parts.
 
 Data flows (ARCHITECTURE.md "Data flows"):
 - publish: the event is encoded once per channel (JSON + frame header) and handed to the
-  backbone, which brings it to every node's hub.
+  backbone, which brings it to every node's hub (`server.fanout`).
 - subscribe: auth is checked by the protocol core; the node applies limits, indexes the
   session (subscribing the backbone on the first local subscriber), updates the presence
-  store and announces members.
-- disconnect: the reverse, with member_removed once the user's last connection is gone.
+  store and announces members (`server.subscriptions`).
+- disconnect: the reverse, with member_removed once the user's last connection is gone
+  (`server.registry`).
+
+The parts, each built here with its collaborators and none aware of `Node`:
+`SessionRegistry` (opening and closing sessions), `Fanout` (topics and delivery),
+`Subscriptions`, `ClientEvents` and `Users`. `Node` keeps the node's lifecycle, the
+dispatch of each connection's protocol events, the HTTP publish, departures of dead nodes
+and the timer loop; its other public methods delegate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from ressonance.apps.base import AppStore
-from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
+from ressonance.backbone.base import Backbone
 from ressonance.cache.base import CacheStore
-from ressonance.presence.base import Departure, PresenceFullError, PresenceStore
+from ressonance.connections.base import ConnectionCounter
+from ressonance.connections.memory import MemoryConnectionCounter
+from ressonance.presence.base import Departure, PresenceStore
 from ressonance.protocol import messages as m
-from ressonance.protocol.app import UNLIMITED, App
-from ressonance.protocol.channels import USER_CHANNEL_PREFIX, Channel, ChannelKind, classify
+from ressonance.protocol.app import App
+from ressonance.protocol.channels import classify
 from ressonance.protocol.connection import (
     ClientEventReceived,
-    Connection,
+    CloseRequested,
     Event,
-    Member,
     SignedIn,
     SubscribeRequested,
     Unsubscribed,
-    User,
 )
 from ressonance.protocol.errors import ErrorCode, SubscriptionError
-from ressonance.protocol.frames import text_frame
 from ressonance.protocol.rest import Trigger
 from ressonance.ratelimit.base import RateLimiter
-from ressonance.server.counts import CountThrottle
+from ressonance.server.client_events import ClientEvents
+from ressonance.server.fanout import Fanout
 from ressonance.server.hub import Hub
 from ressonance.server.metrics import Metrics
+from ressonance.server.quotas import Quotas
+from ressonance.server.registry import Refusal, SessionRegistry
 from ressonance.server.session import Outlet, OutputLimits, Session
+from ressonance.server.subscriptions import Subscriptions
+from ressonance.server.users import Users
+from ressonance.usage.base import UsageStore
+from ressonance.usage.memory import MemoryUsageStore
 
 log = logging.getLogger(__name__)
-
-WATCHLIST_TOPIC = "#watchlist-"
 
 
 class Node:
@@ -65,7 +74,13 @@ class Node:
         max_buffer_messages: int = 4096,
         node_id: str | None = None,
         metrics: Metrics | None = None,
+        usage: UsageStore | None = None,
+        shared_limiter: RateLimiter | None = None,
+        connections: ConnectionCounter | None = None,
     ) -> None:
+        """`limiter` serves per-connection limits (a connection lives on one node: memory);
+        `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
+        `usage` and `connections` meter and enforce the app quotas (memory when None)."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
@@ -74,19 +89,47 @@ class Node:
         self.clock = clock
         self.output_limits = OutputLimits(max_buffer_bytes, max_buffer_messages)
         self.metrics = Metrics() if metrics is None else metrics
+        self.usage: UsageStore = MemoryUsageStore() if usage is None else usage
+        self.connections: ConnectionCounter = (
+            MemoryConnectionCounter() if connections is None else connections
+        )
+        self.quotas = Quotas(
+            usage=self.usage,
+            limiter=limiter if shared_limiter is None else shared_limiter,
+            connections=self.connections,
+            clock=clock,
+            metrics=self.metrics,
+        )
         self.hub = Hub()
         self.node_id = node_id or secrets.token_hex(8)
-        self._ids = random.Random(secrets.randbits(128))
-        self.sessions: dict[str, Session] = {}
-        self._counts = CountThrottle()
+        self.fanout = Fanout(
+            backbone=backbone,
+            hub=self.hub,
+            node_id=self.node_id,
+            metrics=self.metrics,
+            quotas=self.quotas,
+        )
+        self.subscriptions = Subscriptions(
+            apps=apps, presence=presence, cache=cache, fanout=self.fanout, clock=clock
+        )
+        self.users = Users(presence=presence, fanout=self.fanout)
+        self.client_events = ClientEvents(limiter=limiter, quotas=self.quotas, fanout=self.fanout)
+        self.registry = SessionRegistry(
+            clock=clock,
+            output_limits=self.output_limits,
+            metrics=self.metrics,
+            quotas=self.quotas,
+            limiter=limiter,
+            fanout=self.fanout,
+            subscriptions=self.subscriptions,
+            users=self.users,
+        )
+        self.sessions: dict[str, Session] = self.registry.sessions  # the same dict
         self._started = False
         self.draining = False
         self.state_healthy = True
-        self._empty = asyncio.Event()
-        self._empty.set()
-        self._unfinished: list[Session] = []
-        self._dirty: list[Session] = []  # sessions with fanout frames pending this loop turn
-        self._flush_scheduled = False
+
+    # --- lifecycle ----------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
@@ -94,82 +137,48 @@ class Node:
         return self._started and not self.draining and self.backbone.healthy and self.state_healthy
 
     async def start(self) -> None:
-        await self.backbone.start(self._on_backbone_message)
+        await self.backbone.start(self.fanout.on_backbone_message)
         self._started = True
 
     async def stop(self) -> None:
         self._started = False
-        for session in list(self.sessions.values()):
-            session.close(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
+        self.registry.close_all(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
         await self.backbone.close()
 
-    async def _send(self, message: BackboneMessage) -> None:
-        """Hand `message` to the backbone for other nodes, then deliver it here directly.
-
-        The backbone comes first: when it is down the publish fails (and nothing is delivered
-        anywhere), so a retry cannot duplicate. Local subscribers skip the broker round trip;
-        the copy the backbone brings back to this node is ignored by its origin.
-        """
-        await self.backbone.publish(message)
-        self._deliver(message)
-
-    def _on_backbone_message(self, message: BackboneMessage) -> None:
-        if message.origin != self.node_id:
-            self._deliver(message)
-
-    def _deliver(self, message: BackboneMessage) -> None:
-        if message.close_code is None:
-            count = self.hub.deliver(message.topic, message.frame, message.except_socket_id)
-            self.metrics.delivered(message.topic, message.frame, count)
-        else:
-            sessions = self.hub.sessions(message.topic)
-            self.metrics.delivered(message.topic, message.frame, len(sessions))
-            for session in sessions:
-                session.write(message.frame)
-                session.close(message.close_code, "You got disconnected by the app.")
-        if self._dirty and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+    async def wait_empty(self) -> None:
+        """Return once this node has no connection left."""
+        await self.registry.wait_empty()
 
     def flush(self) -> None:
-        """Write the fanout frames of this loop turn: one write per session that got any.
-
-        Called once per turn (`call_soon` from the turn's first delivery), so the events of
-        every publish handled in the same turn share one syscall per subscriber.
-        """
-        self._flush_scheduled = False
-        dirty = self._dirty
-        for session in dirty:
-            try:
-                session.flush_pending()
-            except Exception:  # one broken connection must not keep the others' frames
-                log.exception("event=flush_failed socket_id=%s", session.socket_id)
-        dirty.clear()
+        """Write the fanout frames of this loop turn (see `Fanout.flush`)."""
+        self.fanout.flush()
 
     # --- connections --------------------------------------------------------------------
 
-    def open_session(self, app: App, outlet: Outlet) -> Session | tuple[ErrorCode, str]:
-        """A new session for `app`, or the close code and reason that refuse it."""
-        if not app.enabled:
-            return ErrorCode.APP_DISABLED, "App is disabled"
-        counters = self.metrics.app(app.id)  # its `connections` is also the quota's count
-        if app.max_connections != UNLIMITED and counters.connections >= app.max_connections:
-            return ErrorCode.OVER_CONNECTION_QUOTA, "Over the app's connection quota"
-        connection = Connection(app, self._new_socket_id(), self.clock())
-        session = Session(connection, outlet, self.output_limits, counters, self._dirty)
-        self.metrics.connection_opened(counters)
-        self.sessions[session.socket_id] = session
-        self._empty.clear()
-        session.flush()
-        return session
+    async def connect(self, app: App, outlet: Outlet) -> Session | Refusal:
+        """A session for a new WebSocket, the app's connection quota checked cluster-wide
+        first; or the close code and reason that refuse it (`SessionRegistry.connect`)."""
+        return await self.registry.connect(app, outlet)
 
-    def _new_socket_id(self) -> str:
-        while True:
-            # Unique, not secret (clients hand it to auth endpoints): a seeded PRNG is enough
-            # and spares two getrandom() calls per connection.
-            socket_id = f"{self._ids.randrange(10**9)}.{self._ids.randrange(10**9)}"
-            if socket_id not in self.sessions:
-                return socket_id
+    def open_session(self, app: App, outlet: Outlet) -> Session | Refusal:
+        """A session for `app`, its connection quota checked on this node only."""
+        return self.registry.open_session(app, outlet)
+
+    async def close_session(self, session: Session, code: int | None = None) -> None:
+        """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
+        await self.registry.close_session(session, code)
+
+    async def retry_cleanups(self) -> None:
+        """Remove what closed sessions left in the shared store while it was unreachable."""
+        await self.registry.retry_cleanups()
+
+    def poll(self) -> None:
+        """Run every session's timers (one sweep for all, not a timer per socket)."""
+        self.registry.poll()
+
+    def apps_changed(self, before: Mapping[str, App], after: Mapping[str, App]) -> None:
+        """Apply a change of apps to the live connections (`SessionRegistry.apps_changed`)."""
+        self.registry.apps_changed(before, after)
 
     async def receive(self, session: Session, text: str) -> None:
         """Handle one text frame of `session`."""
@@ -196,226 +205,33 @@ class Node:
     async def _handle(self, session: Session, event: Event) -> None:
         match event:
             case SubscribeRequested():
-                await self._subscribe(session, event.channel, event.member)
+                await self.subscriptions.subscribe(session, event.channel, event.member)
             case Unsubscribed():
-                await self._unsubscribe(session, event.channel, event.member)
+                await self.subscriptions.leave(session, event.channel, event.member)
             case ClientEventReceived():
-                await self._client_event(session, event)
+                await self.client_events.relay(session, event)
             case SignedIn():
-                await self._signed_in(session, event.user)
+                await self.users.signed_in(session, event.user)
+            case CloseRequested():
+                session.close(event.code, event.reason)
 
-    async def close_session(self, session: Session, code: int | None = None) -> None:
-        """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
-        if self.sessions.pop(session.socket_id, None) is None:
-            return
-        session.flush_pending()  # what it was sent before it closed, and its slow-client close
-        self.metrics.connection_closed(session.counters, session.close_code or code)
-        session.closed = True
-        try:
-            await self._forget(session)
-        except Exception as exc:  # a store outage: the local index is still cleaned below
-            log.warning("event=cleanup_failed socket_id=%s error=%r", session.socket_id, exc)
-            self._unfinished.append(session)  # retried once the store answers again
-        finally:
-            for topic in list(session.topics):
-                session.topics.discard(topic)
-                if self.hub.remove(topic, session):
-                    with contextlib.suppress(Exception):
-                        await self.backbone.unsubscribe(topic)
-            if not self.sessions:  # after the cleanup above, so a drain waits for it
-                self._empty.set()
+    # --- HTTP API -----------------------------------------------------------------------
 
-    async def _forget(self, session: Session) -> None:
-        connection = session.connection
-        for name, member in list(connection.channels.items()):
-            await self._leave(session, classify(name), member)
-        connection.channels.clear()
-        if connection.user is not None:
-            await self._signed_out(session, connection.user)
-        await self.limiter.forget(session.socket_id)
+    async def publish(self, app: App, trigger: Trigger) -> None:
+        """Publish one event to each of its channels: encoded once per channel."""
+        self.quotas.count(app.id, len(trigger.channels))  # one per channel; deliveries apart
+        broadcast = self.fanout.broadcast
+        for channel in trigger.channels:
+            message = m.encode_channel_event(channel, trigger.name, trigger.data)
+            if classify(channel).cached:
+                await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
+            await broadcast(app, channel, message, trigger.socket_id)
 
-    async def retry_cleanups(self) -> None:
-        """Remove what closed sessions left in the shared store while it was unreachable.
+    async def terminate_user(self, app: App, user_id: str) -> None:
+        """Close every connection signed in as `user_id`, on every node (4009)."""
+        await self.users.terminate(app, user_id)
 
-        Every step of a cleanup is idempotent (leaving twice, removing a member twice), so a
-        cleanup that failed half-way is simply run again; member_removed still fires once.
-        """
-        while self._unfinished:
-            await self._forget(self._unfinished[0])
-            self._unfinished.pop(0)
-
-    async def wait_empty(self) -> None:
-        """Return once this node has no connection left."""
-        await self._empty.wait()
-
-    def poll(self) -> None:
-        """Run every session's timers (one sweep for all, not a timer per socket)."""
-        now = self.clock()
-        for session in list(self.sessions.values()):
-            code = session.connection.poll(now)
-            session.flush()
-            if code is not None:
-                session.close(code, code.name.replace("_", " ").capitalize())
-
-    # --- topics -------------------------------------------------------------------------
-
-    async def _index(self, session: Session, topic: str) -> None:
-        session.topics.add(topic)
-        if self.hub.add(topic, session):
-            await self.backbone.subscribe(topic)
-
-    async def _unindex(self, session: Session, topic: str) -> None:
-        session.topics.discard(topic)
-        if self.hub.remove(topic, session):
-            await self.backbone.unsubscribe(topic)
-
-    async def _broadcast(
-        self, app: App, channel: str, message: bytes, except_socket_id: str | None = None
-    ) -> None:
-        topic = topic_of(app.id, channel)
-        frame = text_frame(message)
-        await self._send(BackboneMessage(topic, frame, except_socket_id, self.node_id))
-
-    # --- subscriptions ------------------------------------------------------------------
-
-    async def _subscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
-        app = session.connection.app
-        new_user = False
-        if member is not None:
-            try:  # first, so a full channel refuses before anything else is recorded
-                new_user = await self.presence.add_member(
-                    app.id,
-                    channel.name,
-                    session.socket_id,
-                    member.user_id,
-                    member.user_info,
-                    app.max_presence_members_per_channel,
-                )
-            except PresenceFullError:
-                limit = app.max_presence_members_per_channel
-                refusal = SubscriptionError(
-                    channel.name,
-                    "LimitReached",
-                    f"Presence channel is full ({limit} members)",
-                    ErrorCode.OVER_CAPACITY,
-                )
-                session.connection.subscription_refused(refusal)
-                session.flush()
-                return
-        await self._index(session, topic_of(app.id, channel.name))
-        count = 0
-        if channel.kind is not ChannelKind.USER:  # not an occupied channel to the HTTP API
-            count = await self.presence.join(app.id, channel.name, session.socket_id)
-        if member is None:
-            session.connection.subscription_succeeded(channel, None, None)
-            session.flush()
-        else:
-            await self._welcome_member(session, channel, member, new_user)
-        if channel.cached:
-            await self._replay_cache(session, channel)
-        await self._announce_count(app, channel, count)
-
-    async def _welcome_member(
-        self, session: Session, channel: Channel, member: Member, new_user: bool
-    ) -> None:
-        """Roster to the joiner; member_added to the others when the user is new (§2.2)."""
-        app = session.connection.app
-        roster = m.presence_roster(await self.presence.members(app.id, channel.name))
-        session.connection.subscription_succeeded(channel, member, roster)
-        session.flush()
-        if new_user:
-            added: dict[str, object] = {"user_id": member.user_id}
-            if member.user_info is not None:
-                added["user_info"] = member.user_info
-            message = m.encode(m.MEMBER_ADDED, added, channel.name)
-            await self._broadcast(app, channel.name, message, session.socket_id)
-
-    async def _replay_cache(self, session: Session, channel: Channel) -> None:
-        app = session.connection.app
-        cached = await self.cache.get(app.id, channel.name)
-        if cached is None:
-            session.send(m.encode(m.CACHE_MISS, channel=channel.name))
-        else:
-            session.send(m.encode_channel_event(channel.name, cached.event, cached.data))
-
-    async def _announce_count(self, app: App, channel: Channel, count: int) -> None:
-        # Not on presence channels, which have member events instead (reference §2.2).
-        if not app.subscription_count or channel.is_presence:
-            return
-        if self._counts.send_now(topic_of(app.id, channel.name), count, self.clock()):
-            message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, channel.name)
-            await self._broadcast(app, channel.name, message)
-
-    async def _send_owed_counts(self) -> None:
-        for topic in self._counts.due(self.clock()):
-            app_id, _, name = topic.partition(":")
-            app = await self.apps.find_by_id(app_id)
-            count = await self.presence.subscription_count(app_id, name)
-            if app is not None and count > 0:
-                message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, name)
-                await self._broadcast(app, name, message)
-
-    async def _unsubscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
-        await self._leave(session, channel, member)
-
-    async def _leave(self, session: Session, channel: Channel, member: Member | None) -> None:
-        app = session.connection.app
-        if channel.kind is not ChannelKind.USER:  # kept while signed in
-            await self._unindex(session, topic_of(app.id, channel.name))
-        count = await self.presence.leave(app.id, channel.name, session.socket_id)
-        if member is not None:
-            gone = await self.presence.remove_member(app.id, channel.name, session.socket_id)
-            if gone is not None:
-                message = m.encode(m.MEMBER_REMOVED, {"user_id": gone}, channel.name)
-                await self._broadcast(app, channel.name, message)
-        await self._announce_count(app, channel, count)
-
-    # --- client events and users --------------------------------------------------------
-
-    async def _client_event(self, session: Session, event: ClientEventReceived) -> None:
-        app = session.connection.app
-        decision = await self.limiter.consume(session.socket_id, app.max_client_events_per_sec)
-        if not decision.allowed:
-            session.error(
-                "Client event rejected due to rate limit "
-                f"({app.max_client_events_per_sec} per second)",
-                ErrorCode.CLIENT_EVENT_REJECTED,
-                event.channel.name,
-            )
-            return
-        topic = topic_of(app.id, event.channel.name)
-        frame = text_frame(event.payload)
-        await self._send(BackboneMessage(topic, frame, session.socket_id, self.node_id))
-
-    async def _signed_in(self, session: Session, user: User) -> None:
-        app = session.connection.app
-        await self._index(session, topic_of(app.id, USER_CHANNEL_PREFIX + user.id))
-        first = await self.presence.add_user_connection(app.id, user.id, session.socket_id)
-        if not app.watchlist:
-            return
-        for watched in user.watchlist:
-            await self._index(session, topic_of(app.id, WATCHLIST_TOPIC + watched))
-        online = await self.presence.online(app.id, user.watchlist)
-        offline = [u for u in user.watchlist if u not in online]
-        events = [{"name": "online", "user_ids": sorted(online)}] if online else []
-        if offline:
-            events.append({"name": "offline", "user_ids": offline})
-        if events:
-            session.send(m.encode(m.WATCHLIST_EVENTS, {"events": events}))
-        if first:
-            await self._watchlist_change(app, user.id, "online")
-
-    async def _signed_out(self, session: Session, user: User) -> None:
-        app = session.connection.app
-        last = await self.presence.remove_user_connection(app.id, user.id, session.socket_id)
-        if last and app.watchlist:
-            await self._watchlist_change(app, user.id, "offline")
-
-    async def _watchlist_change(self, app: App, user_id: str, name: str) -> None:
-        events = {"events": [{"name": name, "user_ids": [user_id]}]}
-        await self._broadcast(app, WATCHLIST_TOPIC + user_id, m.encode(m.WATCHLIST_EVENTS, events))
-
-    # --- cluster -----------------------------------------------------------------------
+    # --- cluster and timers -------------------------------------------------------------
 
     async def announce_departures(self, departures: Iterable[Departure]) -> None:
         """Tell subscribers what the connections of a dead node left behind."""
@@ -425,29 +241,12 @@ class Node:
                 continue
             if not departure.channel and departure.user_id is not None:
                 if app.watchlist:
-                    await self._watchlist_change(app, departure.user_id, "offline")
+                    await self.users.watchlist_change(app, departure.user_id, "offline")
             elif departure.user_id is not None:
-                body = {"user_id": departure.user_id}
-                message = m.encode(m.MEMBER_REMOVED, body, departure.channel)
-                await self._broadcast(app, departure.channel, message)
+                await self.subscriptions.member_removed(app, departure.channel, departure.user_id)
             else:
-                await self._announce_count(app, classify(departure.channel), departure.count)
-
-    # --- HTTP API -----------------------------------------------------------------------
-
-    async def publish(self, app: App, trigger: Trigger) -> None:
-        """Publish one event to each of its channels: encoded once per channel."""
-        for channel in trigger.channels:
-            message = m.encode_channel_event(channel, trigger.name, trigger.data)
-            if classify(channel).cached:
-                await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
-            await self._broadcast(app, channel, message, trigger.socket_id)
-
-    async def terminate_user(self, app: App, user_id: str) -> None:
-        """Close every connection signed in as `user_id`, on every node (4009)."""
-        topic = topic_of(app.id, USER_CHANNEL_PREFIX + user_id)
-        frame = text_frame(m.error("You got disconnected by the app.", ErrorCode.UNAUTHORIZED))
-        await self._send(BackboneMessage(topic, frame, None, self.node_id, ErrorCode.UNAUTHORIZED))
+                channel = classify(departure.channel)
+                await self.subscriptions.announce_count(app, channel, departure.count)
 
     async def run_timers(self, interval: float) -> None:
         """The one timer loop of a node; cancelled when it stops."""
@@ -458,6 +257,10 @@ class Node:
             self.metrics.loop_lag = max(0.0, loop.time() - due)  # a busy loop wakes us late
             try:
                 self.poll()
-                await self._send_owed_counts()
+                await self.subscriptions.send_owed_counts()
             except Exception:  # one failed sweep must not stop every later one
                 log.exception("event=timer_failed")
+            try:
+                await self.quotas.flush()
+            except Exception as exc:  # a store outage: the counts wait for the next tick
+                log.warning("event=usage_flush_failed error=%r", exc)

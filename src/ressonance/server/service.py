@@ -17,6 +17,8 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 
+from ressonance.apps.base import AppStore
+from ressonance.apps.catalog import AppCatalog
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.backbone.memory import MemoryBackbone
 from ressonance.cache.memory import MemoryCacheStore
@@ -24,6 +26,8 @@ from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.ratelimit.memory import MemoryRateLimiter
+from ressonance.server.admin_api import AdminApi
+from ressonance.server.admission import AdmissionLimits
 from ressonance.server.liveness import run_liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
@@ -43,8 +47,18 @@ def memory_node(
     metrics: Metrics | None = None,
 ) -> Node:
     """A node with every store in memory: one process, nothing shared."""
+    return _memory_node(MemoryAppStore(apps), clock, max_buffer_bytes, max_buffer_messages, metrics)
+
+
+def _memory_node(
+    apps: AppStore,
+    clock: Callable[[], float],
+    max_buffer_bytes: int,
+    max_buffer_messages: int,
+    metrics: Metrics | None = None,
+) -> Node:
     return Node(
-        apps=MemoryAppStore(apps),
+        apps=apps,
         backbone=MemoryBackbone(),
         presence=MemoryPresenceStore(),
         cache=MemoryCacheStore(clock),
@@ -57,7 +71,7 @@ def memory_node(
 
 
 def build_node(
-    apps: Iterable[App],
+    apps: AppStore,
     *,
     backbone_url: str,
     state_url: str,
@@ -67,25 +81,33 @@ def build_node(
     max_buffer_messages: int = 4096,
     clock: Callable[[], float] = time.time,
 ) -> Node:
-    """A node whose backbone and shared state are picked by URL scheme."""
+    """A node whose backbone and shared state are picked by URL scheme, serving `apps`."""
     if backbone_url.startswith("memory://") and state_url.startswith("memory://"):
-        return memory_node(apps, clock, max_buffer_bytes, max_buffer_messages)
+        return _memory_node(apps, clock, max_buffer_bytes, max_buffer_messages)
     from ressonance.backbone import create_backbone
     from ressonance.cache.redis import RedisCacheStore
+    from ressonance.connections.redis import RedisConnectionCounter
     from ressonance.presence.redis import RedisPresenceStore, connect
+    from ressonance.ratelimit.redis import RedisRateLimiter
+    from ressonance.usage.redis import RedisUsageStore
 
     node_id = secrets.token_hex(8)
     redis = connect(state_url)
     return Node(
-        apps=MemoryAppStore(apps),
+        apps=apps,
         backbone=create_backbone(backbone_url, prefix=prefix),
         presence=RedisPresenceStore(redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl),
         cache=RedisCacheStore(redis, clock, prefix),
-        limiter=MemoryRateLimiter(clock),
+        limiter=MemoryRateLimiter(clock),  # per connection: a connection lives on one node
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
         max_buffer_messages=max_buffer_messages,
         node_id=node_id,
+        usage=RedisUsageStore(redis, prefix),
+        shared_limiter=RedisRateLimiter(redis, clock, prefix),
+        connections=RedisConnectionCounter(
+            redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl
+        ),
     )
 
 
@@ -95,19 +117,30 @@ async def serve(
     host: str,
     port: int,
     limits: TransportLimits,
+    admission: AdmissionLimits | None = None,
     timer_interval: float = 1.0,
     liveness_interval: float = 2.0,
     drain_seconds: float = 10.0,
     reuse_port: bool = False,
     certificate: Certificate | None = None,
+    catalog: AppCatalog | None = None,
+    apps_refresh_seconds: float = 1.0,
+    admin: AdminApi | None = None,
     on_ready: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives, then drain and stop.
 
     With `certificate`, the port serves TLS, and SIGHUP reloads the certificate and key files
     (new handshakes use them; established connections are not touched).
+
+    With `catalog` (the node's app store, loaded), the registry behind it is polled every
+    `apps_refresh_seconds` until the node stops; changed apps reach it through
+    `Node.apps_changed`. Whoever opened the registry closes it. With `admin`, the port serves
+    the admin API under /admin/v1.
     """
-    transport = Transport(node, limits)
+    transport = Transport(node, limits, admission, admin)
+    if catalog is not None:
+        catalog.on_change = node.apps_changed
     await node.start()
     ssl_context = certificate.context if certificate is not None else None
     await transport.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
@@ -115,6 +148,8 @@ async def serve(
         asyncio.create_task(node.run_timers(timer_interval)),
         asyncio.create_task(run_liveness(node, liveness_interval)),
     ]
+    if catalog is not None:
+        tasks.append(asyncio.create_task(catalog.run(apps_refresh_seconds)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

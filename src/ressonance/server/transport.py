@@ -1,8 +1,9 @@
 """Glue to aiohttp: the one port, its routes, and WebSocket I/O. The only module importing it.
 
 Routes: `GET /app/{key}` (WebSocket, reference §1), `/apps/...` and `/users/...` (HTTP API,
-§5), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket upgrade on any other path is
-accepted and closed with 4005, so pusher-js shows the reason instead of a bare failure.
+§5), `/admin/...` (admin API), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket
+upgrade on any other path is accepted and closed with 4005, so pusher-js shows the reason
+instead of a bare failure.
 
 Every connection starts with the front door (`front_door.py`), which answers WebSocket
 upgrades to `/app/{key}` and signed publishes itself and hands every other request to
@@ -17,6 +18,7 @@ import socket as sockets_module
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 from aiohttp import web
@@ -25,6 +27,8 @@ from aiohttp.http import SERVER_SOFTWARE
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
 from ressonance.protocol.request_head import Upgrade
+from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
+from ressonance.server.admission import Admission, AdmissionLimits
 from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
@@ -93,6 +97,26 @@ class _FrontDoorSite(web.BaseSite):
             listener.setsockopt(sockets_module.SOL_SOCKET, sockets_module.SO_KEEPALIVE, 1)
 
 
+class Handshake(NamedTuple):
+    """What opening a WebSocket needs from its upgrade request, whoever answered it."""
+
+    key: str
+    query: Mapping[str, str]
+    origin: str | None
+    peer: str | None  # the client's address, as aiohttp's `request.remote`
+    forwarded_for: tuple[str, ...]  # X-Forwarded-For headers, for trusted proxies
+
+
+def peer_address(transport: asyncio.BaseTransport) -> str | None:
+    """The peer's address as aiohttp's `request.remote` gives it."""
+    peername = transport.get_extra_info("peername")
+    if peername is None:
+        return None
+    if isinstance(peername, list | tuple):
+        return str(peername[0])
+    return str(peername)
+
+
 def json_response(response: ApiResponse) -> web.Response:
     return web.Response(
         body=orjson.dumps(response.body),
@@ -105,10 +129,18 @@ def json_response(response: ApiResponse) -> web.Response:
 class Transport:
     """The aiohttp application of a node."""
 
-    def __init__(self, node: Node, limits: TransportLimits) -> None:
+    def __init__(
+        self,
+        node: Node,
+        limits: TransportLimits,
+        admission: AdmissionLimits | None = None,
+        admin: AdminApi | None = None,
+    ) -> None:
         self.node = node
         self.limits = limits
+        self.admission = Admission(node, admission)
         self.api = HttpApi(node)
+        self.admin = admin
         self.sockets = Sockets(node, limits.max_ws_message_bytes)
         self._taken_over = _TakenOver()
         self._runner: web.AppRunner | None = None
@@ -121,6 +153,7 @@ class Transport:
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_route("*", "/apps/{tail:.*}", self._api)
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
+        self.app.router.add_route("*", "/admin/{tail:.*}", self._admin)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
 
     async def listen(
@@ -207,6 +240,21 @@ class Transport:
         api_request = ApiRequest(request.method, request.path, unread.query, body)
         return json_response(await self.api.handle(api_request))
 
+    async def _admin(self, request: web.Request) -> web.StreamResponse:
+        if self.admin is None:
+            return json_response(error_response(ApiError(404, DISABLED)))
+        length = request.content_length
+        oversized = length is not None and length > self.admin.max_body_bytes
+        try:
+            body = b"" if oversized else await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            oversized, body = True, b""
+        authorization = request.headers.get("Authorization", "")
+        admin_request = AdminRequest(
+            request.method, request.path, dict(request.query), authorization, body, oversized
+        )
+        return json_response(await self.admin.handle(admin_request))
+
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(compress=False, autoping=False)
         if not ws.can_prepare(request).ok:
@@ -224,8 +272,16 @@ class Transport:
         socket = await self._take_over(request, ws)
         if socket is None:
             return ws  # the client left during the handshake
+        forwarded = tuple(request.headers.getall("X-Forwarded-For", ()))
         await self._open_safely(
-            socket, request.match_info["key"], request.query, request.headers.get("Origin")
+            socket,
+            Handshake(
+                request.match_info["key"],
+                request.query,
+                request.headers.get("Origin"),
+                request.remote,
+                forwarded,
+            ),
         )
         return self._taken_over
 
@@ -256,36 +312,44 @@ class Transport:
     def _open_upgraded(self, socket: WebSocket, upgrade: Upgrade) -> None:
         """The front door answered an upgrade: open the session (or refuse), then send."""
         assert self._doors is not None
-        self._doors.spawn(self._open_safely(socket, upgrade.key, upgrade.query, upgrade.origin))
+        forwarded = upgrade.headers.get("x-forwarded-for")
+        handshake = Handshake(
+            upgrade.key,
+            upgrade.query,
+            upgrade.headers.get("origin"),
+            peer_address(socket.transport),
+            () if forwarded is None else (forwarded,),
+        )
+        self._doors.spawn(self._open_safely(socket, handshake))
 
-    async def _open_safely(
-        self, socket: WebSocket, key: str, query: Mapping[str, str], origin: str | None
-    ) -> None:
+    async def _open_safely(self, socket: WebSocket, handshake: Handshake) -> None:
         try:
-            await self._open(socket, key, query, origin)
+            await self._open(socket, handshake)
         except Exception:
             log.exception("event=open_failed")
             socket.close(INTERNAL_ERROR, "Internal server error")
         finally:
             socket.uncork()
 
-    async def _open(
-        self, socket: WebSocket, key: str, query: Mapping[str, str], origin: str | None
-    ) -> None:
-        problem = protocol_problem(query)
+    async def _open(self, socket: WebSocket, handshake: Handshake) -> None:
+        problem = protocol_problem(handshake.query)
         if problem is not None:
             self._refuse_socket(socket, *problem)
             return
-        app = await self.node.apps.find_by_key(key)
+        app = await self.node.apps.find_by_key(handshake.key)
         if app is None:
             self._refuse_socket(socket, ErrorCode.APP_NOT_FOUND, "App key does not exist")
             return
-        if not origin_allowed(origin, app.allowed_origins):
+        if not origin_allowed(handshake.origin, app.allowed_origins):
             self._refuse_socket(socket, ErrorCode.UNAUTHORIZED, "Origin not allowed")
+            return
+        refusal = await self.admission.admit(app, handshake.peer, handshake.forwarded_for)
+        if refusal is not None:
+            self._refuse_socket(socket, *refusal)
             return
         if socket.over:
             return  # the client broke the protocol or left during the lookup
-        opened = self.node.open_session(app, socket)
+        opened = await self.node.connect(app, socket)
         if isinstance(opened, Session):
             socket.start(opened)
         else:

@@ -1,6 +1,7 @@
-"""Channels on a node: presence members, subscription counts, cache channels, client events.
+"""Channels on a node: presence members, subscription counts, cache channels.
 
-What each connection reads, per reference §2.2 (subscriptions), §2.3 and §2.4.
+What each connection reads, per reference §2.2 (subscriptions) and §2.3. Client events are
+in test_client_events.py.
 """
 
 from __future__ import annotations
@@ -147,6 +148,38 @@ async def test_presence_member_limit_refuses_new_users_with_limit_reached(
     carol.outlet.clear()
     await carol.subscribe("presence-room", user_id="carol")
     subscribed(carol, "presence-room")
+
+
+@pytest.mark.parametrize(
+    ("channel", "failing"),
+    [("news", "join"), ("presence-room", "join"), ("presence-room", "members")],
+)
+async def test_a_subscription_the_store_failed_leaves_nothing_behind(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch, channel: str, failing: str
+) -> None:
+    member = {"user_id": "carol"} if channel.startswith("presence-") else {}
+    watcher = await joined(connect, channel, **({"user_id": "watcher"} if member else {}))
+    carol = connect()
+    store_method = getattr(node.presence, failing)
+
+    async def blip(*args: object) -> object:
+        monkeypatch.setattr(node.presence, failing, store_method)  # fails once
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(node.presence, failing, blip)
+
+    await carol.subscribe(channel, **member)
+
+    error = carol.outlet.assert_received("pusher:subscription_error", channel=channel)
+    assert error["data"]["status"] == 503
+    carol.outlet.assert_open()
+    await node.publish(APP, trigger(channel))
+    carol.outlet.assert_not_received("my-event")  # refused: it does not get the channel
+    await carol.close()
+    assert await node.presence.channels(APP.id) == {channel: 1}  # no ghost member or count
+    assert await node.presence.members(APP.id, channel) == ({"watcher": None} if member else {})
+    watcher.outlet.assert_not_received("pusher_internal:member_added")
+    watcher.outlet.assert_not_received("pusher_internal:member_removed")
 
 
 async def test_presence_with_a_signed_in_user_needs_no_channel_data(connect: Connect) -> None:
@@ -318,100 +351,27 @@ async def test_client_events_are_not_cached(connect: Connect) -> None:
     late.outlet.assert_not_received("client-typing")
 
 
-# --- client events --------------------------------------------------------------------------
-
-
-async def test_client_events_reach_the_others_but_not_the_sender(connect: Connect) -> None:
-    sender = await joined(connect, "private-chat")
-    other = await joined(connect, "private-chat")
-
-    await sender.trigger("private-chat", "client-typing", {"x": 1})
-
-    sender.outlet.assert_nothing_received()
-    message = other.outlet.assert_received("client-typing", channel="private-chat")
-    assert message == {"event": "client-typing", "channel": "private-chat", "data": {"x": 1}}
-
-
-async def test_client_events_on_presence_carry_the_senders_user_id(connect: Connect) -> None:
-    sender = await joined(connect, "presence-room", user_id="alice")
-    other = await joined(connect, "presence-room", user_id="bob")
-
-    await sender.trigger("presence-room", "client-wave", "hi")
-
-    message = other.outlet.assert_received("client-wave", channel="presence-room")
-    assert message["user_id"] == "alice"
-    assert message["data"] == "hi"
-    sender.outlet.assert_not_received("client-wave")
-
-
-async def test_client_events_over_the_rate_limit_are_rejected_with_4301(
-    make_node: MakeNode, clock: FakeClock
+@pytest.mark.parametrize("failing", ["cache", "backbone"])
+async def test_a_failure_after_subscription_succeeded_never_contradicts_it(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
-    app = dataclasses.replace(APP, max_client_events_per_sec=3)
-    node = await make_node(app)
-    sender = Client.connect(node, app)
-    other = Client.connect(node, app)
-    await sender.subscribe("private-chat")
-    await other.subscribe("private-chat")
-    sender.outlet.clear()
-    other.outlet.clear()
+    watcher = await joined(connect, "presence-cache-room", user_id="watcher")
+    carol = connect()
 
-    for n in range(4):
-        await sender.trigger("private-chat", "client-n", n)
+    async def down(*args: object, **kwargs: object) -> object:
+        raise ConnectionError(f"{failing} down")
 
-    assert [m["data"] for m in other.outlet.received("client-n")] == [0, 1, 2]
-    error = sender.outlet.assert_received("pusher:error", channel="private-chat")
-    assert error["data"]["code"] == ErrorCode.CLIENT_EVENT_REJECTED == 4301
-    assert "rate limit" in error["data"]["message"]
-    sender.outlet.assert_open()
+    if failing == "cache":
+        monkeypatch.setattr(node.subscriptions.cache, "get", down)
+    else:  # member_added to the watcher cannot be published
+        monkeypatch.setattr(node.backbone, "publish", down)
 
-    clock.advance(1)
-    sender.outlet.clear()
-    await sender.trigger("private-chat", "client-n", 4)
+    await carol.subscribe("presence-cache-room", user_id="carol")
 
-    assert [m["data"] for m in other.outlet.received("client-n")] == [0, 1, 2, 4]
-    sender.outlet.assert_nothing_received()
-
-
-async def test_the_client_event_rate_limit_is_per_connection(make_node: MakeNode) -> None:
-    app = dataclasses.replace(APP, max_client_events_per_sec=1)
-    node = await make_node(app)
-    first, second, reader = (Client.connect(node, app) for _ in range(3))
-    for client in (first, second, reader):
-        await client.subscribe("private-chat")
-        client.outlet.clear()
-
-    await first.trigger("private-chat", "client-a", 1)
-    await second.trigger("private-chat", "client-b", 2)
-
-    assert reader.outlet.events() == ["client-a", "client-b"]
-    first.outlet.assert_not_received("pusher:error")
-    second.outlet.assert_not_received("pusher:error")
-
-
-async def test_client_events_are_refused_when_the_app_disables_them(
-    make_node: MakeNode,
-) -> None:
-    app = dataclasses.replace(APP, enable_client_messages=False)
-    node = await make_node(app)
-    sender = Client.connect(node, app)
-    other = Client.connect(node, app)
-    await sender.subscribe("private-chat")
-    await other.subscribe("private-chat")
-    other.outlet.clear()
-
-    await sender.trigger("private-chat", "client-typing", {})
-
-    error = sender.outlet.assert_received("pusher:error", channel="private-chat")
-    assert error["data"]["code"] == 4301
-    other.outlet.assert_nothing_received()
-
-
-async def test_client_events_need_a_subscription(connect: Connect) -> None:
-    outsider = connect()
-    member = await joined(connect, "private-chat")
-
-    await outsider.trigger("private-chat", "client-typing", {})
-
-    outsider.outlet.assert_received("pusher:error", channel="private-chat")
-    member.outlet.assert_nothing_received()
+    carol.outlet.assert_received("pusher_internal:subscription_succeeded")
+    carol.outlet.assert_not_received("pusher:subscription_error")
+    carol.outlet.assert_not_received("pusher:error")
+    carol.outlet.assert_received("pusher:cache_miss", channel="presence-cache-room")
+    carol.outlet.assert_open()
+    if failing == "cache":
+        watcher.outlet.assert_received("pusher_internal:member_added")

@@ -1,0 +1,1 @@
+"""Concurrent connections per app, counted across every node."""

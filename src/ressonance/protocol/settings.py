@@ -1,0 +1,74 @@
+"""One app setting given by a person or a script: checked as JSON, or parsed from text.
+
+Settings enter from outside through the admin API (JSON) and the `ressonance apps` command
+(`--set name=value` text). Both go through here, so a bad value is refused the same way
+everywhere, with a `ConfigError` whose message starts with where the value was given (the
+setting's name, or a path such as `settings.max_connections`). The type of each setting is
+checked by `plans.setting_value`, as for every other source; this adds what only values from
+outside need: only settings an app may set itself, bounded sizes, and JSON-compatible results
+(origins are a list), as an app registry stores them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS
+from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.plans import setting_value
+
+# What an app may set for itself (on top of its plan): every limit and feature, never the
+# credentials, the name, the plan or `enabled`, which have their own operations.
+APP_SETTINGS: Final = frozenset(
+    (*(s for s in BOOL_SETTINGS if s != "enabled"), *INT_SETTINGS, *CHOICE_SETTINGS)
+) | {"allowed_origins"}
+
+# The largest integer a JSON number carries exactly (and every backend stores).
+MAX_INT: Final = 2**53 - 1
+MAX_ORIGINS: Final = 100
+MAX_ORIGIN_LENGTH: Final = 253
+
+_TRUE: Final = ("true", "1", "yes", "on")
+_FALSE: Final = ("false", "0", "no", "off")
+
+
+def check_setting(name: str, value: object, where: str | None = None) -> object:
+    """`value` if it is valid for the setting `name`; ConfigError naming `where` otherwise."""
+    where = name if where is None else where
+    if name not in APP_SETTINGS:
+        raise ConfigError(f"{where}: unknown app setting")
+    checked = setting_value(name, value, where)
+    if isinstance(checked, int) and not isinstance(checked, bool) and checked > MAX_INT:
+        raise ConfigError(f"{where}: must be at most {MAX_INT}")
+    if isinstance(checked, tuple):  # allowed_origins
+        return _origins(checked, where)
+    return checked
+
+
+def parse_setting(name: str, text: str, where: str | None = None) -> object:
+    """The value of a setting typed as text (`true`, `500`, `-1`, `a.com,b.com`), checked."""
+    where = name if where is None else where
+    value: object = text
+    if name in BOOL_SETTINGS:
+        lowered = text.strip().lower()
+        if lowered not in _TRUE + _FALSE:
+            raise ConfigError(f"{where}: must be true or false, not {text[:20]!r}")
+        value = lowered in _TRUE
+    elif name in INT_SETTINGS:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{where}: must be an integer, not {text[:20]!r}") from None
+    elif name == "allowed_origins":
+        value = [part.strip() for part in text.split(",") if part.strip()]
+    return check_setting(name, value, where)
+
+
+def _origins(origins: tuple[str, ...], where: str) -> list[str]:
+    if not origins:
+        raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
+    if len(origins) > MAX_ORIGINS:
+        raise ConfigError(f"{where}: at most {MAX_ORIGINS} origins")
+    if any(len(origin) > MAX_ORIGIN_LENGTH for origin in origins):
+        raise ConfigError(f"{where}: each origin must be at most {MAX_ORIGIN_LENGTH} characters")
+    return list(origins)

@@ -1,0 +1,323 @@
+"""The admin HTTP API under /admin/v1: apps and their usage, independent of the web library.
+
+The transport hands over an `AdminRequest` (method, path, query, the Authorization header and
+a body bounded in size) and writes back the `ApiResponse`. Rules:
+
+- No token configured: every path answers 404 (the API does not exist).
+- Every route but `GET openapi.json` needs `Authorization: Bearer <token>`, compared in
+  constant time; otherwise 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3).
+- Bodies are refused past `MAX_BODY_BYTES` before they are parsed; JSON is checked field by
+  field and a bad one is named. Every failure is `{"error": "...", "code": status}`.
+- The routes and admin_openapi.json describe the same API; a test holds them together.
+- Secrets appear only in the bodies of create and rotate-secret; never in logs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Final
+
+import orjson
+
+from ressonance.apps.admin import AppAdmin, AppChange, InvalidAppError
+from ressonance.apps.base import AppExistsError, AppNotFoundError, ReadOnlyRegistryError
+from ressonance.protocol.errors import ApiError
+from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
+from ressonance.usage.base import UsageStore
+from ressonance.usage.redis import RETENTION_DAYS
+
+log = logging.getLogger(__name__)
+
+PREFIX: Final = "/admin/v1"
+MAX_BODY_BYTES: Final = 16 * 1024
+DEFAULT_USAGE_DAYS: Final = 7
+MAX_USAGE_DAYS: Final = RETENTION_DAYS  # what the shared usage store keeps
+REALM: Final = 'Bearer realm="ressonance-admin"'
+NO_STORE: Final = {"Cache-Control": "no-store"}
+DISABLED: Final = (
+    "The admin API is disabled: set [server] admin_token, admin_token_file "
+    "or RESSONANCE_ADMIN_TOKEN to enable it"
+)
+_CREATE_FIELDS: Final = {"id": str, "key": str, "name": str, "plan": str, "enabled": bool}
+_PATCH_FIELDS: Final = {"name": str, "plan": str, "enabled": bool}
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    authorization: str  # the Authorization header; "" when there is none
+    body: bytes
+    oversized: bool = False  # the body was longer than `max_body_bytes` and was not read
+
+
+Params = dict[str, str]
+Handler = Callable[[AdminRequest, Params], Awaitable[ApiResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    template: str  # as in the OpenAPI document, relative to PREFIX: "/apps/{id}"
+    handler: Handler
+    public: bool = False
+
+    def match(self, path: str) -> Params | None:
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
+        found = re.fullmatch(pattern, path)
+        return None if found is None else found.groupdict()
+
+
+class UnauthorizedError(ApiError):
+    """401 with the `WWW-Authenticate` challenge a client should answer."""
+
+    def __init__(self, message: str, challenge: str) -> None:
+        super().__init__(401, message)
+        self.challenge = challenge
+
+
+def openapi_document() -> JsonBody:
+    """The OpenAPI 3.1 description of this API (shipped next to this module)."""
+    text = resources.files("ressonance.server").joinpath("admin_openapi.json").read_text()
+    document: JsonBody = json.loads(text)
+    return document
+
+
+def usage_days(now: float, count: int) -> list[str]:
+    """The `count` UTC days up to and including the day of `now`, oldest first."""
+    today = datetime.fromtimestamp(now, UTC).date()
+    return [(today - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
+
+
+class AdminApi:
+    """Routes, authenticates and answers admin API requests."""
+
+    def __init__(
+        self,
+        admin: AppAdmin,
+        usage: UsageStore,
+        *,
+        token: str,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.admin = admin
+        self.usage = usage
+        self._token = token.encode()
+        self.max_body_bytes = max_body_bytes
+        self._document = openapi_document()
+        self.routes = [
+            Route("GET", "/openapi.json", self._openapi, public=True),
+            Route("GET", "/apps", self._list),
+            Route("POST", "/apps", self._create),
+            Route("GET", "/apps/{id}", self._show),
+            Route("PATCH", "/apps/{id}", self._update),
+            Route("DELETE", "/apps/{id}", self._delete),
+            Route("POST", "/apps/{id}/disable", self._disable),
+            Route("POST", "/apps/{id}/enable", self._enable),
+            Route("POST", "/apps/{id}/rotate-secret", self._rotate_secret),
+            Route("GET", "/apps/{id}/usage", self._usage),
+        ]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._token)
+
+    async def handle(self, request: AdminRequest) -> ApiResponse:
+        """Answer `request`; never cached (answers may carry a secret)."""
+        response = await self._handle(request)
+        return ApiResponse(response.status, response.body, {**response.headers, **NO_STORE})
+
+    async def _handle(self, request: AdminRequest) -> ApiResponse:
+        try:
+            return await self._answer(request)
+        except MethodNotAllowedError as error:
+            response = error_response(error)
+            return ApiResponse(response.status, response.body, {"Allow": ", ".join(error.allowed)})
+        except UnauthorizedError as error:
+            return ApiResponse(
+                401, error_response(error).body, {"WWW-Authenticate": error.challenge}
+            )
+        except ApiError as error:
+            return error_response(error)
+        except InvalidAppError as exc:
+            return error_response(ApiError(422, str(exc)))
+        except AppNotFoundError as exc:
+            return error_response(ApiError(404, f"No app: {exc}"))
+        except (AppExistsError, ReadOnlyRegistryError) as exc:
+            return error_response(ApiError(409, f"Conflict: {exc}"))
+        except Exception:
+            log.exception("event=admin_api_failed method=%s path=%s", request.method, request.path)
+            return error_response(ApiError(500, "Internal server error"))
+
+    async def _answer(self, request: AdminRequest) -> ApiResponse:
+        if not self.enabled:
+            raise ApiError(404, DISABLED)
+        if not request.path.startswith(PREFIX + "/"):
+            raise ApiError(404, f"Nothing at {request.path[:100]}; the admin API is {PREFIX}/")
+        route, params = self._route(request.method, request.path[len(PREFIX) :])
+        if not route.public:
+            self._authenticate(request)
+        if request.oversized or len(request.body) > self.max_body_bytes:
+            raise ApiError(413, f"Request body is larger than {self.max_body_bytes // 1024} KB")
+        return await route.handler(request, params)
+
+    def _route(self, method: str, path: str) -> tuple[Route, Params]:
+        allowed = []
+        for route in self.routes:
+            params = route.match(path)
+            if params is None:
+                continue
+            if route.method == method:
+                return route, params
+            allowed.append(route.method)
+        if allowed:
+            raise MethodNotAllowedError(method, allowed)
+        raise ApiError(404, f"No admin API endpoint at {PREFIX}{path[:100]}")
+
+    def _authenticate(self, request: AdminRequest) -> None:
+        scheme, _, given = request.authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise UnauthorizedError(
+                "Missing admin token: send Authorization: Bearer <token>", REALM
+            )
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            log.warning("event=admin_unauthorized method=%s path=%s", request.method, request.path)
+            raise UnauthorizedError("Wrong admin token", REALM + ', error="invalid_token"')
+
+    # --- handlers ----------------------------------------------------------------------
+
+    async def _openapi(self, _: AdminRequest, __: Params) -> ApiResponse:
+        return ApiResponse(200, self._document)
+
+    async def _list(self, _: AdminRequest, __: Params) -> ApiResponse:
+        return ApiResponse(200, {"apps": [view.to_json() for view in await self.admin.all()]})
+
+    async def _create(self, request: AdminRequest, _: Params) -> ApiResponse:
+        body = _object(request.body, allow_empty=True)
+        values = _fields(body, _CREATE_FIELDS, {"settings"})
+        issued = await self.admin.create(
+            name=_string(values, "name"),
+            plan=_string(values, "plan"),
+            enabled=bool(values.get("enabled", True)),
+            settings=_settings(body, allow_null=False),
+            app_id=_optional_string(values, "id"),
+            key=_optional_string(values, "key"),
+        )
+        location = {"Location": f"{PREFIX}/apps/{issued.app.id}"}
+        return ApiResponse(201, issued.to_json(), location)
+
+    async def _show(self, _: AdminRequest, params: Params) -> ApiResponse:
+        return ApiResponse(200, (await self.admin.show(params["id"])).to_json())
+
+    async def _update(self, request: AdminRequest, params: Params) -> ApiResponse:
+        body = _object(request.body, allow_empty=False)
+        if body.get("plan", "") is None:
+            body["plan"] = ""  # null: off any plan
+        values = _fields(body, _PATCH_FIELDS, {"settings"})
+        change = AppChange(
+            name=_optional_string(values, "name"),
+            plan=_optional_string(values, "plan"),
+            enabled=values.get("enabled"),  # type: ignore[arg-type]
+            settings=_settings(body, allow_null=True),
+        )
+        return ApiResponse(200, (await self.admin.update(params["id"], change)).to_json())
+
+    async def _delete(self, _: AdminRequest, params: Params) -> ApiResponse:
+        await self.admin.delete(params["id"])
+        return ApiResponse(200, {"id": params["id"], "deleted": True})
+
+    async def _disable(self, _: AdminRequest, params: Params) -> ApiResponse:
+        return ApiResponse(200, (await self.admin.disable(params["id"])).to_json())
+
+    async def _enable(self, _: AdminRequest, params: Params) -> ApiResponse:
+        return ApiResponse(200, (await self.admin.enable(params["id"])).to_json())
+
+    async def _rotate_secret(self, _: AdminRequest, params: Params) -> ApiResponse:
+        return ApiResponse(200, (await self.admin.rotate_secret(params["id"])).to_json())
+
+    async def _usage(self, request: AdminRequest, params: Params) -> ApiResponse:
+        days = _days(request.query.get("days"))
+        app = await self.admin.show(params["id"])  # 404 for an unknown app
+        usage = await self.usage.usage(app.id, usage_days(self.admin.clock(), days))
+        return ApiResponse(
+            200,
+            {
+                "app_id": app.id,
+                "days": [
+                    {"day": d.day, "messages": d.messages, "peak_connections": d.peak_connections}
+                    for d in usage
+                ],
+                "total_messages": sum(d.messages for d in usage),
+            },
+        )
+
+
+def _object(body: bytes, *, allow_empty: bool) -> dict[str, object]:
+    if not body.strip() and allow_empty:
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "Request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(422, "Request body must be a JSON object")
+    if not value and not allow_empty:
+        raise ApiError(422, "Request body changes nothing: give name, plan, enabled or settings")
+    return value
+
+
+def _fields(
+    body: Mapping[str, object], types: Mapping[str, type], others: set[str]
+) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, value in body.items():
+        if name in others:
+            continue
+        expected = types.get(name)
+        if expected is None:
+            known = ", ".join(sorted({*types, *others}))
+            raise ApiError(422, f"{name[:40]}: unknown field (expected {known})")
+        if not isinstance(value, expected):
+            kind = "true or false" if expected is bool else "a string"
+            raise ApiError(422, f"{name}: must be {kind}")
+        values[name] = value
+    return values
+
+
+def _string(values: Mapping[str, object], name: str) -> str:
+    return str(values.get(name, ""))
+
+
+def _optional_string(values: Mapping[str, object], name: str) -> str | None:
+    value = values.get(name)
+    return None if value is None else str(value)
+
+
+def _settings(body: Mapping[str, object], *, allow_null: bool) -> dict[str, object | None]:
+    settings = body.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ApiError(422, "settings: must be an object of app settings")
+    if not allow_null:
+        for name, value in settings.items():
+            if value is None:
+                raise ApiError(422, f"settings.{name[:40]}: must not be null")
+    return settings
+
+
+def _days(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_USAGE_DAYS
+    if (
+        not (raw.isascii() and raw.isdigit() and len(raw) <= 3)
+        or not 1 <= int(raw) <= MAX_USAGE_DAYS
+    ):
+        raise ApiError(422, f"days: must be a whole number from 1 to {MAX_USAGE_DAYS}")
+    return int(raw)

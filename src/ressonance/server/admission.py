@@ -1,0 +1,137 @@
+"""Whether a new WebSocket may become a session: node saturation and connection rates.
+
+Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the app is known
+(`Transport._open`), in this order; the first that says no refuses the connection:
+
+1. The node is saturated: it holds `max_node_connections` sessions, or its event loop lags
+   more than `max_loop_lag_ms` (the lag the node's timer loop measured last,
+   `metrics.loop_lag`). Nothing is counted against the client for it.
+2. More than `max_connections_per_ip_per_sec` new connections from the client's address in
+   this second, counted on this node only (fixed one-second windows; a dict of the addresses
+   seen this second, so memory is bounded by one second's traffic). The address is the
+   peer's, or what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64,
+   the block one host usually holds, so rotating through it gains nothing.
+3. More than the app's `max_connections_per_sec` new connections, counted by the rate
+   limiter of the app-wide quotas (`node.quotas.limiter`: shared by every node of a cluster,
+   like the app's other rates). When it cannot be reached, an app with this limit is
+   refused (a limit that cannot be checked is not waived); apps without one are served.
+
+Every refusal is close code 4100, "over capacity", so pusher-js reconnects after 1 s (§7):
+a rate is never worth a 4000-4099 or 43xx code, which stop pusher-js for good. The reason
+names the setting that refused. The HTTP API is not subject to any of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+
+from ressonance.protocol.app import UNLIMITED, App
+from ressonance.protocol.errors import ErrorCode
+from ressonance.server.node import Node
+from ressonance.server.proxies import TrustedProxies, parse_address
+
+log = logging.getLogger(__name__)
+
+Refusal = tuple[ErrorCode, str]
+_Hit = tuple[str, str]  # the setting that refused, and the reason the client reads
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionLimits:
+    """Server-wide limits on new WebSockets (`[server]` settings); -1 is no limit."""
+
+    max_connections_per_ip_per_sec: int = 60
+    max_node_connections: int = UNLIMITED
+    max_loop_lag_ms: int = 2000
+    trusted_proxies: tuple[str, ...] = ()
+
+
+class Admission:
+    """The one check a new WebSocket passes before it becomes a session."""
+
+    def __init__(self, node: Node, limits: AdmissionLimits | None = None) -> None:
+        self.node = node
+        self.limits = limits or AdmissionLimits()
+        self.proxies = TrustedProxies.parse(self.limits.trusted_proxies)
+        self._window = -1
+        self._per_ip: dict[str, int] = {}
+
+    async def admit(
+        self, app: App, peer: str | None, forwarded_for: Iterable[str] = ()
+    ) -> Refusal | None:
+        """None to let the connection in, else the close code and the reason."""
+        hit = self._saturated()
+        if hit is None:
+            hit = self._over_ip_rate(self.proxies.client_ip(peer, forwarded_for))
+        if hit is None:
+            hit = await self._over_app_rate(app)
+        if hit is None:
+            return None
+        setting, reason = hit
+        self.node.metrics.connection_throttled(setting)
+        return ErrorCode.OVER_CAPACITY, reason
+
+    def _saturated(self) -> _Hit | None:
+        limits = self.limits
+        most = limits.max_node_connections
+        if most != UNLIMITED and len(self.node.sessions) >= most:
+            return "max_node_connections", (
+                f"Server over capacity: this node holds its maximum of {most} connections; "
+                "retry later (max_node_connections)"
+            )
+        lag_ms = self.node.metrics.loop_lag * 1000
+        if limits.max_loop_lag_ms != UNLIMITED and lag_ms > limits.max_loop_lag_ms:
+            return "max_loop_lag_ms", (
+                f"Server over capacity: event loop lag {lag_ms:.0f} ms is over "
+                f"{limits.max_loop_lag_ms} ms; retry later (max_loop_lag_ms)"
+            )
+        return None
+
+    def _over_ip_rate(self, client_ip: str) -> _Hit | None:
+        limit = self.limits.max_connections_per_ip_per_sec
+        if limit == UNLIMITED:
+            return None
+        window = math.floor(self.node.clock())
+        if window != self._window:
+            self._window = window
+            self._per_ip.clear()
+        key = rate_key(client_ip)
+        count = self._per_ip.get(key, 0)
+        if count >= limit:
+            return "max_connections_per_ip_per_sec", (
+                f"Too many connections from {client_ip}: more than {limit} per second; "
+                "retry later (max_connections_per_ip_per_sec)"
+            )
+        self._per_ip[key] = count + 1
+        return None
+
+    async def _over_app_rate(self, app: App) -> _Hit | None:
+        limit = app.max_connections_per_sec
+        if limit == UNLIMITED:
+            return None
+        try:
+            decision = await self.node.quotas.limiter.consume(f"connections:{app.id}", limit)
+        except Exception as exc:  # the shared store is down
+            log.warning("event=connection_rate_unavailable app_id=%s error=%r", app.id, exc)
+            return "max_connections_per_sec", (
+                "The app's connection rate cannot be checked now; "
+                "retry later (max_connections_per_sec)"
+            )
+        if decision.allowed:
+            return None
+        return "max_connections_per_sec", (
+            f"Too many new connections to this app: more than {limit} per second; "
+            "retry later (max_connections_per_sec)"
+        )
+
+
+def rate_key(client_ip: str) -> str:
+    """What a per-address limit counts: the address, or its /64 for IPv6."""
+    address = parse_address(client_ip)
+    if isinstance(address, IPv6Address):
+        return str(IPv6Network((address, 64), strict=False))
+    return client_ip

@@ -1,0 +1,115 @@
+"""Fanout: the topics this node's sessions are indexed under, and delivery of frames to them.
+
+Rules (ARCHITECTURE.md "Data flows" 1, "Encode once"):
+1. A message is encoded and framed once per channel (`broadcast`), handed to the backbone
+   for the other nodes, then delivered here directly (`send`): the backbone comes first, so
+   when it is down the publish fails and nothing is delivered anywhere (a retry cannot
+   duplicate). The copy the backbone brings back to its origin is ignored.
+2. Delivery (`deliver`) writes the same bytes to every local session of the topic through
+   the hub, and counts the copies once per delivery, never per recipient. Sessions hold
+   their fanout frames until the end of the loop turn; the turn's first delivery schedules
+   one `flush`, which writes each waiting session's frames in one write.
+3. A topic's first local session subscribes the backbone to it, its last one unsubscribes
+   (interest-based delivery).
+
+This is the hot path: keep the number of calls per delivery as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
+from ressonance.protocol.app import App
+from ressonance.protocol.frames import text_frame
+from ressonance.server.hub import Hub
+from ressonance.server.metrics import Metrics
+from ressonance.server.quotas import Quotas
+from ressonance.server.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class Fanout:
+    """Publishes through the backbone and delivers to this node's sessions."""
+
+    def __init__(
+        self, *, backbone: Backbone, hub: Hub, node_id: str, metrics: Metrics, quotas: Quotas
+    ) -> None:
+        self.backbone = backbone
+        self.hub = hub
+        self.node_id = node_id
+        self.metrics = metrics
+        self.quotas = quotas
+        self.dirty: list[Session] = []  # sessions with fanout frames pending this loop turn
+        self._flush_scheduled = False
+
+    async def send(self, message: BackboneMessage) -> None:
+        """Hand `message` to the backbone for other nodes, then deliver it here directly."""
+        await self.backbone.publish(message)
+        self.deliver(message)
+
+    def on_backbone_message(self, message: BackboneMessage) -> None:
+        """What the backbone brings: delivered unless this node sent it (rule 1)."""
+        if message.origin != self.node_id:
+            self.deliver(message)
+
+    def deliver(self, message: BackboneMessage) -> None:
+        if message.close_code is None:
+            count = self.hub.deliver(message.topic, message.frame, message.except_socket_id)
+            self.metrics.delivered(message.topic, message.frame, count)
+            self.quotas.count(message.topic.partition(":")[0], count)  # each copy is a message
+        else:
+            sessions = self.hub.sessions(message.topic)
+            self.metrics.delivered(message.topic, message.frame, len(sessions))
+            for session in sessions:
+                session.write(message.frame)
+                session.close(message.close_code, "You got disconnected by the app.")
+        if self.dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the fanout frames of this loop turn: one write per session that got any.
+
+        Called once per turn (`call_soon` from the turn's first delivery), so the events of
+        every publish handled in the same turn share one syscall per subscriber.
+        """
+        self._flush_scheduled = False
+        dirty = self.dirty
+        for session in dirty:
+            try:
+                session.flush_pending()
+            except Exception:  # one broken connection must not keep the others' frames
+                log.exception("event=flush_failed socket_id=%s", session.socket_id)
+        dirty.clear()
+
+    async def broadcast(
+        self, app: App, channel: str, message: bytes, except_socket_id: str | None = None
+    ) -> None:
+        """Send one encoded Pusher message to every subscriber of the app's `channel`."""
+        topic = topic_of(app.id, channel)
+        frame = text_frame(message)
+        await self.send(BackboneMessage(topic, frame, except_socket_id, self.node_id))
+
+    # --- topics -------------------------------------------------------------------------
+
+    async def index(self, session: Session, topic: str) -> None:
+        session.topics.add(topic)
+        if self.hub.add(topic, session):
+            await self.backbone.subscribe(topic)
+
+    async def unindex(self, session: Session, topic: str) -> None:
+        session.topics.discard(topic)
+        if self.hub.remove(topic, session):
+            await self.backbone.unsubscribe(topic)
+
+    async def unindex_all(self, session: Session) -> None:
+        """Drop a closed session from every topic; a backbone failure stops nothing."""
+        for topic in list(session.topics):
+            session.topics.discard(topic)
+            if self.hub.remove(topic, session):
+                with contextlib.suppress(Exception):
+                    await self.backbone.unsubscribe(topic)

@@ -1,0 +1,1 @@
+"""Usage metering: what each app used, per UTC day (messages, peak connections)."""
