@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from ressonance.protocol import messages as m
@@ -95,6 +96,7 @@ class WebSocket(asyncio.Protocol):
         "_lost",
         "_reader",
         "_sockets",
+        "buffered",
         "session",
         "task",
         "transport",
@@ -105,6 +107,9 @@ class WebSocket(asyncio.Protocol):
     ) -> None:
         self._sockets = sockets
         self.transport = transport
+        # The outlet's `buffered()` is the transport's own method: one call less per
+        # recipient of a publish.
+        self.buffered: Callable[[], int] = transport.get_write_buffer_size
         self._reader = FrameReader(sockets.max_message_bytes)
         self.session: Session | None = None
         self.task: asyncio.Task[None] | None = None
@@ -129,9 +134,6 @@ class WebSocket(asyncio.Protocol):
         if corked is not None:
             self._corked = None
             self.write(b"".join(corked))
-
-    def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame with `code` and wait for the client's (idempotent)."""
