@@ -1,11 +1,14 @@
 """Checks made when a WebSocket connects, before any Pusher message (reference §1).
 
 Accepted protocol versions are 5 to 7; a missing version closes with 4008, a non-numeric one
-with 4006 and any other number with 4007.
+with 4006 and any other number with 4007. The server's answer to the upgrade carries
+`accept_key` of the client's key (RFC 6455 §4.2.2).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -14,6 +17,12 @@ from ressonance.protocol.errors import ErrorCode
 
 MIN_PROTOCOL: Final = 5
 MAX_PROTOCOL: Final = 7
+_WEBSOCKET_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+
+
+def accept_key(key: str) -> str:
+    """The Sec-WebSocket-Accept value answering Sec-WebSocket-Key `key`."""
+    return base64.b64encode(hashlib.sha1(key.encode() + _WEBSOCKET_GUID).digest()).decode()
 
 
 def protocol_problem(query: Mapping[str, str]) -> tuple[ErrorCode, str] | None:

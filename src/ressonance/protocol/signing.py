@@ -48,11 +48,8 @@ def token_matches(token: object, key: str, secret: str, subject: str) -> bool:
 
 def request_string(method: str, path: str, params: Mapping[str, str]) -> str:
     """The string an HTTP API request signs: method, path and sorted unescaped query."""
-    query = "&".join(
-        f"{k}={v}"
-        for k, v in sorted((k.lower(), v) for k, v in params.items())
-        if k != "auth_signature"
-    )
+    pairs = sorted([(k.lower(), v) for k, v in params.items()])
+    query = "&".join([f"{k}={v}" for k, v in pairs if k != "auth_signature"])
     return f"{method.upper()}\n{path}\n{query}"
 
 

@@ -59,6 +59,8 @@ class Admission:
         self.proxies = TrustedProxies.parse(self.limits.trusted_proxies)
         self._window = -1
         self._per_ip: dict[str, int] = {}
+        # (peer, X-Forwarded-For) -> (client address, rate key), this second's only.
+        self._addresses: dict[tuple[str | None, tuple[str, ...]], tuple[str, str]] = {}
 
     async def admit(
         self, app: App, peer: str | None, forwarded_for: Iterable[str] = ()
@@ -66,7 +68,7 @@ class Admission:
         """None to let the connection in, else the close code and the reason."""
         hit = self._saturated()
         if hit is None:
-            hit = self._over_ip_rate(self.proxies.client_ip(peer, forwarded_for))
+            hit = self._over_ip_rate(peer, forwarded_for)
         if hit is None:
             hit = await self._over_app_rate(app)
         if hit is None:
@@ -91,15 +93,22 @@ class Admission:
             )
         return None
 
-    def _over_ip_rate(self, client_ip: str) -> _Hit | None:
+    def _over_ip_rate(self, peer: str | None, forwarded_for: Iterable[str]) -> _Hit | None:
         limit = self.limits.max_connections_per_ip_per_sec
         if limit == UNLIMITED:
-            return None
+            return None  # the address is not even parsed
         window = math.floor(self.node.clock())
         if window != self._window:
             self._window = window
             self._per_ip.clear()
-        key = rate_key(client_ip)
+            self._addresses.clear()
+        # Parsing an address costs more than the rest of the check: once per peer per second.
+        seen = (peer, tuple(forwarded_for))
+        address = self._addresses.get(seen)
+        if address is None:
+            client_ip = self.proxies.client_ip(peer, seen[1])
+            address = self._addresses[seen] = (client_ip, rate_key(client_ip))
+        client_ip, key = address
         count = self._per_ip.get(key, 0)
         if count >= limit:
             return "max_connections_per_ip_per_sec", (

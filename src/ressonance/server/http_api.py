@@ -9,11 +9,10 @@ event's time to its local writes goes to the latency histogram.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -205,9 +204,11 @@ class HttpApi:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
         messages are used up, 429 past its events per second (a refusal spends nothing)."""
         quotas = self.node.quotas
-        async with _quota_store():
+        try:
             over = await quotas.over_daily_quota(app)
             refusal = None if over else await quotas.backend_events(app, events)
+        except Exception as exc:
+            raise _quota_unavailable(exc) from None
         if over:
             raise ApiError(
                 403,
@@ -218,8 +219,10 @@ class HttpApi:
             raise TooManyRequestsError("max_backend_events_per_sec", refusal)
 
     async def _admit_read(self, app: App) -> None:
-        async with _quota_store():
+        try:
             refusal = await self.node.quotas.read_request(app)
+        except Exception as exc:
+            raise _quota_unavailable(exc) from None
         if refusal is not None:
             raise TooManyRequestsError("max_read_requests_per_sec", refusal)
 
@@ -262,14 +265,14 @@ class HttpApi:
         return {}
 
 
-@contextlib.asynccontextmanager
-async def _quota_store() -> AsyncIterator[None]:
-    """A quota that cannot be checked (the shared store is down) answers 503, not 500."""
-    try:
-        yield
-    except Exception as exc:
-        log.warning("event=quota_unavailable error=%r", exc)
-        raise ApiError(503, "Quotas cannot be checked right now; try again") from None
+def _quota_unavailable(exc: Exception) -> ApiError:
+    """A quota that cannot be checked (the shared store is down) answers 503, not 500.
+
+    A plain try/except at each call, not a context manager: an async context manager costs
+    ~5 % of a publish on the front door's path (a generator and two awaits per request).
+    """
+    log.warning("event=quota_unavailable error=%r", exc)
+    return ApiError(503, "Quotas cannot be checked right now; try again")
 
 
 async def channel_attributes(

@@ -50,6 +50,11 @@ class Hub:
         sessions = self._topics.get(topic)
         if not sessions:
             return 0
+        if except_socket_id is None or except_socket_id not in sessions:
+            recipients = list(sessions.values())
+            for session in recipients:
+                session.write(frame)
+            return len(recipients)
         delivered = 0
         for socket_id, session in list(sessions.items()):
             if socket_id != except_socket_id:

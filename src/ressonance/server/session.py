@@ -144,14 +144,17 @@ class Session:
         if pending is None:
             return
         self._pending = None
-        if isinstance(pending, bytes):
-            self._write(pending)
-        elif self.closed or self._held is not None or self.outlet.buffered():
-            for frame in pending:  # a slow reader: counted and bounded frame by frame
-                self._write(frame)
-        else:
-            self._queued = 0
-            self.outlet.write(b"".join(pending))
+        if self.closed or self._held is not None or self.outlet.buffered():
+            if isinstance(pending, bytes):
+                self._write(pending)
+            else:
+                for frame in pending:  # a slow reader: counted and bounded frame by frame
+                    self._write(frame)
+            return
+        # The usual case, inlined from `_write` (this runs once per recipient of a publish):
+        # nothing is waiting in the transport, so the limits cannot be over.
+        self._queued = 0
+        self.outlet.write(pending if isinstance(pending, bytes) else b"".join(pending))
 
     def _write(self, frame: bytes) -> None:
         """Write `frame` to the transport, or apply the slow-client policy (O(1))."""

@@ -4,22 +4,32 @@ Routes: `GET /app/{key}` (WebSocket, reference §1), `/apps/...` and `/users/...
 §5), `/admin/...` (admin API), `/healthz`, `/readyz`, `/metrics` (Prometheus). A WebSocket
 upgrade on any other path is accepted and closed with 4005, so pusher-js shows the reason
 instead of a bare failure.
+
+Every connection starts with the front door (`front_door.py`), which answers WebSocket
+upgrades to `/app/{key}` and signed publishes itself and hands every other request to
+aiohttp's server protocol; both end in the same handlers (`_open`, `HttpApi.handle`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket as sockets_module
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
 
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
+from ressonance.protocol.request_head import Upgrade
 from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
 from ressonance.server.admission import Admission, AdmissionLimits
+from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.node import Node
 from ressonance.server.session import Session
@@ -44,6 +54,67 @@ class _TakenOver(web.StreamResponse):
 
     async def write_eof(self, data: bytes = b"") -> None:
         return None
+
+
+class _FrontDoorSite(web.BaseSite):
+    """A TCP site whose connections start with a front door instead of aiohttp's protocol."""
+
+    __slots__ = ("_doors", "_host", "_port", "_reuse_port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        doors: FrontDoors,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        reuse_port: bool,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=4096)
+        self._doors = doors
+        self._host = host
+        self._port = port
+        self._reuse_port = reuse_port
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = server = await loop.create_server(
+            self._doors,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
+        )
+        for listener in server.sockets:
+            # Accepted sockets inherit it: aiohttp sets it on each of its connections.
+            listener.setsockopt(sockets_module.SOL_SOCKET, sockets_module.SO_KEEPALIVE, 1)
+
+
+class Handshake(NamedTuple):
+    """What opening a WebSocket needs from its upgrade request, whoever answered it."""
+
+    key: str
+    query: Mapping[str, str]
+    origin: str | None
+    peer: str | None  # the client's address, as aiohttp's `request.remote`
+    forwarded_for: tuple[str, ...]  # X-Forwarded-For headers, for trusted proxies
+
+
+def peer_address(transport: asyncio.BaseTransport) -> str | None:
+    """The peer's address as aiohttp's `request.remote` gives it."""
+    peername = transport.get_extra_info("peername")
+    if peername is None:
+        return None
+    if isinstance(peername, list | tuple):
+        return str(peername[0])
+    return str(peername)
 
 
 def json_response(response: ApiResponse) -> web.Response:
@@ -73,6 +144,8 @@ class Transport:
         self.sockets = Sockets(node, limits.max_ws_message_bytes)
         self._taken_over = _TakenOver()
         self._runner: web.AppRunner | None = None
+        self._doors: FrontDoors | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.app = web.Application(client_max_size=limits.max_http_body_bytes)
         self.app.router.add_get("/app/{key}", self._websocket)
         self.app.router.add_get("/healthz", self._healthz)
@@ -99,15 +172,27 @@ class Transport:
         """
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            host,
-            port,
-            backlog=4096,
-            reuse_port=reuse_port or None,
-            ssl_context=ssl_context,
+        assert self._runner.server is not None
+        self._doors = doors = FrontDoors(
+            loop=asyncio.get_running_loop(),
+            api=self.api,
+            sockets=self.sockets,
+            open_socket=self._open_upgraded,
+            fallback=self._runner.server,
+            max_body_bytes=self.limits.max_http_body_bytes,
+            server_header=SERVER_SOFTWARE,
+        )
+        site = _FrontDoorSite(
+            self._runner, doors, host, port, ssl_context=ssl_context, reuse_port=reuse_port
         )
         await site.start()
+        self._sweeper = asyncio.create_task(self._sweep(doors))
+
+    @staticmethod
+    async def _sweep(doors: FrontDoors) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            doors.sweep()
 
     async def stop_accepting(self) -> None:
         """Close the listening socket; established connections carry on."""
@@ -117,9 +202,15 @@ class Transport:
 
     async def close(self) -> None:
         """Stop listening and close every remaining connection."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self.sockets.close_all()
+        if self._doors is not None:
+            self._doors.close()  # idle ones now, busy ones after their answer
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._doors is not None:
+            await self._doors.wait_idle()
         await asyncio.sleep(0)  # connection_lost of the sockets closed above
         await self.sockets.wait_idle()
 
@@ -181,11 +272,17 @@ class Transport:
         socket = await self._take_over(request, ws)
         if socket is None:
             return ws  # the client left during the handshake
-        try:
-            await self._open(request, socket)
-        except Exception:
-            log.exception("event=open_failed")
-            socket.close(INTERNAL_ERROR, "Internal server error")
+        forwarded = tuple(request.headers.getall("X-Forwarded-For", ()))
+        await self._open_safely(
+            socket,
+            Handshake(
+                request.match_info["key"],
+                request.query,
+                request.headers.get("Origin"),
+                request.remote,
+                forwarded,
+            ),
+        )
         return self._taken_over
 
     async def _take_over(self, request: web.Request, ws: web.WebSocketResponse) -> WebSocket | None:
@@ -212,20 +309,41 @@ class Transport:
             socket.data_received(tail)
         return socket
 
-    async def _open(self, request: web.Request, socket: WebSocket) -> None:
-        problem = protocol_problem(request.query)
+    def _open_upgraded(self, socket: WebSocket, upgrade: Upgrade) -> None:
+        """The front door answered an upgrade: open the session (or refuse), then send."""
+        assert self._doors is not None
+        forwarded = upgrade.headers.get("x-forwarded-for")
+        handshake = Handshake(
+            upgrade.key,
+            upgrade.query,
+            upgrade.headers.get("origin"),
+            peer_address(socket.transport),
+            () if forwarded is None else (forwarded,),
+        )
+        self._doors.spawn(self._open_safely(socket, handshake))
+
+    async def _open_safely(self, socket: WebSocket, handshake: Handshake) -> None:
+        try:
+            await self._open(socket, handshake)
+        except Exception:
+            log.exception("event=open_failed")
+            socket.close(INTERNAL_ERROR, "Internal server error")
+        finally:
+            socket.uncork()
+
+    async def _open(self, socket: WebSocket, handshake: Handshake) -> None:
+        problem = protocol_problem(handshake.query)
         if problem is not None:
             self._refuse_socket(socket, *problem)
             return
-        app = await self.node.apps.find_by_key(request.match_info["key"])
+        app = await self.node.apps.find_by_key(handshake.key)
         if app is None:
             self._refuse_socket(socket, ErrorCode.APP_NOT_FOUND, "App key does not exist")
             return
-        if not origin_allowed(request.headers.get("Origin"), app.allowed_origins):
+        if not origin_allowed(handshake.origin, app.allowed_origins):
             self._refuse_socket(socket, ErrorCode.UNAUTHORIZED, "Origin not allowed")
             return
-        forwarded = request.headers.getall("X-Forwarded-For", ())
-        refusal = await self.admission.admit(app, request.remote, forwarded)
+        refusal = await self.admission.admit(app, handshake.peer, handshake.forwarded_for)
         if refusal is not None:
             self._refuse_socket(socket, *refusal)
             return

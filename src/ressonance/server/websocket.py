@@ -1,14 +1,17 @@
 """One WebSocket after the handshake: our own asyncio protocol on the connection's transport.
 
-The transport (aiohttp) answers the upgrade, then hands the socket to a `WebSocket`, which from
-then on is the connection's only protocol. Per connection it holds this slotted object, a
-`FrameReader` (empty while idle) and the session; no task while the client is silent.
+The front door (or, for the upgrades it hands on, aiohttp) answers the upgrade, then hands the
+socket to a `WebSocket`, which from then on is the connection's only protocol. Per connection
+it holds this slotted object, a `FrameReader` (empty while idle) and the session; no task while
+the client is silent.
 
 Rules:
 1. Client frames are parsed by `protocol.websocket.FrameReader`; text messages go to
    `node.receive` in order, one at a time. A task runs only while messages are being handled;
    past `MAX_INBOX` waiting messages the socket stops reading until they are handled.
 2. Writes are pre-built frames straight to the transport (this object is the session's outlet).
+   Until the session is open they are held with the 101 answer (`uncork`), so a connection's
+   handshake and its first Pusher frames leave in one write.
 3. Closing: the server sends a close frame and waits up to `CLOSE_TIMEOUT_SECONDS` for the
    client's; a client's close is answered with 1000, and then the TCP connection is closed
    (RFC 6455 §7.1.1). A protocol violation sends a close frame with 1002, 1007 or 1009 and
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from ressonance.protocol import messages as m
@@ -53,9 +57,13 @@ class Sockets:
         self.open: set[WebSocket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def adopt(self, transport: asyncio.Transport) -> WebSocket:
-        """Make a new `WebSocket` the protocol of `transport`."""
-        socket = WebSocket(self, transport)
+    def adopt(self, transport: asyncio.Transport, preamble: bytes | None = None) -> WebSocket:
+        """Make a new `WebSocket` the protocol of `transport`.
+
+        With `preamble` (the server's answer to the upgrade), the socket holds it and every
+        frame written after it until `uncork()`, so they leave in one write.
+        """
+        socket = WebSocket(self, transport, preamble)
         transport.set_protocol(socket)
         self.open.add(socket)
         return socket
@@ -83,18 +91,25 @@ class WebSocket(asyncio.Protocol):
     __slots__ = (
         "_client_code",
         "_closing",
+        "_corked",
         "_inbox",
         "_lost",
         "_reader",
         "_sockets",
+        "buffered",
         "session",
         "task",
         "transport",
     )
 
-    def __init__(self, sockets: Sockets, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, sockets: Sockets, transport: asyncio.Transport, preamble: bytes | None = None
+    ) -> None:
         self._sockets = sockets
         self.transport = transport
+        # The outlet's `buffered()` is the transport's own method: one call less per
+        # recipient of a publish.
+        self.buffered: Callable[[], int] = transport.get_write_buffer_size
         self._reader = FrameReader(sockets.max_message_bytes)
         self.session: Session | None = None
         self.task: asyncio.Task[None] | None = None
@@ -102,15 +117,23 @@ class WebSocket(asyncio.Protocol):
         self._closing: asyncio.TimerHandle | None = None
         self._client_code: int | None = None  # the code of the client's Close, for metrics
         self._lost = False
+        # Written while the upgrade is answered and the session opens; sent by uncork().
+        self._corked = None if preamble is None else [preamble]
 
     # --- the session's outlet ------------------------------------------------------------
 
     def write(self, frame: bytes) -> None:
-        if not self.transport.is_closing():
+        if self._corked is not None:
+            self._corked.append(frame)
+        elif not self.transport.is_closing():
             self.transport.write(frame)
 
-    def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
+    def uncork(self) -> None:
+        """Send what was written while corked, in one write."""
+        corked = self._corked
+        if corked is not None:
+            self._corked = None
+            self.write(b"".join(corked))
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame with `code` and wait for the client's (idempotent)."""
@@ -159,6 +182,7 @@ class WebSocket(asyncio.Protocol):
                 self._client_code = event.code
                 if self._closing is None:
                     self.write(close_frame(NORMAL_CLOSURE))
+                self.uncork()
                 self.transport.close()
             else:
                 self._fail(event)
@@ -175,6 +199,7 @@ class WebSocket(asyncio.Protocol):
             self.session.close(failure.code, failure.reason)
         else:
             self.close(failure.code, failure.reason)
+        self.uncork()
         if self.transport.can_write_eof():
             self.transport.write_eof()
 
@@ -227,3 +252,4 @@ class WebSocket(asyncio.Protocol):
                 self._inbox = None
         if self._lost:
             await node.close_session(session, self._client_code)
+            self.session = None  # no cycle with session.outlet: refcounting frees both
