@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Final
 
 from ressonance.apps import open_registry
-from ressonance.apps.base import AppRecord, AppRegistry
+from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
 from ressonance.apps.file import FileAppRegistry, record_from_table
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan, resolve
+from ressonance.protocol.plans import BUILTIN_PLANS, Plan
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
@@ -277,23 +277,10 @@ def _resolved(
     for index, record in enumerate(records):
         where = "RESSONANCE_APP" if record is env_record else f"apps[{index}]"
         try:
-            apps.append(_resolve_record(record, plans))
+            apps.append(resolve_record(record, plans))
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}") from None
     return tuple(apps)
-
-
-def _resolve_record(record: AppRecord, plans: Mapping[str, Plan]) -> App:
-    return resolve(
-        id=record.id,
-        key=record.key,
-        secret=record.secret,
-        name=record.name,
-        enabled=record.enabled,
-        plan=record.plan,
-        overrides=record.settings,
-        plans=plans,
-    )
 
 
 def _check_tls(settings: Settings, *, cert_flag: bool, key_flag: bool) -> None:
@@ -452,7 +439,7 @@ def app_from_environment(
 ) -> App | None:
     """The environment's app with its plan applied, or None when there is none."""
     record = environment_record(environ)
-    return None if record is None else _resolve_record(record, plans)
+    return None if record is None else resolve_record(record, plans)
 
 
 def _env_value(setting: str, raw: str, variable: str) -> object:

@@ -26,10 +26,16 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final
 
-from ressonance.apps.base import AppExistsError, AppNotFoundError, AppRecord, AppRegistry
+from ressonance.apps.base import (
+    AppExistsError,
+    AppNotFoundError,
+    AppRecord,
+    AppRegistry,
+    resolve_record,
+)
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan, resolve
+from ressonance.protocol.plans import BUILTIN_PLANS, Plan
 from ressonance.protocol.settings import APP_SETTINGS, check_setting
 
 log = logging.getLogger(__name__)
@@ -239,16 +245,7 @@ class AppAdmin:
 
     def _resolve(self, record: AppRecord) -> App:
         try:
-            return resolve(
-                id=record.id,
-                key=record.key,
-                secret=record.secret,
-                name=record.name,
-                enabled=record.enabled,
-                plan=record.plan,
-                overrides=record.settings,
-                plans=self.plans,
-            )
+            return resolve_record(record, self.plans)
         except ConfigError as exc:
             raise InvalidAppError(str(exc)) from None
 

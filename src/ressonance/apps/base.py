@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from ressonance.protocol.app import App
+from ressonance.protocol.plans import BUILTIN_PLANS, Plan, resolve
 
 
 class AppStore(Protocol):
@@ -98,3 +99,17 @@ class AppRegistry(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+def resolve_record(record: AppRecord, plans: Mapping[str, Plan] = BUILTIN_PLANS) -> App:
+    """The effective App of a record: its plan's settings, then its own (ConfigError if bad)."""
+    return resolve(
+        id=record.id,
+        key=record.key,
+        secret=record.secret,
+        name=record.name,
+        enabled=record.enabled,
+        plan=record.plan,
+        overrides=record.settings,
+        plans=plans,
+    )

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 
-from ressonance.apps.base import AppRecord, AppRegistry
+from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan, resolve
+from ressonance.protocol.plans import BUILTIN_PLANS, Plan
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +117,7 @@ class AppCatalog:
 
     def _resolve(self, record: AppRecord) -> App | None:
         try:
-            return resolve(
-                id=record.id,
-                key=record.key,
-                secret=record.secret,
-                name=record.name,
-                enabled=record.enabled,
-                plan=record.plan,
-                overrides=record.settings,
-                plans=self.plans,
-            )
+            return resolve_record(record, self.plans)
         except (ConfigError, TypeError, ValueError) as exc:
             log.error("event=app_skipped app_id=%s error=%r", record.id, str(exc))
             return None
