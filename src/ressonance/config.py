@@ -29,7 +29,7 @@ from typing import Final
 
 from ressonance.apps import open_registry
 from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
-from ressonance.apps.file import FileAppRegistry, record_from_table
+from ressonance.apps.file import FileAppRegistry, record_from_table, unique_by_id
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
 from ressonance.protocol.plans import BUILTIN_PLANS, Plan
@@ -185,7 +185,7 @@ def load_settings(
     env_record = environment_record(environ)
     if env_record is not None:
         records.append(env_record)
-    _check_unique(records)
+    unique_by_id(records)
     apps_url = apps or environ.get("RESSONANCE_APPS") or settings.apps_url
     if apps_url and records:
         raise ConfigError(_BOTH_APP_SOURCES)
@@ -460,16 +460,6 @@ def _env_value(setting: str, raw: str, variable: str) -> object:
     if setting in _APP_STRINGS or setting in CHOICE_SETTINGS:
         return raw
     raise ConfigError(f"{variable}: unknown app setting {setting!r}")
-
-
-def _check_unique(apps: list[AppRecord]) -> None:
-    for attribute in ("id", "key"):
-        seen: set[str] = set()
-        for app in apps:
-            value = getattr(app, attribute)
-            if value in seen:
-                raise ConfigError(f"apps: two apps share the {attribute} {value!r}")
-            seen.add(value)
 
 
 def _state_dir(environ: Mapping[str, str]) -> Path:

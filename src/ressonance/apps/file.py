@@ -85,7 +85,7 @@ class FileAppRegistry:
         stamp = self._file_stamp() if self.path is not None else None
         try:
             loaded = [*self._fixed, *(read_apps_file(self.path) if self.path else ())]
-            records = _unique(loaded)
+            records = unique_by_id(loaded)
         except ConfigError as exc:
             if raise_errors:
                 raise
@@ -160,7 +160,8 @@ def _record_string(name: str, value: object, where: str) -> str:
     return value
 
 
-def _unique(records: list[AppRecord]) -> dict[str, AppRecord]:
+def unique_by_id(records: list[AppRecord]) -> dict[str, AppRecord]:
+    """The records by id; ConfigError when two share an id or a key."""
     for attribute in ("id", "key"):
         seen: set[str] = set()
         for record in records:
