@@ -33,6 +33,7 @@ from ressonance.apps.file import FileAppRegistry, record_from_table, unique_by_i
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
 from ressonance.protocol.plans import BUILTIN_PLANS, Plan
+from ressonance.protocol.settings import text_value
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
@@ -443,21 +444,9 @@ def app_from_environment(
 
 
 def _env_value(setting: str, raw: str, variable: str) -> object:
-    if setting in BOOL_SETTINGS:
-        lowered = raw.strip().lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{variable}: must be true or false, not {raw[:20]!r}")
-    if setting in INT_SETTINGS:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{variable}: must be an integer, not {raw[:20]!r}") from None
-    if setting == "allowed_origins":
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if setting in _APP_STRINGS or setting in CHOICE_SETTINGS:
+    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins"):
+        return text_value(setting, raw, variable)
+    if setting in _APP_STRINGS:
         return raw
     raise ConfigError(f"{variable}: unknown app setting {setting!r}")
 

@@ -48,20 +48,25 @@ def check_setting(name: str, value: object, where: str | None = None) -> object:
 def parse_setting(name: str, text: str, where: str | None = None) -> object:
     """The value of a setting typed as text (`true`, `500`, `-1`, `a.com,b.com`), checked."""
     where = name if where is None else where
-    value: object = text
+    return check_setting(name, text_value(name, text, where), where)
+
+
+def text_value(name: str, text: str, where: str) -> object:
+    """`text` read as the type of the setting `name` (a boolean word, an integer, a comma list
+    of origins; anything else stays text); ConfigError naming `where` if it cannot be."""
     if name in BOOL_SETTINGS:
         lowered = text.strip().lower()
         if lowered not in _TRUE + _FALSE:
             raise ConfigError(f"{where}: must be true or false, not {text[:20]!r}")
-        value = lowered in _TRUE
-    elif name in INT_SETTINGS:
+        return lowered in _TRUE
+    if name in INT_SETTINGS:
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
             raise ConfigError(f"{where}: must be an integer, not {text[:20]!r}") from None
-    elif name == "allowed_origins":
-        value = [part.strip() for part in text.split(",") if part.strip()]
-    return check_setting(name, value, where)
+    if name == "allowed_origins":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
 
 
 def _origins(origins: tuple[str, ...], where: str) -> list[str]:
