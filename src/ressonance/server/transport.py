@@ -117,6 +117,16 @@ def peer_address(transport: asyncio.BaseTransport) -> str | None:
     return str(peername)
 
 
+async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None when it is larger than `limit` (declared or as read)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return None
+
+
 def json_response(response: ApiResponse) -> web.Response:
     return web.Response(
         body=orjson.dumps(response.body),
@@ -229,29 +239,27 @@ class Transport:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._not_found(request)  # a WebSocket upgrade on an API path
         limit = self.limits.max_http_body_bytes
-        too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
-        unread = ApiRequest(request.method, request.path, dict(request.query), b"")
-        if request.content_length is not None and request.content_length > limit:
+        body = await _read_bounded(request, limit)
+        query = dict(request.query)
+        if body is None:
+            too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
+            unread = ApiRequest(request.method, request.path, query, b"")
             return json_response(self.api.refuse(unread, too_large))
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return json_response(self.api.refuse(unread, too_large))
-        api_request = ApiRequest(request.method, request.path, unread.query, body)
+        api_request = ApiRequest(request.method, request.path, query, body)
         return json_response(await self.api.handle(api_request))
 
     async def _admin(self, request: web.Request) -> web.StreamResponse:
         if self.admin is None:
             return json_response(error_response(ApiError(404, DISABLED)))
-        length = request.content_length
-        oversized = length is not None and length > self.admin.max_body_bytes
-        try:
-            body = b"" if oversized else await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            oversized, body = True, b""
+        body = await _read_bounded(request, self.admin.max_body_bytes)
         authorization = request.headers.get("Authorization", "")
         admin_request = AdminRequest(
-            request.method, request.path, dict(request.query), authorization, body, oversized
+            request.method,
+            request.path,
+            dict(request.query),
+            authorization,
+            body or b"",
+            body is None,
         )
         return json_response(await self.admin.handle(admin_request))
 
