@@ -6,21 +6,22 @@ JS := tests/e2e/js
 
 .PHONY: run test lint typecheck unit fuzz e2e-deps clean
 
+# Installs take the versions in requirements.lock (scripts/lock.sh refreshes it).
 # Two install stamps: `make run` installs the server with its Redis and NATS clients only;
 # everything else installs the test tools too.
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-$(RUN_STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,nats,sqlite,postgres]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[redis,nats,sqlite,postgres]'
 	touch $@
 
-$(TEST_STAMP): pyproject.toml
+$(TEST_STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,nats,sqlite,postgres,test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[redis,nats,sqlite,postgres,test]'
 	touch $@ $(RUN_STAMP)
 
 ## run: install (first time) and start one node with a development app

@@ -298,6 +298,6 @@ class RedisBackbone:
 
 async def _discard(pubsub: PubSub) -> None:
     try:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        await pubsub.aclose()
     except Exception:  # closing a broken connection may fail again; it is gone either way
         log.debug("event=backbone_close_failed backend=redis", exc_info=True)

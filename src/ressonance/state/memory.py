@@ -1,10 +1,21 @@
-"""Presence state of one process, in dictionaries."""
+"""The shared state of one process, in dictionaries: the default without a shared store.
+
+Each class keeps the guarantees its seam states in `state.base`; expiry and windows follow an
+injected clock where there is one.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-
 from ressonance.presence.base import Departure, PresenceFullError
+import math
+from collections.abc import Callable
+from ressonance.cache.base import CachedEvent
+from ressonance.ratelimit.base import Decision
+from collections.abc import Sequence
+from ressonance.usage.base import DayUsage
+from collections.abc import Mapping
+from ressonance.protocol.app import UNLIMITED
 
 
 class MemoryPresenceStore:
@@ -109,3 +120,97 @@ class MemoryPresenceStore:
 
     async def reap_dead_nodes(self) -> list[Departure]:
         return []
+
+
+class MemoryCacheStore:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._values: dict[tuple[str, str], tuple[str, str, float]] = {}
+
+    async def put(self, app_id: str, channel: str, event: str, data: str, ttl: int) -> None:
+        self._values[app_id, channel] = (event, data, self._clock() + ttl)
+
+    async def get(self, app_id: str, channel: str) -> CachedEvent | None:
+        value = self._values.get((app_id, channel))
+        if value is None:
+            return None
+        event, data, expires_at = value
+        left = expires_at - self._clock()
+        if left <= 0:
+            del self._values[app_id, channel]
+            return None
+        return CachedEvent(event, data, math.ceil(left))
+
+
+class MemoryRateLimiter:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    async def consume(self, key: str, limit: int, cost: int = 1) -> Decision:
+        now = self._clock()
+        window = math.floor(now)
+        start, used = self._windows.get(key, (window, 0))
+        if start != window:
+            used = 0
+        retry_after = window + 1 - now
+        if used + cost > limit:
+            self._windows[key] = (window, used)
+            return Decision(False, limit, max(0, limit - used), retry_after)
+        self._windows[key] = (window, used + cost)
+        return Decision(True, limit, limit - used - cost, retry_after)
+
+    async def forget(self, key: str) -> None:
+        self._windows.pop(key, None)
+
+
+class MemoryUsageStore:
+    def __init__(self) -> None:
+        self._messages: dict[tuple[str, str], int] = {}
+        self._peaks: dict[tuple[str, str], int] = {}
+
+    async def add_messages(self, app_id: str, day: str, count: int) -> int:
+        total = self._messages.get((app_id, day), 0) + count
+        self._messages[(app_id, day)] = total
+        return total
+
+    async def messages(self, app_id: str, day: str) -> int:
+        return self._messages.get((app_id, day), 0)
+
+    async def record_connections(self, app_id: str, day: str, connections: int) -> None:
+        key = (app_id, day)
+        self._peaks[key] = max(self._peaks.get(key, 0), connections)
+
+    async def usage(self, app_id: str, days: Sequence[str]) -> list[DayUsage]:
+        return [
+            DayUsage(day, self._messages.get((app_id, day), 0), self._peaks.get((app_id, day), 0))
+            for day in days
+        ]
+
+
+class MemoryConnectionCounter:
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    async def acquire(self, app_id: str, limit: int) -> int | None:
+        count = self._counts.get(app_id, 0)
+        if limit != UNLIMITED and count >= limit:
+            return None
+        self._counts[app_id] = count + 1
+        return count + 1
+
+    async def release(self, app_id: str) -> None:
+        count = self._counts.get(app_id, 0) - 1
+        if count > 0:
+            self._counts[app_id] = count
+        else:
+            self._counts.pop(app_id, None)
+
+    async def count(self, app_id: str) -> int:
+        return self._counts.get(app_id, 0)
+
+    async def heartbeat(self) -> bool:
+        return True
+
+    async def restore(self, counts: Mapping[str, int]) -> None:
+        self._counts = {app_id: n for app_id, n in counts.items() if n > 0}

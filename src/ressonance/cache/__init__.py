@@ -1,1 +1,0 @@
-"""Cache stores: the last event of each cache channel."""

@@ -1,1 +1,0 @@
-"""Concurrent connections per app, counted across every node."""

@@ -1,1 +1,0 @@
-"""Presence stores: who is subscribed where, cluster-wide."""

@@ -1,1 +1,0 @@
-"""Rate limiters: how many of something may happen per second."""

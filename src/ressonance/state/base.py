@@ -1,0 +1,207 @@
+"""The seams of the shared state a node keeps with the others, picked together by `--state`.
+
+Every seam is a `typing.Protocol` with a memory implementation (one node) and a Redis one
+(a cluster); its docstring states what it guarantees.
+
+- `PresenceStore`: channel occupancy, presence rosters and signed-in users. It is the one
+  place the HTTP API reads counts from, so every node answers the same once a shared
+  implementation is plugged in. `add_member` reports True exactly once per user per channel
+  (the user's first connection), and `remove_member` returns the user id exactly once (their
+  last connection leaving): member_added and member_removed fire once per user, never per tab
+  (reference §2.2). `add_user_connection` / `remove_user_connection` do the same for
+  signed-in users, which drives watchlist online/offline events.
+- `CacheStore`: the last event of a cache channel, kept for a TTL (reference §2.2); `get`
+  never returns an expired value.
+- `RateLimiter`: fixed one-second windows per key. It knows nothing of HTTP or WebSockets;
+  callers turn a `Decision` into a pusher:error or into 429 headers.
+- `UsageStore`: per-app, per-day counters. Messages are counted the way Pusher counts them:
+  one per published event per channel plus one per copy delivered to a subscriber. Days are
+  UTC dates, "YYYY-MM-DD".
+- `ConnectionCounter`: how many connections each app has open, cluster-wide, as the sum
+  over the nodes that are alive. `acquire` checks the limit and counts the new connection in
+  one atomic step, so nodes admitting at the same time never take an app past its limit
+  together. A node that stops heartbeating stops counting once its registration expires
+  (the node TTL); after a lapse (`heartbeat` returned False) the node writes its true counts
+  again with `restore`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+from ressonance.protocol.errors import RessonanceError
+from collections.abc import Sequence
+from collections.abc import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """What a dead node's connections left behind, for the survivors to announce.
+
+    `user_id` is set when a presence member left its channel (member_removed) or, with an
+    empty `channel`, when a signed-in user's last connection is gone (watchlist offline).
+    `count` is the channel's remaining subscription count.
+    """
+
+    app_id: str
+    channel: str
+    user_id: str | None
+    count: int
+
+
+class PresenceFullError(RessonanceError):
+    """A new user would push a presence channel past its member limit; nothing was recorded."""
+
+
+class PresenceStore(Protocol):
+    async def join(self, app_id: str, channel: str, socket_id: str) -> int:
+        """Count `socket_id` as subscribed; returns the channel's subscription count."""
+        ...
+
+    async def leave(self, app_id: str, channel: str, socket_id: str) -> int:
+        """Forget `socket_id`'s subscription; returns the remaining subscription count."""
+        ...
+
+    async def subscription_count(self, app_id: str, channel: str) -> int: ...
+
+    async def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
+        """Occupied channels starting with `prefix`, with their subscription counts."""
+        ...
+
+    async def add_member(
+        self,
+        app_id: str,
+        channel: str,
+        socket_id: str,
+        user_id: str,
+        user_info: object,
+        max_users: int | None = None,
+    ) -> bool:
+        """Add a presence member connection; True when the user is new to the channel.
+
+        With `max_users`, a NEW user is refused (PresenceFullError, nothing recorded) when the
+        channel already has that many users; the check and the add are one atomic step, so
+        the limit holds across nodes. Another connection of a user already in is always let in.
+        """
+        ...
+
+    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+        """Remove a member connection; the user id when it was the user's last one."""
+        ...
+
+    async def members(self, app_id: str, channel: str) -> dict[str, object]:
+        """user_id -> user_info of a presence channel (no order is promised).
+
+        A user's info is the one their first connection joined with.
+        """
+        ...
+
+    async def user_count(self, app_id: str, channel: str) -> int: ...
+
+    async def add_user_connection(self, app_id: str, user_id: str, socket_id: str) -> bool:
+        """Index a signed-in connection; True when it is the user's first."""
+        ...
+
+    async def remove_user_connection(self, app_id: str, user_id: str, socket_id: str) -> bool:
+        """Drop a signed-in connection; True when it was the user's last."""
+        ...
+
+    async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
+        """Which of `user_ids` are signed in on at least one connection."""
+        ...
+
+    async def heartbeat(self) -> bool:
+        """Say this node is alive (a shared store expires nodes that stop saying it).
+
+        Returns False when this node's registration had lapsed (its first heartbeat, or the
+        store lost it: expired during an outage, or the store restarted empty); the node then
+        writes its connections' state again.
+        """
+        ...
+
+    async def reap_dead_nodes(self) -> list[Departure]:
+        """Remove the entries of nodes that stopped heartbeating; each is reaped once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEvent:
+    """A cached channel event and the seconds it has left to live."""
+
+    event: str
+    data: str
+    ttl: int
+
+
+class CacheStore(Protocol):
+    async def put(self, app_id: str, channel: str, event: str, data: str, ttl: int) -> None: ...
+
+    async def get(self, app_id: str, channel: str) -> CachedEvent | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+
+
+class RateLimiter(Protocol):
+    async def consume(self, key: str, limit: int, cost: int = 1) -> Decision:
+        """Spend `cost` of `key`'s `limit` per second; refused spends nothing."""
+        ...
+
+    async def forget(self, key: str) -> None:
+        """Drop `key`'s state (its owner went away)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DayUsage:
+    day: str
+    messages: int = 0
+    peak_connections: int = 0
+
+
+class UsageStore(Protocol):
+    async def add_messages(self, app_id: str, day: str, count: int) -> int:
+        """Add `count` messages to the app's day; the day's new total."""
+        ...
+
+    async def messages(self, app_id: str, day: str) -> int:
+        """The app's messages on `day` so far."""
+        ...
+
+    async def record_connections(self, app_id: str, day: str, connections: int) -> None:
+        """Note a cluster-wide concurrent connection count (the day keeps its peak)."""
+        ...
+
+    async def usage(self, app_id: str, days: Sequence[str]) -> list[DayUsage]:
+        """The app's usage on each of `days`, in that order (zeros for days without any)."""
+        ...
+
+
+class ConnectionCounter(Protocol):
+    async def acquire(self, app_id: str, limit: int) -> int | None:
+        """Count one more connection of `app_id` on this node, unless the app already has
+        `limit` (-1: no limit) across the cluster; the new cluster-wide total, or None when
+        refused (nothing counted)."""
+        ...
+
+    async def release(self, app_id: str) -> None:
+        """One connection of `app_id` on this node closed (never counts below zero)."""
+        ...
+
+    async def count(self, app_id: str) -> int:
+        """The app's open connections across the nodes that are alive."""
+        ...
+
+    async def heartbeat(self) -> bool:
+        """Keep this node's counts alive; False when its registration had lapsed."""
+        ...
+
+    async def restore(self, counts: Mapping[str, int]) -> None:
+        """Set this node's counts to `counts` (app id -> open connections); apps not in
+        `counts` have none here."""
+        ...

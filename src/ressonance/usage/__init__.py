@@ -1,1 +1,0 @@
-"""Usage metering: what each app used, per UTC day (messages, peak connections)."""
