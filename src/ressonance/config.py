@@ -30,10 +30,10 @@ from typing import Final
 from ressonance.apps import open_registry
 from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
 from ressonance.apps.file import FileAppRegistry, record_from_table, unique_by_id
+from ressonance.apps.plans import BUILTIN_PLANS, Plan
+from ressonance.apps.settings import text_value
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan
-from ressonance.protocol.settings import text_value
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context

@@ -10,7 +10,7 @@ import pytest
 from ressonance.apps.admin import AppAdmin, AppChange, InvalidAppError, secret_hint, timestamp
 from ressonance.apps.base import AppExistsError, AppNotFoundError, AppRecord
 from ressonance.apps.memory import MemoryAppRegistry
-from ressonance.protocol.plans import FREE, Plan
+from ressonance.apps.plans import FREE, Plan
 from tests.fakes import START_TIME, FakeClock
 
 PRO = Plan("pro", {"max_connections": 10_000, "enable_client_messages": True})

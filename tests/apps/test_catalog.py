@@ -11,7 +11,7 @@ import pytest
 from ressonance.apps.base import AppRecord
 from ressonance.apps.catalog import AppCatalog, AppsById
 from ressonance.apps.memory import MemoryAppRegistry
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan
+from ressonance.apps.plans import BUILTIN_PLANS, Plan
 
 SHOP = AppRecord(id="1", key="shop-key", secret="s1", name="shop")
 PRO = AppRecord(id="2", key="pro-key", secret="s2", plan="pro", settings={"max_connections": 7})

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from ressonance.apps.plans import BUILTIN_PLANS, FREE, Plan, resolve, setting_value
 from ressonance.protocol.app import UNLIMITED
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, FREE, Plan, resolve, setting_value
 
 
 def test_no_plan_keeps_the_defaults() -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from ressonance.apps.settings import APP_SETTINGS, MAX_INT, check_setting, parse_setting
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.settings import APP_SETTINGS, MAX_INT, check_setting, parse_setting
 
 
 def test_every_setting_an_app_takes_is_settable_except_identity_and_state() -> None:

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from ressonance import apps_command, cli
+from ressonance import cli
 from ressonance.apps.memory import MemoryAppRegistry
 from ressonance.apps.sqlite import SqliteAppRegistry
+from ressonance.cli import apps as apps_command
 from ressonance.config import Settings
-from ressonance.presence.redis import connect
-from ressonance.usage.redis import RedisUsageStore
+from ressonance.state.redis_presence import connect
+from ressonance.state.redis_usage import RedisUsageStore
 from tests import services
 
 Capture = pytest.CaptureFixture[str]

@@ -14,6 +14,7 @@ import pytest
 
 from ressonance import __version__, cli
 from ressonance.apps.base import AppRecord
+from ressonance.cli import serve as serve_command
 from ressonance.config import Settings
 from ressonance.protocol.app import App
 from ressonance.server.session import OutputLimits
@@ -45,8 +46,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
         calls.append(settings)
         return 0
 
-    monkeypatch.setattr(cli, "run_server", run_server)
-    monkeypatch.setattr(cli.logging, "basicConfig", lambda **kwargs: None)
+    monkeypatch.setattr(serve_command, "run_server", run_server)
+    monkeypatch.setattr(serve_command.logging, "basicConfig", lambda **kwargs: None)
     return calls
 
 
@@ -161,7 +162,9 @@ def test_the_log_level_comes_from_the_flag_or_the_file(
     monkeypatch: pytest.MonkeyPatch, started: list[Settings], argv: list[str], level: str
 ) -> None:
     levels: list[str] = []
-    monkeypatch.setattr(cli.logging, "basicConfig", lambda **kwargs: levels.append(kwargs["level"]))
+    monkeypatch.setattr(
+        serve_command.logging, "basicConfig", lambda **kwargs: levels.append(kwargs["level"])
+    )
 
     assert cli.main(argv) == 0
     assert levels == [level]
@@ -184,7 +187,7 @@ def serving(monkeypatch: pytest.MonkeyPatch) -> Callable[[Serve], list[dict[str,
             calls.append({"node": node, **kwargs})
             await fake(**kwargs)
 
-        monkeypatch.setattr(cli, "serve", serve)
+        monkeypatch.setattr(serve_command, "serve", serve)
         monkeypatch.setattr("uvloop.install", lambda: None)
         return calls
 
@@ -208,9 +211,9 @@ def test_run_server_prints_the_banner_once_listening(
         max_http_body_kb=3,
     )
 
-    assert cli.run_server(settings) == 0
+    assert serve_command.run_server(settings) == 0
 
-    assert capsys.readouterr().out == cli.banner(settings, [DEV]) + "\n"
+    assert capsys.readouterr().out == serve_command.banner(settings, [DEV]) + "\n"
     [call] = calls
     assert (call["host"], call["port"], call["timer_interval"]) == ("127.0.0.1", 7000, 1.0)
     assert call["node"].output_limits == OutputLimits(max_bytes=8 * 1024, max_messages=9)
@@ -226,7 +229,7 @@ def test_run_server_exits_1_when_the_port_is_taken(
 
     serving(taken)
 
-    assert cli.run_server(Settings(apps=(DEV,))) == 1
+    assert serve_command.run_server(Settings(apps=(DEV,))) == 1
     assert capsys.readouterr().err == (
         "ressonance: cannot listen on 127.0.0.1:6001: [Errno 98] Address already in use\n"
     )
@@ -238,7 +241,7 @@ def test_run_server_exits_1_when_the_port_is_taken(
 def test_the_banner_of_the_development_app_shows_how_to_connect() -> None:
     settings = Settings(host="127.0.0.1", port=6001, apps=(DEV,), dev_app=True)
 
-    text = cli.banner(settings)
+    text = serve_command.banner(settings)
 
     assert text.startswith(f"Ressonance {__version__} listening on http://127.0.0.1:6001\n")
     for line in [
@@ -262,7 +265,7 @@ def test_the_banner_of_the_development_app_shows_how_to_connect() -> None:
 
 
 def test_the_banner_uses_the_address_the_server_listens_on() -> None:
-    text = cli.banner(Settings(host="10.1.2.3", port=7000, apps=(DEV,), dev_app=True))
+    text = serve_command.banner(Settings(host="10.1.2.3", port=7000, apps=(DEV,), dev_app=True))
 
     assert "wsHost: '10.1.2.3', wsPort: 7000" in text
     assert "  PUSHER_PORT=7000" in text.splitlines()
@@ -271,7 +274,7 @@ def test_the_banner_uses_the_address_the_server_listens_on() -> None:
 def test_the_banner_of_a_tls_port_says_https_and_wss() -> None:
     settings = Settings(port=7000, apps=(DEV,), dev_app=True, tls_cert="c.pem", tls_key="k.pem")
 
-    text = cli.banner(settings)
+    text = serve_command.banner(settings)
 
     assert text.startswith(f"Ressonance {__version__} listening on https://127.0.0.1:7000\n")
     assert "wsHost: '127.0.0.1', wssPort: 7000, forceTLS: true," in text
@@ -292,7 +295,7 @@ def test_a_missing_tls_key_exits_2(
 
 
 def test_the_banner_offers_a_dialable_address_when_bound_to_all() -> None:
-    text = cli.banner(Settings(host="0.0.0.0", port=7000, apps=(DEV,), dev_app=True))
+    text = serve_command.banner(Settings(host="0.0.0.0", port=7000, apps=(DEV,), dev_app=True))
 
     assert "wsHost: '127.0.0.1', wsPort: 7000" in text
     assert "  PUSHER_HOST=127.0.0.1" in text.splitlines()
@@ -303,7 +306,7 @@ def test_the_banner_of_configured_apps_never_shows_a_secret() -> None:
     shop = App(id="100001", key="shop-key", secret="shop-secret")
     blog = App(id="100002", key="blog-key", secret="blog-secret", enabled=False)
 
-    text = cli.banner(Settings(apps=(shop, blog)))
+    text = serve_command.banner(Settings(apps=(shop, blog)))
 
     assert text.splitlines() == [
         f"Ressonance {__version__} listening on http://127.0.0.1:6001",

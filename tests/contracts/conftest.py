@@ -35,27 +35,31 @@ from ressonance.backbone.link import Backoff
 from ressonance.backbone.memory import MemoryBackbone
 from ressonance.backbone.nats import NatsBackbone
 from ressonance.backbone.redis import RedisBackbone
-from ressonance.cache.base import CacheStore
-from ressonance.cache.memory import MemoryCacheStore
-from ressonance.cache.redis import RedisCacheStore
-from ressonance.connections.base import ConnectionCounter
-from ressonance.connections.memory import MemoryConnectionCounter
-from ressonance.connections.redis import RedisConnectionCounter
-from ressonance.presence.base import PresenceStore
-from ressonance.presence.memory import MemoryPresenceStore
-from ressonance.presence.redis import RedisPresenceStore, connect as connect_redis
 from ressonance.protocol.app import (
     BOOL_SETTINGS,
     CHOICE_SETTINGS,
     INT_SETTINGS,
     App,
 )
-from ressonance.ratelimit.base import RateLimiter
-from ressonance.ratelimit.memory import MemoryRateLimiter
-from ressonance.ratelimit.redis import RedisRateLimiter
-from ressonance.usage.base import UsageStore
-from ressonance.usage.memory import MemoryUsageStore
-from ressonance.usage.redis import RedisUsageStore
+from ressonance.state.base import (
+    CacheStore,
+    ConnectionCounter,
+    PresenceStore,
+    RateLimiter,
+    UsageStore,
+)
+from ressonance.state.memory import (
+    MemoryCacheStore,
+    MemoryConnectionCounter,
+    MemoryPresenceStore,
+    MemoryRateLimiter,
+    MemoryUsageStore,
+)
+from ressonance.state.redis_cache import RedisCacheStore
+from ressonance.state.redis_connections import RedisConnectionCounter
+from ressonance.state.redis_presence import RedisPresenceStore, connect as connect_redis
+from ressonance.state.redis_ratelimit import RedisRateLimiter
+from ressonance.state.redis_usage import RedisUsageStore
 from tests import services
 from tests.fakes import FakeClock
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ressonance.cache.base import CachedEvent, CacheStore
+from ressonance.state.base import CachedEvent, CacheStore
 from tests.fakes import FakeClock
 
 

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from ressonance.connections.base import ConnectionCounter
+from ressonance.state.base import ConnectionCounter
 from tests.contracts.conftest import MakeCounter
 
 

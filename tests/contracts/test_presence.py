@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from ressonance.presence.base import PresenceFullError, PresenceStore
+from ressonance.state.base import PresenceFullError, PresenceStore
 
 
 async def test_subscription_counts_follow_joins_and_leaves(presence: PresenceStore) -> None:

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from ressonance.presence.base import Departure, PresenceStore
-from ressonance.presence.redis import RedisPresenceStore, connect
+from ressonance.state.base import Departure, PresenceStore
+from ressonance.state.redis_presence import RedisPresenceStore, connect
 from tests.contracts.conftest import unique_prefix
 
 SHARED_BACKENDS = ["redis"]

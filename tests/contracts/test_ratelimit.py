@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from ressonance.presence.redis import connect
-from ressonance.ratelimit.base import RateLimiter
-from ressonance.ratelimit.redis import RedisRateLimiter
+from ressonance.state.base import RateLimiter
+from ressonance.state.redis_presence import connect
+from ressonance.state.redis_ratelimit import RedisRateLimiter
 from tests.contracts.conftest import unique_prefix
 from tests.fakes import FakeClock
 

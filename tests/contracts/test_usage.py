@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from ressonance.presence.redis import connect
-from ressonance.usage.base import DayUsage, UsageStore
-from ressonance.usage.redis import RedisUsageStore
+from ressonance.state.base import DayUsage, UsageStore
+from ressonance.state.redis_presence import connect
+from ressonance.state.redis_usage import RedisUsageStore
 from tests.contracts.conftest import unique_prefix
 
 

@@ -15,8 +15,8 @@ import pytest
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRecord
 from ressonance.apps.memory import MemoryAppRegistry
-from ressonance.protocol.plans import FREE
-from ressonance.protocol.settings import APP_SETTINGS
+from ressonance.apps.plans import FREE
+from ressonance.apps.settings import APP_SETTINGS
 from ressonance.server.admin_api import (
     DISABLED,
     PREFIX,
@@ -26,7 +26,7 @@ from ressonance.server.admin_api import (
     usage_days,
 )
 from ressonance.server.http_api import ApiResponse
-from ressonance.usage.memory import MemoryUsageStore
+from ressonance.state.memory import MemoryUsageStore
 from tests.fakes import FakeClock
 
 TOKEN = "t0ken-for-tests-0123456789"

@@ -12,14 +12,12 @@ import pytest
 
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.backbone.memory import MemoryBackbone
-from ressonance.cache.memory import MemoryCacheStore
-from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
-from ressonance.ratelimit.base import Decision, RateLimiter
-from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.admission import Admission, AdmissionLimits, rate_key
 from ressonance.server.node import Node
+from ressonance.state.base import Decision, RateLimiter
+from ressonance.state.memory import MemoryCacheStore, MemoryPresenceStore, MemoryRateLimiter
 from tests.fakes import FakeClock
 from tests.server.clients import Client
 from tests.server.conftest import APP, MakeNode

@@ -8,12 +8,11 @@ import contextlib
 
 import pytest
 
-from ressonance.connections.memory import MemoryConnectionCounter
-from ressonance.presence.base import Departure
-from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
+from ressonance.state.base import Departure
+from ressonance.state.memory import MemoryConnectionCounter, MemoryPresenceStore
 from tests.fakes import FakeOutlet
 from tests.server.clients import Connect, joined
 from tests.server.conftest import APP

@@ -14,18 +14,15 @@ import json
 
 import pytest
 
-from ressonance.connections.memory import MemoryConnectionCounter
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
-from ressonance.ratelimit.base import Decision
-from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.http_api import ApiResponse, HttpApi
 from ressonance.server.node import Node
 from ressonance.server.quotas import utc_day
 from ressonance.server.service import memory_node
 from ressonance.server.session import Session
-from ressonance.usage.base import DayUsage
-from ressonance.usage.memory import MemoryUsageStore
+from ressonance.state.base import DayUsage, Decision
+from ressonance.state.memory import MemoryConnectionCounter, MemoryRateLimiter, MemoryUsageStore
 from tests.fakes import FakeClock, FakeOutlet
 from tests.server.clients import Client, joined, trigger
 from tests.server.conftest import APP, Connect, MakeNode

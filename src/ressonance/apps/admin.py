@@ -8,8 +8,8 @@ Rules kept here, so both front ends keep them:
   from Pusher or another server); the secret is always generated.
 - A secret leaves this module only in the `Issued` result of `create` and `rotate_secret`.
   Everything else (`AppView`, logs, `repr`s) carries a hint: its last 4 characters.
-- Every change is validated before it is stored: each setting's value (protocol/settings.py)
-  and the whole app resolved against the configured plans (protocol/plans.py), so a registry
+- Every change is validated before it is stored: each setting's value (apps/settings.py)
+  and the whole app resolved against the configured plans (apps/plans.py), so a registry
   never holds an app that nodes would refuse to load. Failures raise `InvalidAppError`
   naming the field.
 """
@@ -33,10 +33,10 @@ from ressonance.apps.base import (
     AppRegistry,
     resolve_record,
 )
+from ressonance.apps.plans import BUILTIN_PLANS, Plan
+from ressonance.apps.settings import APP_SETTINGS, check_setting
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan
-from ressonance.protocol.settings import APP_SETTINGS, check_setting
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
+from ressonance.apps.plans import BUILTIN_PLANS, Plan, resolve
 from ressonance.protocol.app import App
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan, resolve
 
 
 class AppStore(Protocol):

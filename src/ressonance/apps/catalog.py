@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 
 from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
+from ressonance.apps.plans import BUILTIN_PLANS, Plan
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import BUILTIN_PLANS, Plan
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Final
 
 from ressonance.apps.base import AppRecord, ReadOnlyRegistryError
+from ressonance.apps.plans import setting_value
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import setting_value
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from ressonance.apps.plans import setting_value
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.plans import setting_value
 
 # What an app may set for itself (on top of its plan): every limit and feature, never the
 # credentials, the name, the plan or `enabled`, which have their own operations.

@@ -28,11 +28,11 @@ from ressonance.apps.base import (
     AppRegistry,
     ReadOnlyRegistryError,
 )
+from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.config import REDIS_SCHEMES, Settings, load_settings, open_app_registry
 from ressonance.protocol.errors import ConfigError
-from ressonance.protocol.settings import APP_SETTINGS, parse_setting
 from ressonance.server.admin_api import MAX_USAGE_DAYS, PREFIX, usage_days
-from ressonance.usage.base import DayUsage, UsageStore
+from ressonance.state.base import DayUsage, UsageStore
 
 OK: Final = 0
 FAILED: Final = 1  # not found, conflict, or a backend out of reach
@@ -67,8 +67,8 @@ async def open_usage(settings: Settings) -> AsyncIterator[UsageStore | None]:
         return
     from redis.exceptions import RedisError
 
-    from ressonance.presence.redis import connect
-    from ressonance.usage.redis import RedisUsageStore
+    from ressonance.state.redis_presence import connect
+    from ressonance.state.redis_usage import RedisUsageStore
 
     redis = connect(settings.state_url)
     try:

@@ -1,4 +1,4 @@
-"""The `ressonance` command: parse arguments, load settings, build a node and run it."""
+"""`ressonance serve`: load settings, build a node (or several workers) and run it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ressonance import __version__, apps_command
+from ressonance import __version__
 from ressonance.apps import redacted_url
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRegistry
@@ -26,13 +26,10 @@ from ressonance.server.admin_api import AdminApi
 from ressonance.server.service import build_node, serve
 from ressonance.server.tls import Certificate, TlsError
 from ressonance.server.transport import TransportLimits
-from ressonance.usage.base import UsageStore
+from ressonance.state.base import UsageStore
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ressonance", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"ressonance {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("serve", help="run a node (WebSocket + HTTP API on one port)")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 6001)")
@@ -61,14 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="app store: sqlite:///path.db, postgresql://... or apps.toml "
         "(default: [[apps]] of --config, else sqlite in the state directory)",
     )
-    apps_command.add_parser(commands)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "apps":
-        return apps_command.run(args)
+def run(args: argparse.Namespace) -> int:
+    """Load the settings the flags name (flags > environment > file) and run the server."""
     try:
         settings = load_settings(
             config_file=args.config,

@@ -30,8 +30,8 @@ from ressonance.apps.admin import AppAdmin, AppChange, InvalidAppError
 from ressonance.apps.base import AppExistsError, AppNotFoundError, ReadOnlyRegistryError
 from ressonance.protocol.errors import ApiError
 from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
-from ressonance.usage.base import UsageStore
-from ressonance.usage.redis import RETENTION_DAYS
+from ressonance.state.base import UsageStore
+from ressonance.state.redis_usage import RETENTION_DAYS
 
 log = logging.getLogger(__name__)
 

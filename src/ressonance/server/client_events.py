@@ -19,10 +19,10 @@ from ressonance.protocol.app import App
 from ressonance.protocol.connection import ClientEventReceived
 from ressonance.protocol.errors import ErrorCode
 from ressonance.protocol.frames import text_frame
-from ressonance.ratelimit.base import RateLimiter
 from ressonance.server.fanout import Fanout
 from ressonance.server.quotas import CONNECTION_CLIENT_EVENTS, Quotas
 from ressonance.server.session import Session
+from ressonance.state.base import RateLimiter
 
 
 class ClientEvents:

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ressonance.backbone.base import BackboneUnavailableError
-from ressonance.presence.base import PresenceStore
 from ressonance.protocol import rest
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
-from ressonance.ratelimit.base import Decision
 from ressonance.server.node import Node
+from ressonance.state.base import Decision, PresenceStore
 
 log = logging.getLogger(__name__)
 

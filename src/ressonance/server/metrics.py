@@ -94,7 +94,7 @@ class AppCounters:
     def received(self, text: str) -> None:
         """One text message from a client of this app."""
         self.messages_in += 1
-        self.bytes_in += len(text) if text.isascii() else len(text.encode())
+        self.bytes_in += len(text) if text.isascii() else len(text.encode(errors="surrogatepass"))
 
 
 class Metrics:

@@ -25,10 +25,6 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone
-from ressonance.cache.base import CacheStore
-from ressonance.connections.base import ConnectionCounter
-from ressonance.connections.memory import MemoryConnectionCounter
-from ressonance.presence.base import Departure, PresenceStore
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import classify
@@ -42,7 +38,6 @@ from ressonance.protocol.connection import (
 )
 from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.protocol.rest import Trigger
-from ressonance.ratelimit.base import RateLimiter
 from ressonance.server.client_events import ClientEvents
 from ressonance.server.fanout import Fanout
 from ressonance.server.hub import Hub
@@ -52,8 +47,15 @@ from ressonance.server.registry import Refusal, SessionRegistry
 from ressonance.server.session import Outlet, OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
-from ressonance.usage.base import UsageStore
-from ressonance.usage.memory import MemoryUsageStore
+from ressonance.state.base import (
+    CacheStore,
+    ConnectionCounter,
+    Departure,
+    PresenceStore,
+    RateLimiter,
+    UsageStore,
+)
+from ressonance.state.memory import MemoryConnectionCounter, MemoryUsageStore
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from ressonance.connections.base import ConnectionCounter
 from ressonance.protocol.app import UNLIMITED, App
-from ressonance.ratelimit.base import Decision, RateLimiter
 from ressonance.server.metrics import Metrics
-from ressonance.usage.base import UsageStore
+from ressonance.state.base import ConnectionCounter, Decision, RateLimiter, UsageStore
 
 log = logging.getLogger(__name__)
 

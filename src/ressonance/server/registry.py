@@ -27,13 +27,13 @@ from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.channels import classify
 from ressonance.protocol.connection import Connection
 from ressonance.protocol.errors import ErrorCode
-from ressonance.ratelimit.base import RateLimiter
 from ressonance.server.fanout import Fanout
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import CONNECTIONS, Quotas
 from ressonance.server.session import Outlet, OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
+from ressonance.state.base import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,8 @@ from ressonance.apps.base import AppStore
 from ressonance.apps.catalog import AppCatalog
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.backbone.memory import MemoryBackbone
-from ressonance.cache.memory import MemoryCacheStore
-from ressonance.presence.memory import MemoryPresenceStore
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
-from ressonance.ratelimit.memory import MemoryRateLimiter
 from ressonance.server.admin_api import AdminApi
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.liveness import run_liveness
@@ -33,6 +30,7 @@ from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.tls import Certificate
 from ressonance.server.transport import Transport, TransportLimits
+from ressonance.state.memory import MemoryCacheStore, MemoryPresenceStore, MemoryRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +83,11 @@ def build_node(
     if backbone_url.startswith("memory://") and state_url.startswith("memory://"):
         return _memory_node(apps, clock, max_buffer_bytes, max_buffer_messages)
     from ressonance.backbone import create_backbone
-    from ressonance.cache.redis import RedisCacheStore
-    from ressonance.connections.redis import RedisConnectionCounter
-    from ressonance.presence.redis import RedisPresenceStore, connect
-    from ressonance.ratelimit.redis import RedisRateLimiter
-    from ressonance.usage.redis import RedisUsageStore
+    from ressonance.state.redis_cache import RedisCacheStore
+    from ressonance.state.redis_connections import RedisConnectionCounter
+    from ressonance.state.redis_presence import RedisPresenceStore, connect
+    from ressonance.state.redis_ratelimit import RedisRateLimiter
+    from ressonance.state.redis_usage import RedisUsageStore
 
     node_id = secrets.token_hex(8)
     redis = connect(state_url)

@@ -25,8 +25,6 @@ from collections.abc import Callable
 
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import topic_of
-from ressonance.cache.base import CacheStore
-from ressonance.presence.base import PresenceFullError, PresenceStore
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import Channel, ChannelKind
@@ -35,6 +33,7 @@ from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.server.counts import CountThrottle
 from ressonance.server.fanout import Fanout
 from ressonance.server.session import Session
+from ressonance.state.base import CacheStore, PresenceFullError, PresenceStore
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Final
 
 from ressonance.backbone.base import BackboneMessage, topic_of
-from ressonance.presence.base import PresenceStore
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import USER_CHANNEL_PREFIX
@@ -25,6 +24,7 @@ from ressonance.protocol.errors import ErrorCode
 from ressonance.protocol.frames import text_frame
 from ressonance.server.fanout import Fanout
 from ressonance.server.session import Session
+from ressonance.state.base import PresenceStore
 
 WATCHLIST_TOPIC: Final = "#watchlist-"
 

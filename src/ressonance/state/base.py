@@ -27,11 +27,11 @@ Every seam is a `typing.Protocol` with a memory implementation (one node) and a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
 from ressonance.protocol.errors import RessonanceError
-from collections.abc import Sequence
-from collections.abc import Mapping
 
 
 @dataclass(frozen=True, slots=True)

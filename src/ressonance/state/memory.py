@@ -6,16 +6,12 @@ injected clock where there is one.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from ressonance.presence.base import Departure, PresenceFullError
 import math
-from collections.abc import Callable
-from ressonance.cache.base import CachedEvent
-from ressonance.ratelimit.base import Decision
-from collections.abc import Sequence
-from ressonance.usage.base import DayUsage
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+
 from ressonance.protocol.app import UNLIMITED
+from ressonance.state.base import CachedEvent, DayUsage, Decision, Departure, PresenceFullError
 
 
 class MemoryPresenceStore:

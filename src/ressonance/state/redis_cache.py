@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ressonance.cache.base import CachedEvent
+from ressonance.state.base import CachedEvent
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

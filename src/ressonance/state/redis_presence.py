@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from ressonance.presence.base import Departure, PresenceFullError
+from ressonance.state.base import Departure, PresenceFullError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from ressonance.ratelimit.base import Decision
+from ressonance.state.base import Decision
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from ressonance.usage.base import DayUsage
+from ressonance.state.base import DayUsage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

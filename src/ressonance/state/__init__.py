@@ -1,0 +1,1 @@
+"""`--state`: what a node shares with the others (presence, counts, cache, limits, usage)."""
