@@ -35,7 +35,8 @@ class Topic(NamedTuple):
 
     @property
     def name(self) -> str:
-        """`<app id>:<channel>`, the name brokers know the topic by (every version alike)."""
+        """`<app id>:<channel>`: the Redis channel or NATS subject of the topic is made from it,
+        the same for every wire version, so nodes of two versions share them."""
         return f"{self.app_id}:{self.channel}"
 
 
