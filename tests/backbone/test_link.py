@@ -8,9 +8,11 @@ import logging
 
 import pytest
 
-from ressonance.backbone.base import BackboneMessage
+from ressonance.backbone.base import BackboneMessage, Topic
 from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
-from ressonance.backbone.wire import encode_message
+from ressonance.backbone.wire import PREVIOUS_VERSION, encode_message
+
+NEWS = Topic("1", "news")
 
 
 @pytest.mark.parametrize(
@@ -61,14 +63,14 @@ def test_each_state_change_is_logged_once(caplog: pytest.LogCaptureFixture) -> N
 
 def test_deliver_hands_over_wanted_topics_only() -> None:
     received: list[BackboneMessage] = []
-    wanted = BackboneMessage("1:news", b"frame", "1.2", "node", 4009)
+    wanted = BackboneMessage(NEWS, b"frame", "1.2", "node", 4009)
+    gone = BackboneMessage(Topic("1", "gone"), b"frame")
 
-    deliver(encode_message(wanted), {"1:news"}, received.append, "test")
-    deliver(
-        encode_message(BackboneMessage("1:gone", b"frame")), {"1:news"}, received.append, "test"
-    )
+    deliver(encode_message(wanted), {NEWS}, received.append, "test")
+    deliver(encode_message(gone), {NEWS}, received.append, "test")
+    deliver(encode_message(wanted, PREVIOUS_VERSION), {NEWS}, received.append, "test")
 
-    assert received == [wanted]
+    assert received == [wanted, wanted]
 
 
 def test_deliver_survives_a_corrupt_payload_and_a_failing_handler(
@@ -77,8 +79,8 @@ def test_deliver_survives_a_corrupt_payload_and_a_failing_handler(
     def handler(message: BackboneMessage) -> None:
         raise RuntimeError("node bug")
 
-    deliver(b"\x09garbage", {"1:news"}, handler, "test")
-    deliver(encode_message(BackboneMessage("1:news", b"f")), {"1:news"}, handler, "test")
+    deliver(b"\x09garbage", {NEWS}, handler, "test")
+    deliver(encode_message(BackboneMessage(NEWS, b"f")), {NEWS}, handler, "test")
 
     assert "event=backbone_bad_message" in caplog.text
     assert "event=backbone_deliver_failed backend=test topic=1:news" in caplog.text

@@ -19,7 +19,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ressonance.backbone.base import MessageHandler
+from ressonance.backbone.base import MessageHandler, Topic
 from ressonance.backbone.wire import WireError, decode_message
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def deliver(data: bytes, wanted: Container[str], handler: MessageHandler, backend: str) -> None:
+def deliver(data: bytes, wanted: Container[Topic], handler: MessageHandler, backend: str) -> None:
     """Decode `data` and hand it to `handler` if its topic is `wanted`.
 
     A topic unsubscribed a moment ago can still have messages in flight; they stop here.
@@ -83,7 +83,8 @@ def deliver(data: bytes, wanted: Container[str], handler: MessageHandler, backen
     try:
         handler(message)
     except Exception:
-        log.exception("event=backbone_deliver_failed backend=%s topic=%s", backend, message.topic)
+        topic = message.topic.name
+        log.exception("event=backbone_deliver_failed backend=%s topic=%s", backend, topic)
 
 
 class LinkState:

@@ -11,6 +11,9 @@ Rules:
    pusher:subscription_error messages, and the connection stays open (closing with a 40xx
    code would stop pusher-js from reconnecting, §7).
 3. A channel is "subscribed" only after the node said so; client events need that (§2.4).
+   A name is classified once, when it is requested: `channels` keeps the `Channel` (and
+   the presence member) for what comes later (client events, unsubscribe, the node's
+   close and resync), so nothing classifies a subscribed name again.
 4. Abuse limits (issue "Apps, plans and protection" §4), per connection, by token buckets fed
    the `now` of each frame: every frame takes an inbound token before it is even parsed
    (`max_inbound_messages_per_sec`, bursts of that many plus `max_channels_per_connection`,
@@ -73,6 +76,14 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscription:
+    """A channel the connection has joined, with its presence member (None elsewhere)."""
+
+    channel: Channel
+    member: Member | None
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeRequested:
     channel: Channel
     member: Member | None
@@ -114,7 +125,7 @@ class Connection:
     app: App
     socket_id: str
     last_seen: float
-    channels: dict[str, Member | None] = field(default_factory=dict)
+    channels: dict[str, Subscription] = field(default_factory=dict)  # by channel name
     pending: set[str] = field(default_factory=set)
     user: User | None = None
     ping_sent_at: float | None = None
@@ -306,7 +317,7 @@ class Connection:
     def subscription_succeeded(self, channel: Channel, member: Member | None, data: object) -> None:
         """The node accepted a subscription; `data` is the presence roster or None."""
         self.pending.discard(channel.name)
-        self.channels[channel.name] = member
+        self.channels[channel.name] = Subscription(channel, member)
         self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, {} if data is None else data, channel.name))
 
     def subscription_refused(self, refusal: SubscriptionError) -> None:
@@ -316,10 +327,10 @@ class Connection:
         )
 
     def _unsubscribe(self, name: str) -> list[Event]:
-        if name not in self.channels:
+        joined = self.channels.pop(name, None)
+        if joined is None:
             return []
-        member = self.channels.pop(name)
-        return [Unsubscribed(classify(name), member)]
+        return [Unsubscribed(joined.channel, joined.member)]
 
     # --- sign-in ------------------------------------------------------------------------
 
@@ -384,14 +395,15 @@ class Connection:
 
         if not self.app.enable_client_messages:
             raise reject("Client events are not enabled for this app")
-        channel = classify(name)
+        joined = self.channels.get(name)
+        channel = classify(name) if joined is None else joined.channel
         if not channel.accepts_client_events:
             raise reject("Client events are only allowed on private and presence channels")
-        if name not in self.channels:
+        if joined is None:
             raise reject(f"No current subscription to channel {name}, or subscription in progress")
         if len(event) > self.app.max_event_name_length:
             raise reject(f"Event name is longer than {self.app.max_event_name_length} characters")
-        member = self.channels[name]
+        member = joined.member
         try:
             payload = m.encode_channel_event(
                 name, event, request.data, member.user_id if member is not None else None
@@ -430,4 +442,6 @@ class Connection:
     @property
     def authorized(self) -> bool:
         """Signed in, or subscribed to a channel that needed a signature."""
-        return self.user is not None or any(classify(c).needs_auth for c in self.channels)
+        return self.user is not None or any(
+            joined.channel.needs_auth for joined in self.channels.values()
+        )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ressonance.protocol.channels import ChannelKind, classify
+from ressonance.protocol.channels import ChannelKind
 from ressonance.server.node import Node
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,10 @@ async def resync_state(node: Node) -> None:
     for session in list(node.sessions.values()):
         connection = session.connection
         app_id = connection.app.id
-        for name, member in list(connection.channels.items()):
-            if classify(name).kind is ChannelKind.USER:
+        for joined in list(connection.channels.values()):
+            if joined.channel.kind is ChannelKind.USER:
                 continue  # user channels are not occupancy (the user index covers them)
+            name, member = joined.channel.name, joined.member
             await node.presence.join(app_id, name, session.socket_id)
             if member is not None:
                 await node.presence.add_member(

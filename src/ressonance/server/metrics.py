@@ -156,10 +156,10 @@ class Metrics:
 
     # --- deliveries, HTTP API, event loop ----------------------------------------------------
 
-    def delivered(self, topic: str, frame: bytes, count: int) -> None:
-        """A publish's frame went to `count` local sessions of `topic` ("app_id:channel")."""
+    def delivered(self, app_id: str, frame: bytes, count: int) -> None:
+        """A publish's frame went to `count` local sessions of a channel of app `app_id`."""
         if count:
-            self.app(topic.partition(":")[0]).sent(frame, count)
+            self.app(app_id).sent(frame, count)
 
     def published(self, app_id: str, started: float) -> None:
         """One event of the HTTP API was written locally; `started` is a `timer()` reading."""

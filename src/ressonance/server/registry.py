@@ -24,7 +24,6 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from ressonance.protocol.app import UNLIMITED, App
-from ressonance.protocol.channels import classify
 from ressonance.protocol.connection import Connection
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.fanout import Fanout
@@ -137,8 +136,8 @@ class SessionRegistry:
     async def _forget(self, session: Session) -> None:
         connection = session.connection
         await self.quotas.release(connection.app.id, session.socket_id)
-        for name, member in list(connection.channels.items()):
-            await self.subscriptions.leave(session, classify(name), member)
+        for joined in list(connection.channels.values()):
+            await self.subscriptions.leave(session, joined.channel, joined.member)
         connection.channels.clear()
         if connection.user is not None:
             await self.users.signed_out(session, connection.user)

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 
 from ressonance.apps.base import AppStore
-from ressonance.backbone.base import topic_of
+from ressonance.backbone.base import Topic
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import Channel, ChannelKind
@@ -82,7 +82,7 @@ class Subscriptions:
                 session.flush()
                 return
         try:
-            await self.fanout.index(session, topic_of(app.id, channel.name))
+            await self.fanout.index(session, Topic(app.id, channel.name))
             count = 0
             if channel.kind is not ChannelKind.USER:  # not an occupied channel to the HTTP API
                 count = await self.presence.join(app.id, channel.name, session.socket_id)
@@ -120,7 +120,7 @@ class Subscriptions:
         app = session.connection.app
         try:
             if channel.kind is not ChannelKind.USER:  # a user channel stays while signed in
-                await self.fanout.unindex(session, topic_of(app.id, channel.name))
+                await self.fanout.unindex(session, Topic(app.id, channel.name))
             if member is not None:
                 await self.presence.remove_member(app.id, channel.name, session.socket_id)
             if channel.kind is not ChannelKind.USER:
@@ -159,7 +159,7 @@ class Subscriptions:
     async def leave(self, session: Session, channel: Channel, member: Member | None) -> None:
         app = session.connection.app
         if channel.kind is not ChannelKind.USER:  # kept while signed in
-            await self.fanout.unindex(session, topic_of(app.id, channel.name))
+            await self.fanout.unindex(session, Topic(app.id, channel.name))
         count = await self.presence.leave(app.id, channel.name, session.socket_id)
         if member is not None:
             gone = await self.presence.remove_member(app.id, channel.name, session.socket_id)
@@ -176,14 +176,14 @@ class Subscriptions:
         # Not on presence channels, which have member events instead (reference §2.2).
         if not app.subscription_count or channel.is_presence:
             return
-        if self._counts.send_now(topic_of(app.id, channel.name), count, self.clock()):
+        if self._counts.send_now(Topic(app.id, channel.name), count, self.clock()):
             message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, channel.name)
             await self.fanout.broadcast(app, channel.name, message)
 
     async def send_owed_counts(self) -> None:
         """The throttled counts whose time has come (the node's timer calls this)."""
         for topic in self._counts.due(self.clock()):
-            app_id, _, name = topic.partition(":")
+            app_id, name = topic
             app = await self.apps.find_by_id(app_id)
             count = await self.presence.subscription_count(app_id, name)
             if app is not None and count > 0:
