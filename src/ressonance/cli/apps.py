@@ -29,7 +29,8 @@ from ressonance.apps.base import (
     ReadOnlyRegistryError,
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
-from ressonance.config import REDIS_SCHEMES, Settings, load_settings, open_app_registry
+from ressonance.apps.sourcing import open_app_registry
+from ressonance.config import REDIS_SCHEMES, Settings, load_settings
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admin_api import MAX_USAGE_DAYS, PREFIX, usage_days
 from ressonance.state.base import DayUsage, UsageStore
@@ -56,7 +57,7 @@ class UsageUnavailableError(Exception):
 
 async def open_registry(settings: Settings) -> AppRegistry:
     """The registry `serve` reads its apps from (the same settings, the same store)."""
-    return await open_app_registry(settings)
+    return await open_app_registry(settings.app_source)
 
 
 @asynccontextmanager

@@ -18,8 +18,9 @@ from ressonance.apps import redacted_url
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRegistry
 from ressonance.apps.catalog import AppCatalog
+from ressonance.apps.sourcing import DEV_APP_NAME, open_app_registry
 from ressonance.backbone.base import BackboneUnavailableError
-from ressonance.config import DEV_APP_NAME, LOG_LEVELS, Settings, load_settings, open_app_registry
+from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admin_api import AdminApi
@@ -104,7 +105,7 @@ def run_server(settings: Settings) -> int:
 
 async def load_apps(settings: Settings) -> list[App]:
     """The apps the settings name, as a node would serve them now."""
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         catalog = AppCatalog(registry, settings.plan_map)
         await catalog.refresh()
@@ -148,7 +149,7 @@ async def _serve(
     settings: Settings, certificate: Certificate | None, *, announce: bool, reuse_port: bool
 ) -> None:
     """Open the app registry, build the node on it, serve until stopped; close the registry."""
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         catalog = AppCatalog(registry, settings.plan_map)
         await catalog.refresh()
