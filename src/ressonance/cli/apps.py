@@ -31,7 +31,7 @@ from ressonance.apps.base import (
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.apps.sourcing import open_app_registry
 from ressonance.config import REDIS_SCHEMES, Settings, load_settings
-from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.errors import ConfigError, RessonanceError
 from ressonance.server.admin_api import PREFIX
 from ressonance.server.usage_report import MAX_USAGE_DAYS, UsageReport, usage_report
 from ressonance.state.base import UsageStore
@@ -44,7 +44,7 @@ RegistryFactory = Callable[[Settings], Awaitable[AppRegistry]]
 UsageFactory = Callable[[Settings], AbstractAsyncContextManager[UsageStore | None]]
 
 
-class CommandError(Exception):
+class CommandError(RessonanceError):
     """What the command prints on stderr before exiting with `status`."""
 
     def __init__(self, message: str, status: int) -> None:
@@ -52,7 +52,7 @@ class CommandError(Exception):
         self.status = status
 
 
-class UsageUnavailableError(Exception):
+class UsageUnavailableError(RessonanceError):
     """The shared usage store did not answer."""
 
 
