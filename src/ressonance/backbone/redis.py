@@ -27,9 +27,10 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Literal
 
 from ressonance.backbone.base import BackboneMessage, BackboneUnavailableError, MessageHandler
-from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver
 from ressonance.backbone.wire import encode_message
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -54,7 +55,7 @@ class RedisBackbone:
     ) -> None:
         if find_spec("redis") is None:
             raise ConfigError(
-                f"backbone {redacted(url)}: needs redis-py: pip install 'ressonance[redis]'"
+                f"backbone {redacted_url(url)}: needs redis-py: pip install 'ressonance[redis]'"
             )
         self._url = url
         self._prefix = prefix + ":"
@@ -102,7 +103,9 @@ class RedisBackbone:
             pubsub = await self._connect()
         except (RedisError, OSError) as exc:
             await self._close_clients()
-            raise BackboneUnavailableError(f"cannot reach {redacted(self._url)}: {exc}") from exc
+            raise BackboneUnavailableError(
+                f"cannot reach {redacted_url(self._url)}: {exc}"
+            ) from exc
         self._task = asyncio.create_task(self._run(pubsub), name="redis-backbone")
         try:
             async with asyncio.timeout(self._timeout):
@@ -110,19 +113,19 @@ class RedisBackbone:
         except TimeoutError:
             await self.close()
             raise BackboneUnavailableError(
-                f"no working connection to {redacted(self._url)} in {self._timeout}s"
+                f"no working connection to {redacted_url(self._url)} in {self._timeout}s"
             ) from None
 
     async def publish(self, message: BackboneMessage) -> None:
         from redis.exceptions import RedisError
 
         if self._publisher is None or not self._state.healthy:
-            raise BackboneUnavailableError(f"backbone {redacted(self._url)} is disconnected")
+            raise BackboneUnavailableError(f"backbone {redacted_url(self._url)} is disconnected")
         try:
             await self._publisher.publish(self._channel(message.topic), encode_message(message))
         except (RedisError, OSError) as exc:
             raise BackboneUnavailableError(
-                f"publish to {redacted(self._url)} failed: {exc}"
+                f"publish to {redacted_url(self._url)} failed: {exc}"
             ) from exc
 
     async def subscribe(self, topic: str) -> None:
