@@ -23,7 +23,6 @@ from ressonance.server.admin_api import (
     AdminApi,
     AdminRequest,
     openapi_document,
-    usage_days,
 )
 from ressonance.server.http_api import ApiResponse
 from ressonance.state.memory import MemoryUsageStore
@@ -459,10 +458,6 @@ async def test_a_failing_registry_is_500_and_logged(
 
 
 # --- usage -----------------------------------------------------------------------------------
-
-
-def test_usage_days_end_today_in_utc_oldest_first() -> None:
-    assert usage_days(FakeClock().now, 3) == ["2023-11-12", "2023-11-13", "2023-11-14"]
 
 
 async def test_usage_per_day_with_a_total(

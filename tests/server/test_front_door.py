@@ -34,6 +34,7 @@ from ressonance.server.node import Node
 from ressonance.server.service import memory_node
 from ressonance.server.websocket import Sockets, WebSocket
 from tests.fakes import decode_text_frame, split_frames
+from tests.frames import PING, client_frame
 
 APP = App(id="1", key="app-key", secret="app-secret", name="test")
 SERVER = "Python/3.11 aiohttp/3.14.5"
@@ -270,7 +271,7 @@ async def test_aiohttp_takes_over_after_answered_requests(harness: Harness) -> N
 
 async def test_an_upgrade_and_the_first_frames_leave_in_one_write(harness: Harness) -> None:
     door, transport = harness.connect()
-    ping = bytes((0x89, 0x80)) + b"\x01\x02\x03\x04"  # a masked, empty ping right behind
+    ping = client_frame(PING)  # a masked, empty ping right behind
     door.data_received(upgrade() + ping)
     await settle()
     (write,) = transport.writes

@@ -37,9 +37,10 @@ from ressonance.backbone.base import (
     MessageHandler,
     Topic,
 )
-from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver
 from ressonance.backbone.wire import VERSION, encode_message
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -76,7 +77,7 @@ class NatsBackbone:
     ) -> None:
         if find_spec("nats") is None:
             raise ConfigError(
-                f"backbone {redacted(url)}: needs nats-py: pip install 'ressonance[nats]'"
+                f"backbone {redacted_url(url)}: needs nats-py: pip install 'ressonance[nats]'"
             )
         _check_prefix(prefix)
         self._url = url
@@ -107,7 +108,9 @@ class NatsBackbone:
         try:
             closed = await self._open()
         except (NatsError, OSError) as exc:
-            raise BackboneUnavailableError(f"cannot reach {redacted(self._url)}: {exc}") from exc
+            raise BackboneUnavailableError(
+                f"cannot reach {redacted_url(self._url)}: {exc}"
+            ) from exc
         self._task = asyncio.create_task(self._run(closed), name="nats-backbone")
 
     async def publish(self, message: BackboneMessage) -> None:
@@ -115,13 +118,13 @@ class NatsBackbone:
 
         client = self._client
         if client is None or not self.healthy:
-            raise BackboneUnavailableError(f"backbone {redacted(self._url)} is disconnected")
+            raise BackboneUnavailableError(f"backbone {redacted_url(self._url)} is disconnected")
         try:
             payload = encode_message(message, self._wire_version)
             await client.publish(subject_of(self._prefix, message.topic), payload)
         except (NatsError, OSError) as exc:
             raise BackboneUnavailableError(
-                f"publish to {redacted(self._url)} failed: {exc}"
+                f"publish to {redacted_url(self._url)} failed: {exc}"
             ) from exc
 
     async def subscribe(self, topic: Topic) -> None:

@@ -34,9 +34,10 @@ from ressonance.backbone.base import (
     MessageHandler,
     Topic,
 )
-from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver
 from ressonance.backbone.wire import VERSION, encode_message
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -62,7 +63,7 @@ class RedisBackbone:
     ) -> None:
         if find_spec("redis") is None:
             raise ConfigError(
-                f"backbone {redacted(url)}: needs redis-py: pip install 'ressonance[redis]'"
+                f"backbone {redacted_url(url)}: needs redis-py: pip install 'ressonance[redis]'"
             )
         self._url = url
         self._prefix = prefix + ":"
@@ -111,7 +112,9 @@ class RedisBackbone:
             pubsub = await self._connect()
         except (RedisError, OSError) as exc:
             await self._close_clients()
-            raise BackboneUnavailableError(f"cannot reach {redacted(self._url)}: {exc}") from exc
+            raise BackboneUnavailableError(
+                f"cannot reach {redacted_url(self._url)}: {exc}"
+            ) from exc
         self._task = asyncio.create_task(self._run(pubsub), name="redis-backbone")
         try:
             async with asyncio.timeout(self._timeout):
@@ -119,20 +122,20 @@ class RedisBackbone:
         except TimeoutError:
             await self.close()
             raise BackboneUnavailableError(
-                f"no working connection to {redacted(self._url)} in {self._timeout}s"
+                f"no working connection to {redacted_url(self._url)} in {self._timeout}s"
             ) from None
 
     async def publish(self, message: BackboneMessage) -> None:
         from redis.exceptions import RedisError
 
         if self._publisher is None or not self._state.healthy:
-            raise BackboneUnavailableError(f"backbone {redacted(self._url)} is disconnected")
+            raise BackboneUnavailableError(f"backbone {redacted_url(self._url)} is disconnected")
         try:
             payload = encode_message(message, self._wire_version)
             await self._publisher.publish(self._channel(message.topic), payload)
         except (RedisError, OSError) as exc:
             raise BackboneUnavailableError(
-                f"publish to {redacted(self._url)} failed: {exc}"
+                f"publish to {redacted_url(self._url)} failed: {exc}"
             ) from exc
 
     async def subscribe(self, topic: Topic) -> None:

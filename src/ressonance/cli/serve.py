@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ressonance import __version__
-from ressonance.apps import redacted_url
+from ressonance.apps import SHOWN_LIMIT
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRegistry
 from ressonance.apps.catalog import AppCatalog
+from ressonance.apps.sourcing import DEV_APP_NAME, open_app_registry
 from ressonance.backbone.base import BackboneUnavailableError
-from ressonance.config import DEV_APP_NAME, LOG_LEVELS, Settings, load_settings, open_app_registry
+from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 from ressonance.server.admin_api import AdminApi
 from ressonance.server.service import build_node, serve
 from ressonance.server.tls import Certificate, TlsError
@@ -104,7 +106,7 @@ def run_server(settings: Settings) -> int:
 
 async def load_apps(settings: Settings) -> list[App]:
     """The apps the settings name, as a node would serve them now."""
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         catalog = AppCatalog(registry, settings.plan_map)
         await catalog.refresh()
@@ -148,7 +150,7 @@ async def _serve(
     settings: Settings, certificate: Certificate | None, *, announce: bool, reuse_port: bool
 ) -> None:
     """Open the app registry, build the node on it, serve until stopped; close the registry."""
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         catalog = AppCatalog(registry, settings.plan_map)
         await catalog.refresh()
@@ -254,7 +256,7 @@ def banner(settings: Settings, apps: Sequence[App] | None = None) -> str:
     scheme = "https" if settings.tls else "http"
     lines = [f"Ressonance {__version__} listening on {scheme}://{settings.host}:{settings.port}"]
     if settings.registry_url:
-        lines.append(f"  apps from {redacted_url(settings.registry_url)}")
+        lines.append(f"  apps from {redacted_url(settings.registry_url, SHOWN_LIMIT)}")
     for app in apps:
         lines.append(f"  app {app.id} key={app.key}{' (disabled)' if not app.enabled else ''}")
     if not apps:

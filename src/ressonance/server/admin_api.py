@@ -20,7 +20,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Final
 
@@ -30,15 +29,13 @@ from ressonance.apps.admin import AppAdmin, AppChange, InvalidAppError
 from ressonance.apps.base import AppExistsError, AppNotFoundError, ReadOnlyRegistryError
 from ressonance.protocol.errors import ApiError
 from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
+from ressonance.server.usage_report import DEFAULT_USAGE_DAYS, MAX_USAGE_DAYS, usage_report
 from ressonance.state.base import UsageStore
-from ressonance.state.redis_usage import RETENTION_DAYS
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "/admin/v1"
 MAX_BODY_BYTES: Final = 16 * 1024
-DEFAULT_USAGE_DAYS: Final = 7
-MAX_USAGE_DAYS: Final = RETENTION_DAYS  # what the shared usage store keeps
 REALM: Final = 'Bearer realm="ressonance-admin"'
 NO_STORE: Final = {"Cache-Control": "no-store"}
 DISABLED: Final = (
@@ -89,12 +86,6 @@ def openapi_document() -> JsonBody:
     text = resources.files("ressonance.server").joinpath("admin_openapi.json").read_text()
     document: JsonBody = json.loads(text)
     return document
-
-
-def usage_days(now: float, count: int) -> list[str]:
-    """The `count` UTC days up to and including the day of `now`, oldest first."""
-    today = datetime.fromtimestamp(now, UTC).date()
-    return [(today - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
 
 
 class AdminApi:
@@ -246,18 +237,8 @@ class AdminApi:
     async def _usage(self, request: AdminRequest, params: Params) -> ApiResponse:
         days = _days(request.query.get("days"))
         app = await self.admin.show(params["id"])  # 404 for an unknown app
-        usage = await self.usage.usage(app.id, usage_days(self.admin.clock(), days))
-        return ApiResponse(
-            200,
-            {
-                "app_id": app.id,
-                "days": [
-                    {"day": d.day, "messages": d.messages, "peak_connections": d.peak_connections}
-                    for d in usage
-                ],
-                "total_messages": sum(d.messages for d in usage),
-            },
-        )
+        report = await usage_report(self.usage, app.id, now=self.admin.clock(), days=days)
+        return ApiResponse(200, report.to_json())
 
 
 def _object(body: bytes, *, allow_empty: bool) -> dict[str, object]:
