@@ -356,6 +356,17 @@ def test_usage_from_an_unreachable_redis_exits_1(
     assert err.startswith("ressonance: cannot read usage from redis://127.0.0.1:")
 
 
+def test_usage_never_prints_the_state_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    port = services.free_port()
+    monkeypatch.setenv("RESSONANCE_STATE", f"redis://app:hunter2@127.0.0.1:{port}/0")
+    status, _, err = run(capsys, "usage", "42")
+    assert status == 1
+    assert "hunter2" not in err
+    assert f"redis://app:***@127.0.0.1:{port}/0" in err
+
+
 async def _usage_answers(store: MemoryUsageStore, now: float) -> tuple[str, ApiResponse]:
     """What `ressonance apps usage 1 --days 2 --json` prints and what the admin API answers."""
 

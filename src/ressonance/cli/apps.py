@@ -32,6 +32,7 @@ from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.apps.sourcing import open_app_registry
 from ressonance.config import REDIS_SCHEMES, Settings, load_settings
 from ressonance.protocol.errors import ConfigError, RessonanceError
+from ressonance.protocol.urls import redacted_url
 from ressonance.server.admin_api import PREFIX
 from ressonance.server.usage_report import MAX_USAGE_DAYS, UsageReport, usage_report
 from ressonance.state.base import UsageStore
@@ -257,11 +258,14 @@ def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, 
     try:
         report = asyncio.run(_read_usage(factory, settings, args.app_id, args.days))
     except (OSError, UsageUnavailableError) as exc:
-        raise CommandError(f"cannot read usage from {settings.state_url}: {exc}", FAILED) from None
+        raise CommandError(
+            f"cannot read usage from {redacted_url(settings.state_url)}: {exc}", FAILED
+        ) from None
     if report is None:
         url = f"http://{settings.host}:{settings.port}{PREFIX}/apps/{args.app_id}/usage"
+        state = redacted_url(settings.state_url)
         raise CommandError(
-            f"usage is counted in the running node's memory (state {settings.state_url}), "
+            f"usage is counted in the running node's memory (state {state}), "
             "which this command cannot read. Ask the node's admin API:\n"
             f'  curl -H "Authorization: Bearer $RESSONANCE_ADMIN_TOKEN" "{url}?days={args.days}"'
             '\nor share usage between nodes with state = "redis://..." (docs/topics/scaling.md)',

@@ -136,7 +136,10 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
         return 2
     except BackboneUnavailableError as exc:
-        print(f"ressonance: cannot reach the backbone {settings.backbone}: {exc}", file=sys.stderr)
+        print(
+            f"ressonance: cannot reach the backbone {redacted_url(settings.backbone)}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:
         print(
@@ -243,7 +246,9 @@ def run_workers(settings: Settings, apps: list[App]) -> int:
     for worker in workers:
         worker.start()
     print(banner(settings, apps), flush=True)
-    print(f"  {settings.workers} worker processes over {settings.backbone}", flush=True)
+    print(
+        f"  {settings.workers} worker processes over {redacted_url(settings.backbone)}", flush=True
+    )
     for worker in workers:
         worker.join()
     return max(worker.exitcode or 0 for worker in workers)
