@@ -22,7 +22,7 @@ from ressonance.apps.memory import MemoryAppRegistry
 from ressonance.apps.sqlite import SqliteAppRegistry
 from ressonance.cli import apps as apps_command
 from ressonance.config import Settings
-from ressonance.state.redis_presence import connect
+from ressonance.state.redis import connect
 from ressonance.state.redis_usage import RedisUsageStore
 from tests import services
 

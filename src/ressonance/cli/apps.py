@@ -29,9 +29,10 @@ from ressonance.apps.base import (
     ReadOnlyRegistryError,
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
-from ressonance.config import REDIS_SCHEMES, Settings, load_settings, open_app_registry
+from ressonance.config import Settings, load_settings, open_app_registry
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admin_api import MAX_USAGE_DAYS, PREFIX, usage_days
+from ressonance.state import REDIS_SCHEMES
 from ressonance.state.base import DayUsage, UsageStore
 
 OK: Final = 0
@@ -67,7 +68,7 @@ async def open_usage(settings: Settings) -> AsyncIterator[UsageStore | None]:
         return
     from redis.exceptions import RedisError
 
-    from ressonance.state.redis_presence import connect
+    from ressonance.state.redis import connect
     from ressonance.state.redis_usage import RedisUsageStore
 
     redis = connect(settings.state_url)
