@@ -25,6 +25,7 @@ from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
+from ressonance.state import REDIS_SCHEMES, SCHEMES as STATE_SCHEMES
 
 MAX_CONFIG_BYTES: Final = 1 << 20
 _PLAN_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -113,8 +114,7 @@ class Settings:
         )
 
 
-REDIS_SCHEMES: Final = ("redis://", "rediss://")
-BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
+BACKBONE_SCHEMES: Final = ("memory://", "redis://", "rediss://", "nats://", "tls://")
 _SERVER_INTS: Final = (
     "max_ws_message_kb",
     "max_http_body_kb",
@@ -295,7 +295,7 @@ def _check_cluster(settings: Settings) -> None:
         raise ConfigError(
             f"backbone: {settings.backbone[:60]!r} is not a memory://, redis:// or nats:// URL"
         )
-    if not settings.state_url.startswith(("memory://", *REDIS_SCHEMES)):
+    if not settings.state_url.startswith(STATE_SCHEMES):
         raise ConfigError(f"state: {settings.state_url[:60]!r} is not a memory:// or redis:// URL")
     shared = not settings.backbone.startswith("memory://")
     if shared and settings.state_url.startswith("memory://"):

@@ -30,7 +30,7 @@ from ressonance.config import Settings
 from ressonance.server.admin_api import PREFIX, AdminApi, AdminRequest
 from ressonance.server.http_api import ApiResponse
 from ressonance.state.memory import MemoryUsageStore
-from ressonance.state.redis_presence import connect
+from ressonance.state.redis import connect
 from ressonance.state.redis_usage import RedisUsageStore
 from tests import services
 

@@ -12,7 +12,11 @@ from ressonance.protocol.app import App
 from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
 from ressonance.state.base import Departure
-from ressonance.state.memory import MemoryConnectionCounter, MemoryPresenceStore
+from ressonance.state.memory import (
+    MemoryConnectionCounter,
+    MemoryMembership,
+    MemoryPresenceStore,
+)
 from tests.fakes import FakeOutlet
 from tests.server.clients import Connect, joined
 from tests.server.conftest import APP
@@ -73,11 +77,10 @@ async def test_state_is_rewritten_into_a_store_that_lost_it(node: Node, connect:
     assert await node.presence.online(APP.id, ("bob", "carol")) == {"bob"}
 
 
-class BrokenPresence(MemoryPresenceStore):
-    """A shared store that is unreachable until `healed`."""
+class BrokenMembership(MemoryMembership):
+    """A shared store that is unreachable until `healed`, then comes back empty once."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.healed = False
         self.lapsed_once = False
 
@@ -92,8 +95,9 @@ class BrokenPresence(MemoryPresenceStore):
 
 async def test_readiness_follows_the_state_store(node: Node, connect: Connect) -> None:
     await joined(connect, "news")
-    broken = BrokenPresence()
-    node.presence = broken
+    broken = BrokenMembership()
+    node.membership = broken
+    node.presence = MemoryPresenceStore()  # what the store holds after it came back empty
     loop = asyncio.create_task(run_liveness(node, 0))
     try:
         for _ in range(20):
@@ -103,8 +107,8 @@ async def test_readiness_follows_the_state_store(node: Node, connect: Connect) -
         for _ in range(20):
             await asyncio.sleep(0)
         assert node.ready
-        # The first heartbeat after the outage found the registration gone: state rewritten.
-        assert await broken.channels(APP.id) == {"news": 1}
+        # The first heartbeat after the outage found the lease gone: state rewritten.
+        assert await node.presence.channels(APP.id) == {"news": 1}
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -139,11 +143,10 @@ async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
     )
 
 
-class LapsedCounter(MemoryConnectionCounter):
-    """A shared connection counter that lost this node's registration (and counts) once."""
+class LapsedMembership(MemoryMembership):
+    """A shared store that lost this node's lease (and everything else) once."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.lapsed = True
 
     async def heartbeat(self) -> bool:
@@ -156,8 +159,9 @@ async def test_connection_counts_are_rewritten_into_a_counter_that_lost_them(
 ) -> None:
     for _ in range(2):
         await node.connect(APP, FakeOutlet())
-    counter = LapsedCounter()  # the store came back empty
+    counter = MemoryConnectionCounter()  # the store came back empty
     node.connections = node.quotas.connections = counter
+    node.membership = LapsedMembership()
     loop = asyncio.create_task(run_liveness(node, 0))
     try:
         for _ in range(20):

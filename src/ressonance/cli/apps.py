@@ -30,11 +30,12 @@ from ressonance.apps.base import (
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.apps.sourcing import open_app_registry
-from ressonance.config import REDIS_SCHEMES, Settings, load_settings
+from ressonance.config import Settings, load_settings
 from ressonance.protocol.errors import ConfigError, RessonanceError
 from ressonance.protocol.urls import redacted_url
 from ressonance.server.admin_api import PREFIX
 from ressonance.server.usage_report import MAX_USAGE_DAYS, UsageReport, usage_report
+from ressonance.state import REDIS_SCHEMES
 from ressonance.state.base import UsageStore
 
 OK: Final = 0
@@ -70,7 +71,7 @@ async def open_usage(settings: Settings) -> AsyncIterator[UsageStore | None]:
         return
     from redis.exceptions import RedisError
 
-    from ressonance.state.redis_presence import connect
+    from ressonance.state.redis import connect
     from ressonance.state.redis_usage import RedisUsageStore
 
     redis = connect(settings.state_url)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone
@@ -51,11 +51,12 @@ from ressonance.state.base import (
     CacheStore,
     ConnectionCounter,
     Departure,
+    Membership,
     PresenceStore,
     RateLimiter,
     UsageStore,
 )
-from ressonance.state.memory import MemoryConnectionCounter, MemoryUsageStore
+from ressonance.state.memory import MemoryConnectionCounter, MemoryMembership, MemoryUsageStore
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,14 @@ class Node:
         usage: UsageStore | None = None,
         shared_limiter: RateLimiter | None = None,
         connections: ConnectionCounter | None = None,
+        membership: Membership | None = None,
+        close_state: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`limiter` serves per-connection limits (a connection lives on one node: memory);
         `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
-        `usage` and `connections` meter and enforce the app quotas (memory when None)."""
+        `usage` and `connections` meter and enforce the app quotas (memory when None).
+        `membership` is the node's lease among the nodes (`server.liveness` renews it);
+        `close_state` releases the shared state's client when the node stops."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
@@ -95,6 +100,8 @@ class Node:
         self.connections: ConnectionCounter = (
             MemoryConnectionCounter() if connections is None else connections
         )
+        self.membership: Membership = MemoryMembership() if membership is None else membership
+        self._close_state = close_state
         self.quotas = Quotas(
             usage=self.usage,
             limiter=limiter if shared_limiter is None else shared_limiter,
@@ -146,6 +153,8 @@ class Node:
         self._started = False
         self.registry.close_all(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
         await self.backbone.close()
+        if self._close_state is not None:
+            await self._close_state()
 
     async def wait_empty(self) -> None:
         """Return once this node has no connection left."""

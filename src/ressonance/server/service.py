@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from ressonance.apps.base import AppStore
 from ressonance.apps.catalog import AppCatalog
 from ressonance.apps.memory import MemoryAppStore
+from ressonance.backbone import create_backbone
+from ressonance.backbone.base import Backbone
 from ressonance.backbone.memory import MemoryBackbone
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
@@ -30,7 +32,9 @@ from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.tls import Certificate
 from ressonance.server.transport import Transport, TransportLimits
-from ressonance.state.memory import MemoryCacheStore, MemoryPresenceStore, MemoryRateLimiter
+from ressonance.state import open_state
+from ressonance.state.base import SharedState
+from ressonance.state.memory import MemoryRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +49,12 @@ def memory_node(
     metrics: Metrics | None = None,
 ) -> Node:
     """A node with every store in memory: one process, nothing shared."""
-    return _memory_node(MemoryAppStore(apps), clock, max_buffer_bytes, max_buffer_messages, metrics)
-
-
-def _memory_node(
-    apps: AppStore,
-    clock: Callable[[], float],
-    max_buffer_bytes: int,
-    max_buffer_messages: int,
-    metrics: Metrics | None = None,
-) -> Node:
-    return Node(
-        apps=apps,
-        backbone=MemoryBackbone(),
-        presence=MemoryPresenceStore(),
-        cache=MemoryCacheStore(clock),
-        limiter=MemoryRateLimiter(clock),
+    node_id = secrets.token_hex(8)
+    return _node(
+        MemoryAppStore(apps),
+        MemoryBackbone(),
+        open_state("memory://", node_id=node_id, clock=clock),
+        node_id=node_id,
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
         max_buffer_messages=max_buffer_messages,
@@ -80,32 +74,45 @@ def build_node(
     clock: Callable[[], float] = time.time,
 ) -> Node:
     """A node whose backbone and shared state are picked by URL scheme, serving `apps`."""
-    if backbone_url.startswith("memory://") and state_url.startswith("memory://"):
-        return _memory_node(apps, clock, max_buffer_bytes, max_buffer_messages)
-    from ressonance.backbone import create_backbone
-    from ressonance.state.redis_cache import RedisCacheStore
-    from ressonance.state.redis_connections import RedisConnectionCounter
-    from ressonance.state.redis_presence import RedisPresenceStore, connect
-    from ressonance.state.redis_ratelimit import RedisRateLimiter
-    from ressonance.state.redis_usage import RedisUsageStore
-
     node_id = secrets.token_hex(8)
-    redis = connect(state_url)
+    return _node(
+        apps,
+        create_backbone(backbone_url, prefix=prefix),
+        open_state(state_url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=node_ttl),
+        node_id=node_id,
+        clock=clock,
+        max_buffer_bytes=max_buffer_bytes,
+        max_buffer_messages=max_buffer_messages,
+    )
+
+
+def _node(
+    apps: AppStore,
+    backbone: Backbone,
+    state: SharedState,
+    *,
+    node_id: str,
+    clock: Callable[[], float],
+    max_buffer_bytes: int,
+    max_buffer_messages: int,
+    metrics: Metrics | None = None,
+) -> Node:
     return Node(
         apps=apps,
-        backbone=create_backbone(backbone_url, prefix=prefix),
-        presence=RedisPresenceStore(redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl),
-        cache=RedisCacheStore(redis, clock, prefix),
+        backbone=backbone,
+        presence=state.presence,
+        cache=state.cache,
         limiter=MemoryRateLimiter(clock),  # per connection: a connection lives on one node
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
         max_buffer_messages=max_buffer_messages,
         node_id=node_id,
-        usage=RedisUsageStore(redis, prefix),
-        shared_limiter=RedisRateLimiter(redis, clock, prefix),
-        connections=RedisConnectionCounter(
-            redis, node_id=node_id, prefix=prefix, node_ttl=node_ttl
-        ),
+        metrics=metrics,
+        usage=state.usage,
+        shared_limiter=state.limiter,
+        connections=state.connections,
+        membership=state.membership,
+        close_state=state.close,
     )
 
 
