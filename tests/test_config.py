@@ -508,6 +508,24 @@ def test_the_environment_sets_backbone_and_state_and_flags_win(
     assert (from_flag.backbone, from_flag.workers) == ("nats://flag:4222", 3)
 
 
+def test_the_backbone_wire_version_is_2_unless_an_upgrade_asks_for_1(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config("[server]\nbackbone_wire_version = 1\n")
+
+    assert load(tmp_path, None).backbone_wire_version == 2
+    assert load(tmp_path, path).backbone_wire_version == 1
+    environ = {"RESSONANCE_BACKBONE_WIRE_VERSION": "2"}
+    assert load(tmp_path, path, environ=environ).backbone_wire_version == 2
+
+
+@pytest.mark.parametrize("value", ["3", "0", "two", "true"])
+def test_a_wire_version_the_backbone_cannot_write_is_refused(tmp_path: Path, value: str) -> None:
+    environ = {"RESSONANCE_BACKBONE_WIRE_VERSION": value}
+    with pytest.raises(ConfigError, match="RESSONANCE_BACKBONE_WIRE_VERSION: must be 1 or 2"):
+        load(tmp_path, None, environ=environ)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -20,6 +20,10 @@ from ressonance.apps.base import AppRecord, resolve_record
 from ressonance.apps.file import record_from_table, unique_by_id
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
 from ressonance.apps.sourcing import AppSource, environment_record, state_directory
+from ressonance.backbone.wire import (
+    VERSION as BACKBONE_WIRE_VERSION,
+    VERSIONS as BACKBONE_WIRE_VERSIONS,
+)
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import AdmissionLimits
@@ -48,6 +52,7 @@ class Settings:
     state: str = ""
     key_prefix: str = "ressonance"
     node_ttl: float = 10.0
+    backbone_wire_version: int = BACKBONE_WIRE_VERSION
     drain_seconds: float = 10.0
     workers: int = 1
     tls_cert: str = ""
@@ -181,6 +186,11 @@ def load_settings(
         port=_port(port, "--port") if port is not None else settings.port,
         backbone=backbone or environ.get("RESSONANCE_BACKBONE") or settings.backbone,
         state=state or environ.get("RESSONANCE_STATE") or settings.state,
+        backbone_wire_version=_wire_version(
+            environ["RESSONANCE_BACKBONE_WIRE_VERSION"], "RESSONANCE_BACKBONE_WIRE_VERSION"
+        )
+        if environ.get("RESSONANCE_BACKBONE_WIRE_VERSION")
+        else settings.backbone_wire_version,
         workers=_positive_int(workers, "--workers") if workers is not None else settings.workers,
         tls_cert=tls_cert or settings.tls_cert,
         tls_key=tls_key or settings.tls_key,
@@ -356,6 +366,8 @@ def _server_value(name: str, value: object, where: str) -> object:
         return _positive_int(value, where)
     if name in _SERVER_LIMITS:
         return _limit(value, where)
+    if name == "backbone_wire_version":
+        return _wire_version(value, where)
     if name == "trusted_proxies":
         return _trusted_proxies(value, where)
     if name == "log_level":
@@ -368,6 +380,15 @@ def _server_value(name: str, value: object, where: str) -> object:
             raise ConfigError(f"{where}: must be a positive number of seconds")
         return float(value)
     return _string(value, where)
+
+
+def _wire_version(value: object, where: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value not in BACKBONE_WIRE_VERSIONS or isinstance(value, bool):
+        versions = " or ".join(str(v) for v in BACKBONE_WIRE_VERSIONS)
+        raise ConfigError(f"{where}: must be {versions}")
+    return int(str(value))
 
 
 def _positive_int(value: object, where: str) -> int:

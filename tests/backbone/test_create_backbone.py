@@ -72,3 +72,12 @@ def test_a_topic_is_one_safe_reversible_subject_token(topic: str) -> None:
 def test_a_prefix_that_is_not_a_subject_is_refused(prefix: str) -> None:
     with pytest.raises(ConfigError, match="nats prefix"):
         NatsBackbone("nats://localhost", prefix=prefix)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "nats://127.0.0.1:4222"])
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_networked_backbone_writes_the_wire_version_it_is_given(url: str, version: int) -> None:
+    backbone = create_backbone(url, wire_version=version)
+
+    assert isinstance(backbone, RedisBackbone | NatsBackbone)
+    assert backbone._wire_version == version

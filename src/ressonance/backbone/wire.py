@@ -54,6 +54,7 @@ from ressonance.protocol.errors import RessonanceError
 
 VERSION: Final = 2
 PREVIOUS_VERSION: Final = 1
+VERSIONS: Final = (PREVIOUS_VERSION, VERSION)  # what a node reads, and may be told to write
 HAS_EXCEPT: Final = 0x01
 HAS_CLOSE_CODE: Final = 0x02
 

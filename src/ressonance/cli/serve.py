@@ -163,6 +163,7 @@ async def _serve(
             state_url=settings.state_url,
             prefix=settings.key_prefix,
             node_ttl=settings.node_ttl,
+            wire_version=settings.backbone_wire_version,
             max_buffer_bytes=settings.max_buffer_kb * 1024,
             max_buffer_messages=settings.max_buffer_messages,
         )

@@ -23,6 +23,7 @@ from ressonance.apps.memory import MemoryAppStore
 from ressonance.backbone import create_backbone
 from ressonance.backbone.base import Backbone
 from ressonance.backbone.memory import MemoryBackbone
+from ressonance.backbone.wire import VERSION as WIRE_VERSION
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.admin_api import AdminApi
@@ -69,6 +70,7 @@ def build_node(
     state_url: str,
     prefix: str = "ressonance",
     node_ttl: float = 10.0,
+    wire_version: int = WIRE_VERSION,
     max_buffer_bytes: int = 1 << 20,
     max_buffer_messages: int = 4096,
     clock: Callable[[], float] = time.time,
@@ -77,7 +79,7 @@ def build_node(
     node_id = secrets.token_hex(8)
     return _node(
         apps,
-        create_backbone(backbone_url, prefix=prefix),
+        create_backbone(backbone_url, prefix=prefix, wire_version=wire_version),
         open_state(state_url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=node_ttl),
         node_id=node_id,
         clock=clock,
