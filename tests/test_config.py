@@ -389,6 +389,11 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
         (APP_TOML + "allowed_origins = '*'", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "allowed_origins = ['']", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "name = 7", "apps[0].name: must be a string"),
+        (APP_TOML + "webhooks = 'https://a/'", "apps[0].webhooks: must be a list of endpoints"),
+        (
+            APP_TOML + "webhooks = [{url = 'gopher://a/', event_types = ['cache_miss']}]",
+            "apps[0].webhooks[0].url: must be an http:// or https:// URL",
+        ),
         (APP_TOML + "plan = 'gold'", "apps[0].plan: no plan named 'gold'"),
         (
             APP_TOML + "slow_client_policy = 'coalesce'",

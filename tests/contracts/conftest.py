@@ -29,6 +29,7 @@ from ressonance.apps.base import AppRecord, AppRegistry, AppStore
 from ressonance.apps.catalog import AppCatalog
 from ressonance.apps.file import FileAppRegistry
 from ressonance.apps.memory import MemoryAppRegistry, MemoryAppStore
+from ressonance.apps.settings import json_value
 from ressonance.backbone.base import Backbone
 from ressonance.backbone.link import Backoff
 from ressonance.backbone.memory import MemoryBackbone
@@ -299,14 +300,14 @@ _DEFAULTS = App(id="", key="", secret="")
 
 def record_of(app: App) -> AppRecord:
     """`app` as a registry keeps it: every setting that differs from the default."""
-    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins")
+    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins", "webhooks")
     settings: dict[str, object] = {}
     for name in names:
         if name in _RECORD_FIELDS:
             continue
         value = getattr(app, name)
         if value != getattr(_DEFAULTS, name):
-            settings[name] = list(value) if isinstance(value, tuple) else value
+            settings[name] = json_value(value)
     return AppRecord(
         id=app.id,
         key=app.key,
@@ -319,7 +320,7 @@ def record_of(app: App) -> AppRecord:
 
 
 def apps_toml(records: Iterable[AppRecord]) -> str:
-    """`[[apps]]` tables for `records` (strings, integers, booleans and lists of strings)."""
+    """`[[apps]]` tables for `records` (strings, integers, booleans, lists and inline tables)."""
     lines: list[str] = []
     for record in records:
         lines.append("[[apps]]")
@@ -329,6 +330,9 @@ def apps_toml(records: Iterable[AppRecord]) -> str:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

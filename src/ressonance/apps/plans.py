@@ -22,11 +22,14 @@ from ressonance.protocol.app import (
     App,
 )
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.webhooks import parse_endpoints
 
 # What a plan may set: the limits and features, never the credentials or the name.
 PLAN_SETTINGS: Final = (
     frozenset(INT_SETTINGS) | frozenset(BOOL_SETTINGS) - {"enabled"} | frozenset(CHOICE_SETTINGS)
 )
+# What only an app sets for itself (a plan cannot): who may connect, where webhooks go.
+OWN_SETTINGS: Final = frozenset(("allowed_origins", "webhooks"))
 
 Settings = Mapping[str, object]
 
@@ -35,7 +38,8 @@ _OR_UNLIMITED: Final = ", or -1 for no limit"
 
 
 def setting_value(name: str, value: object, where: str) -> object:
-    """`value` checked as the app setting `name` takes it (a list of origins becomes a tuple).
+    """`value` checked as the app setting `name` takes it (a list of origins becomes a tuple,
+    a list of webhook endpoints a tuple of `WebhookEndpoint`).
 
     Settings come from TOML, the environment and JSON in app stores, so the type is checked
     here, once, for all of them. Raises ConfigError naming `where` and what is wrong.
@@ -57,6 +61,8 @@ def setting_value(name: str, value: object, where: str) -> object:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
         return tuple(value)
+    if name == "webhooks":
+        return parse_endpoints(value, where)
     raise ConfigError(f"{where}: unknown setting")
 
 
@@ -113,7 +119,7 @@ def resolve(
             raise ConfigError(f"plan: no plan named {plan[:40]!r}")
         settings.update(chosen.settings)
     settings.update(overrides or {})
-    unknown = sorted(set(settings) - PLAN_SETTINGS - {"allowed_origins"})
+    unknown = sorted(set(settings) - PLAN_SETTINGS - OWN_SETTINGS)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown app setting")
     checked = {name: setting_value(name, value, name) for name, value in settings.items()}

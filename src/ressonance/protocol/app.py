@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from ressonance.protocol.webhooks import WebhookEndpoint
+
 UNLIMITED: Final = -1
 
 SlowClientPolicy = Literal["close", "drop_oldest"]
@@ -61,6 +63,8 @@ class App:
     max_channels_per_connection: int = 200
     max_subscriptions_per_sec: int = 100
     max_inbound_messages_per_sec: int = 200
+    # Where the app's webhooks go (protocol/webhooks.py); header values may be credentials.
+    webhooks: tuple[WebhookEndpoint, ...] = field(default=(), repr=False)
 
     @property
     def max_payload_bytes(self) -> int:
