@@ -15,6 +15,7 @@ Stores that keep time take the injected clock, so TTL and window tests move time
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -48,7 +49,9 @@ from ressonance.state.base import (
     RateLimiter,
     SharedState,
     UsageStore,
+    WebhookQueue,
 )
+from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 from tests import services
 from tests.fakes import FakeClock
 
@@ -340,3 +343,59 @@ def _toml_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value)  # a basic TOML string is a JSON string
+
+
+# --- the webhook queue ------------------------------------------------------------------------
+
+QUEUE_BACKENDS = ["sqlite", "redis"]  # a single node's file, and the cluster's streams
+LEASE_TTL = 0.3
+
+
+@dataclass
+class Queues:
+    """`make(node_id)`: one more node's queue on the same store (opened); `expire()` lets
+    every lease end (the SQLite queue follows the injected clock, Redis its own)."""
+
+    make: Callable[..., Awaitable[WebhookQueue]]
+    expire: Callable[[], Awaitable[None]]
+    kind: str
+
+
+@pytest.fixture(params=QUEUE_BACKENDS)
+async def queues(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[Queues]:
+    made: list[WebhookQueue] = []
+    prefix = unique_prefix()
+    states: list[SharedState] = []
+
+    async def make(node_id: str = "a", dead_letter_limit: int = 100_000) -> WebhookQueue:
+        queue: WebhookQueue
+        if request.param == "sqlite":
+            queue = SqliteWebhookQueue(
+                tmp_path / "state" / "webhooks.db",
+                node_id=node_id,
+                clock=clock,
+                lease_ttl=LEASE_TTL,
+                dead_letter_limit=dead_letter_limit,
+            )
+        else:
+            url = str(request.getfixturevalue("redis_url"))
+            state = open_state(url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=LEASE_TTL)
+            states.append(state)
+            queue = state.webhooks
+            queue.dead_letter_limit = dead_letter_limit  # type: ignore[attr-defined]
+        await queue.open()
+        made.append(queue)
+        return queue
+
+    async def expire() -> None:
+        clock.advance(LEASE_TTL * 2)
+        if request.param == "redis":
+            await asyncio.sleep(LEASE_TTL * 2)
+
+    yield Queues(make, expire, request.param)
+    for queue in made:
+        await queue.close()
+    for state in states:
+        await state.close()

@@ -1,0 +1,399 @@
+"""The webhook queue of a single node: SQLite in the state directory (`webhooks.db`).
+
+Used with `--state memory://`: presence lives in this process, so this process is the only
+producer, and it decides cancellations itself (`cancel`, `fire`) from `_delayed`, a map of
+the delayed events still cancellable (key -> position), loaded from the file when it opens.
+
+Rules:
+1. Group commit: `record`, `cancel`, `fire` and `add` only append to `_ops` (no I/O, no
+   waiting); `flush` writes them in one transaction, in order. Positions are handed out
+   here, in memory (`_next`, continuing the file's: `open` comes first), and kept in the
+   file with each transaction, so a delayed event can be cancelled before it is written.
+   A crash loses the ops not yet flushed.
+2. WAL journal, `synchronous = FULL`: a flushed transaction survives a crash of the process
+   and of the machine.
+3. Leases (`claim`) are rows with an owner and an end time (the injected clock, in ms), so
+   several processes opening one file still work each lane one at a time.
+4. The file is 0600 in a 0700 directory (it holds client event payloads); a dead-letter
+   store keeps the newest `dead_letter_limit` per app, the delivery log `LOG_LIMIT` per lane.
+5. At most `MAX_OPS` ops wait for a flush; beyond that the oldest are dropped and counted in
+   `dropped` (a disk that refuses writes must not take the node's memory with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+
+from ressonance.protocol.webhooks import lane_app
+from ressonance.state.base import DeadLetter, DeliveryAttempt, LaneDepth, QueuedEvent
+
+LOG_LIMIT: Final = 100
+MAX_OPS: Final = 100_000
+BUSY_TIMEOUT_MS: Final = 10_000
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS webhook_events (
+  position INTEGER PRIMARY KEY, lane TEXT NOT NULL, channel TEXT NOT NULL,
+  event BLOB NOT NULL, produced_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL DEFAULT 0,
+  cancel_key TEXT);
+CREATE INDEX IF NOT EXISTS webhook_events_lane ON webhook_events (lane, position);
+CREATE TABLE IF NOT EXISTS webhook_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_leases (
+  lane TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, app_id TEXT NOT NULL, lane TEXT NOT NULL,
+  channel TEXT NOT NULL, event BLOB NOT NULL, produced_ms INTEGER NOT NULL,
+  failed_ms INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhook_dead_letters_app ON webhook_dead_letters (app_id, id);
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, at_ms INTEGER NOT NULL,
+  status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, events INTEGER NOT NULL,
+  error TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhook_attempts_lane ON webhook_attempts (lane, id);
+"""
+_INSERT: Final = (
+    "INSERT INTO webhook_events (position, lane, channel, event, produced_ms, due_ms, "
+    "cancel_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_EVENT_COLUMNS: Final = "position, channel, event, produced_ms, due_ms, cancel_key"
+
+Op = tuple[str, tuple[object, ...]]
+
+
+def open_file(path: Path) -> str:
+    """Make `path`'s directory (0700) and the file (0600) if missing; the path as text."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(descriptor)
+    return str(path)
+
+
+class SqliteWebhookQueue:
+    """A `WebhookQueue` in one SQLite file (or in memory, for tests, with `path=None`)."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        node_id: str,
+        clock: Callable[[], float] = time.time,
+        lease_ttl: float = 10.0,
+        dead_letter_limit: int = 100_000,
+    ) -> None:
+        self.path = path
+        self.node_id = node_id
+        self.clock = clock
+        self.lease_ms = int(lease_ttl * 1000)
+        self.dead_letter_limit = dead_letter_limit
+        self.wake: Callable[[], None] = lambda: None
+        self.dropped = 0
+        self._db: aiosqlite.Connection | None = None
+        self._ops: list[Op] = []
+        self._delayed: dict[str, int] = {}
+        self._next = 1
+        self._once: dict[str, float] = {}
+
+    # --- opening and closing ------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        where = ":memory:" if self.path is None else open_file(self.path)
+        db = await aiosqlite.connect(where, isolation_level=None)
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.executescript(_SCHEMA)
+            await self._load(db)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def _load(self, db: aiosqlite.Connection) -> None:
+        """What was delayed and the next position, as the last run left them."""
+        sql = "SELECT cancel_key, position FROM webhook_events WHERE cancel_key IS NOT NULL"
+        async with db.execute(sql) as rows:
+            self._delayed = {str(key): int(position) for key, position in await rows.fetchall()}
+        async with db.execute(
+            "SELECT MAX(value) FROM (SELECT MAX(position) + 1 AS value FROM webhook_events "
+            "UNION ALL SELECT value FROM webhook_meta WHERE name = 'next')"
+        ) as rows:
+            row = await rows.fetchone()
+        self._next = int(row[0]) if row is not None and row[0] is not None else 1
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            await self.flush()
+        db, self._db = self._db, None
+        await db.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the webhook queue is not open")
+        return self._db
+
+    # --- producing (no I/O) ---------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _op(self, kind: str, *args: object) -> None:
+        if not self._ops:
+            self.wake()
+        if len(self._ops) >= MAX_OPS:
+            del self._ops[0]
+            self.dropped += 1
+        self._ops.append((kind, args))
+
+    def record(self, lane: str, channel: str, event: bytes, due_ms: int = 0, key: str = "") -> None:
+        """Buffer one event for `lane`; with `key`, a delayed event that `cancel` can undo."""
+        if self._db is None:  # positions continue those in the file: open first
+            raise RuntimeError("the webhook queue is not open")
+        position, self._next = self._next, self._next + 1
+        if key:
+            self.cancel(key)
+            self._delayed[key] = position
+        self._op("insert", position, lane, channel, event, self._now_ms(), due_ms, key or None)
+
+    def cancel(self, key: str) -> bool:
+        """Undo the delayed event `key`; False when there is none (it fired, or never was)."""
+        position = self._delayed.pop(key, None)
+        if position is None:
+            return False
+        self._op("delete", position)
+        return True
+
+    def add(
+        self,
+        lanes: Sequence[str],
+        channel: str,
+        event: bytes,
+        *,
+        dedupe: str = "",
+        dedupe_seconds: float = 0.0,
+    ) -> None:
+        if dedupe:
+            now = self.clock()
+            if self._once.get(dedupe, 0.0) > now:
+                return
+            self._once = {k: t for k, t in self._once.items() if t > now}
+            self._once[dedupe] = now + dedupe_seconds
+        for lane in lanes:
+            self.record(lane, channel, event)
+
+    async def fire(self, lane: str, event: QueuedEvent) -> bool:
+        if self._delayed.get(event.key) != int(event.position):
+            return False
+        del self._delayed[event.key]
+        self._op("unkey", int(event.position))
+        return True
+
+    async def flush(self) -> None:
+        if not self._ops:
+            return
+        ops, self._ops = self._ops, []
+        try:
+            async with self._transaction() as db:
+                for kind, args in ops:
+                    await db.execute(_OPS[kind], args)
+        except BaseException:
+            self._ops[:0] = ops  # kept for the next flush, in order
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            await db.execute(
+                "INSERT INTO webhook_meta (name, value) VALUES ('next', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (self._next,),
+            )
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
+
+    # --- working a lane -------------------------------------------------------------------
+
+    async def lanes(self) -> list[str]:
+        async with self.db.execute("SELECT DISTINCT lane FROM webhook_events") as rows:
+            return sorted(str(row[0]) for row in await rows.fetchall())
+
+    async def claim(self, lane: str) -> bool:
+        now = self._now_ms()
+        async with self._transaction() as db:
+            sql = "SELECT owner, until_ms FROM webhook_leases WHERE lane = ?"
+            async with db.execute(sql, (lane,)) as rows:
+                row = await rows.fetchone()
+            if row is not None and row[0] != self.node_id and int(row[1]) > now:
+                return False
+            await db.execute(
+                "INSERT OR REPLACE INTO webhook_leases (lane, owner, until_ms) VALUES (?, ?, ?)",
+                (lane, self.node_id, now + self.lease_ms),
+            )
+        return True
+
+    async def release(self, lane: str, *, if_empty: bool = False) -> bool:
+        async with self._transaction() as db:
+            if if_empty and (self._pending(lane) or await _holds_events(db, lane)):
+                return False
+            cursor = await db.execute(
+                "DELETE FROM webhook_leases WHERE lane = ? AND owner = ?", (lane, self.node_id)
+            )
+            return cursor.rowcount > 0
+
+    def _pending(self, lane: str) -> bool:
+        return any(kind == "insert" and args[1] == lane for kind, args in self._ops)
+
+    async def read(self, lane: str, after: str = "", limit: int = 100) -> list[QueuedEvent]:
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
+            "ORDER BY position LIMIT ?"
+        )
+        async with self.db.execute(sql, (lane, int(after or 0), limit)) as rows:
+            return [
+                QueuedEvent(str(p), str(c), bytes(e), int(m), int(d), str(k or ""))
+                for p, c, e, m, d, k in await rows.fetchall()
+            ]
+
+    async def done(self, lane: str, positions: Sequence[str]) -> None:
+        if not positions:
+            return
+        async with self._transaction() as db:
+            await db.executemany(
+                "DELETE FROM webhook_events WHERE position = ? AND lane = ?",
+                [(int(p), lane) for p in positions],
+            )
+
+    async def dead_letter(
+        self, lane: str, events: Sequence[QueuedEvent], reason: str, failed_ms: int
+    ) -> None:
+        app_id = lane_app(lane)
+        async with self._transaction() as db:
+            for event in events:
+                cursor = await db.execute(
+                    "DELETE FROM webhook_events WHERE position = ? AND lane = ?",
+                    (int(event.position), lane),
+                )
+                if cursor.rowcount:
+                    await db.execute(
+                        "INSERT INTO webhook_dead_letters (app_id, lane, channel, event, "
+                        "produced_ms, failed_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            app_id,
+                            lane,
+                            event.channel,
+                            event.event,
+                            event.produced_ms,
+                            failed_ms,
+                            reason,
+                        ),
+                    )
+            await db.execute(
+                "DELETE FROM webhook_dead_letters WHERE app_id = ? AND id <= (SELECT id FROM "
+                "webhook_dead_letters WHERE app_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (app_id, app_id, self.dead_letter_limit),
+            )
+
+    async def record_attempt(self, lane: str, attempt: DeliveryAttempt) -> None:
+        self._op(
+            "attempt",
+            lane,
+            attempt.at_ms,
+            attempt.status,
+            attempt.latency_ms,
+            attempt.events,
+            attempt.error,
+        )
+        self._op("trim", lane, lane, LOG_LIMIT)
+
+    async def depth(self, lanes: Sequence[str]) -> dict[str, LaneDepth]:
+        found = {lane: LaneDepth(0, 0) for lane in lanes}
+        sql = (
+            "SELECT lane, COUNT(*), MIN(produced_ms) FROM webhook_events WHERE lane = ? "
+            "GROUP BY lane"
+        )
+        for lane in lanes:
+            async with self.db.execute(sql, (lane,)) as rows:
+                for name, count, oldest in await rows.fetchall():
+                    found[str(name)] = LaneDepth(int(count), int(oldest))
+        return found
+
+    # --- what an operator reads -----------------------------------------------------------
+
+    async def dead_letters(
+        self, app_id: str, after: str = "", limit: int = 100
+    ) -> list[DeadLetter]:
+        sql = (
+            "SELECT id, lane, channel, event, produced_ms, failed_ms, reason FROM "
+            "webhook_dead_letters WHERE app_id = ? AND id > ? ORDER BY id LIMIT ?"
+        )
+        async with self.db.execute(sql, (app_id, int(after or 0), limit)) as rows:
+            return [
+                DeadLetter(str(i), str(la), str(c), bytes(e), int(p), int(f), str(r))
+                for i, la, c, e, p, f, r in await rows.fetchall()
+            ]
+
+    async def replay(self, app_id: str, ids: Sequence[str]) -> int:
+        replayed = 0
+        async with self._transaction() as db:
+            for dead_id in (i for i in ids if i.isascii() and i.isdigit()):
+                sql = (
+                    "SELECT lane, channel, event FROM webhook_dead_letters "
+                    "WHERE id = ? AND app_id = ?"
+                )
+                async with db.execute(sql, (int(dead_id), app_id)) as rows:
+                    row = await rows.fetchone()
+                if row is None:
+                    continue
+                position, self._next = self._next, self._next + 1
+                await db.execute(_INSERT, (position, *row, self._now_ms(), 0, None))
+                await db.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (int(dead_id),))
+                replayed += 1
+        return replayed
+
+    async def delivery_log(self, lane: str, limit: int = 100) -> list[DeliveryAttempt]:
+        sql = (
+            "SELECT at_ms, status, latency_ms, events, error FROM webhook_attempts "
+            "WHERE lane = ? ORDER BY id DESC LIMIT ?"
+        )
+        async with self.db.execute(sql, (lane, limit)) as rows:
+            return [
+                DeliveryAttempt(int(at), int(status), int(latency), int(count), str(error))
+                for at, status, latency, count, error in await rows.fetchall()
+            ]
+
+
+async def _holds_events(db: aiosqlite.Connection, lane: str) -> bool:
+    async with db.execute("SELECT 1 FROM webhook_events WHERE lane = ? LIMIT 1", (lane,)) as rows:
+        return await rows.fetchone() is not None
+
+
+_OPS: Final = {
+    "insert": _INSERT,
+    "delete": "DELETE FROM webhook_events WHERE position = ?",
+    "unkey": "UPDATE webhook_events SET cancel_key = NULL WHERE position = ?",
+    "attempt": (
+        "INSERT INTO webhook_attempts (lane, at_ms, status, latency_ms, events, error) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "trim": (
+        "DELETE FROM webhook_attempts WHERE lane = ? AND id <= (SELECT id FROM "
+        "webhook_attempts WHERE lane = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+    ),
+}
