@@ -22,6 +22,7 @@ from ressonance.protocol.webhooks import (
     channel_hooks,
     client_event_json,
     endpoints_json,
+    event_ids,
     event_json,
     lane_app,
     lane_endpoint,
@@ -270,3 +271,10 @@ def test_the_body_is_accepted_by_the_pypi_sdk() -> None:
 
 def test_an_empty_batch_is_valid_json() -> None:
     assert json.loads(webhook_body(5, [])) == {"time_ms": 5, "events": []}
+
+
+def test_event_ids_are_24_hex_digits_and_do_not_repeat() -> None:
+    new_id = event_ids()
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)

@@ -19,8 +19,10 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -329,6 +331,12 @@ def channel_hooks(
 
 
 # --- events and the body ------------------------------------------------------------------
+
+
+def event_ids() -> Callable[[], str]:
+    """A source of event ids: 96 random bits as 24 hex digits (unique, not secret)."""
+    ids = random.Random(secrets.randbits(128))
+    return lambda: f"{ids.getrandbits(96):024x}"
 
 
 def event_json(name: str, channel: str, event_id: str, **fields: object) -> bytes:

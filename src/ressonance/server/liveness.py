@@ -4,7 +4,8 @@ Every `interval` seconds a node renews its one lease (`node.membership`, ending 
 after each renewal) and reaps the nodes whose lease ended, announcing member_removed,
 watchlist offline and subscription counts for them. A dead node's members are therefore
 gone within `node_ttl + interval` seconds, and its connections stop counting against its
-apps' quotas within `node_ttl`. When this node's own lease had lapsed (the store restarted
+apps' quotas within `node_ttl`; the webhook events of those removals are recorded by the
+reaping itself. When this node's own lease had lapsed (the store restarted
 empty, or an outage outlived the TTL), it writes its connections' presence and counts
 again, and it finishes the cleanups of connections that closed while the store was
 unreachable.
@@ -32,7 +33,8 @@ async def run_liveness(node: Node, interval: float) -> None:
                 await resync_state(node)
                 await node.connections.restore(node.quotas.slot_counts())
             await node.retry_cleanups()
-            await node.announce_departures(await node.membership.reap_dead_nodes())
+            departures = await node.membership.reap_dead_nodes(node.webhook_events.hooks_for)
+            await node.announce_departures(departures)
             if not node.state_healthy:
                 log.warning("event=state_available node_id=%s", node.node_id)
             node.state_healthy = True
@@ -52,11 +54,14 @@ async def resync_state(node: Node) -> None:
             if joined.channel.kind is ChannelKind.USER:
                 continue  # user channels are not occupancy (the user index covers them)
             name, member = joined.channel.name, joined.member
+            # Written again with their webhooks: a channel the reapers vacated is occupied
+            # again (or, within the leave delay, the vacated is cancelled).
+            hooks = node.webhook_events.hooks(connection.app, joined.channel)
             if member is None:
-                await node.presence.join(app_id, name, session.socket_id)
+                await node.presence.join(app_id, name, session.socket_id, hooks)
             else:
                 await node.presence.join_presence(
-                    app_id, name, session.socket_id, member.user_id, member.user_info
+                    app_id, name, session.socket_id, member.user_id, member.user_info, None, hooks
                 )
         if connection.user is not None:
             await node.presence.add_user_connection(app_id, connection.user.id, session.socket_id)

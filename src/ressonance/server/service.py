@@ -115,6 +115,7 @@ def _node(
         connections=state.connections,
         membership=state.membership,
         close_state=state.close,
+        webhooks=state.webhooks,
     )
 
 

@@ -15,8 +15,6 @@ One happening has one event id, whichever lanes take it.
 
 from __future__ import annotations
 
-import random
-import secrets
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -27,6 +25,7 @@ from ressonance.protocol.webhooks import (
     MEMBER_REMOVED,
     SUBSCRIPTION_COUNT,
     ChannelHooks,
+    event_ids,
     event_json,
 )
 from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
@@ -38,12 +37,6 @@ COUNT_THROTTLE_SECONDS: Final = 5.0
 def delay_key(lane: str, kind: str, channel: str, user_id: str = "") -> str:
     """The key of a lane's delayed event (kind "v" vacated, "r" member_removed, "c" count)."""
     return "\x1f".join((lane, kind, channel, user_id))
-
-
-def event_ids() -> Callable[[], str]:
-    """A source of event ids: 96 random bits as hex (unique, not secret)."""
-    ids = random.Random(secrets.randbits(128))
-    return lambda: f"{ids.getrandbits(96):024x}"
 
 
 def _unique(*lanes: Iterable[str]) -> list[str]:

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from ressonance.protocol.webhooks import NO_HOOKS, ChannelHooks
+from ressonance.protocol.webhooks import NO_HOOKS, ChannelHooks, event_ids
 from ressonance.state.base import Departure, HooksFor, Joined, PresenceFullError, no_hooks
-from ressonance.state.memory_hooks import event_ids
 from ressonance.state.redis import SERVER_NOW, entries_key, text
 from ressonance.state.redis_hooks import HOOKS_LUA, hook_args, hook_keys
 

@@ -7,9 +7,11 @@ the delayed events still cancellable (key -> position), loaded from the file whe
 Rules:
 1. Group commit: `record`, `cancel`, `fire` and `add` only append to `_ops` (no I/O, no
    waiting); `flush` writes them in one transaction, in order. Positions are handed out
-   here, in memory (`_next`, continuing the file's: `open` comes first), and kept in the
-   file with each transaction, so a delayed event can be cancelled before it is written.
-   A crash loses the ops not yet flushed.
+   here, in memory (`_next`, continuing the file's: a file is opened before it is
+   recorded in), and kept in the file with each transaction, so a delayed event can be
+   cancelled before it is written. A crash loses the ops not yet flushed. A queue in
+   memory opens its database on first use (so a node that never sends webhooks never
+   starts sqlite's thread).
 2. WAL journal, `synchronous = FULL`: a flushed transaction survives a crash of the process
    and of the machine.
 3. Leases (`claim`) are rows with an owner and an end time (the injected clock, in ms), so
@@ -138,10 +140,11 @@ class SqliteWebhookQueue:
         db, self._db = self._db, None
         await db.close()
 
-    @property
-    def db(self) -> aiosqlite.Connection:
+    async def _connected(self) -> aiosqlite.Connection:
+        """The database, opened on first use (a queue in memory is used before `open`)."""
         if self._db is None:
-            raise RuntimeError("the webhook queue is not open")
+            await self.open()
+        assert self._db is not None
         return self._db
 
     # --- producing (no I/O) ---------------------------------------------------------------
@@ -159,7 +162,7 @@ class SqliteWebhookQueue:
 
     def record(self, lane: str, channel: str, event: bytes, due_ms: int = 0, key: str = "") -> None:
         """Buffer one event for `lane`; with `key`, a delayed event that `cancel` can undo."""
-        if self._db is None:  # positions continue those in the file: open first
+        if self._db is None and self.path is not None:  # positions continue the file's
             raise RuntimeError("the webhook queue is not open")
         position, self._next = self._next, self._next + 1
         if key:
@@ -214,7 +217,7 @@ class SqliteWebhookQueue:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        db = self.db
+        db = await self._connected()
         await db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -231,7 +234,9 @@ class SqliteWebhookQueue:
     # --- working a lane -------------------------------------------------------------------
 
     async def lanes(self) -> list[str]:
-        async with self.db.execute("SELECT DISTINCT lane FROM webhook_events") as rows:
+        async with (await self._connected()).execute(
+            "SELECT DISTINCT lane FROM webhook_events"
+        ) as rows:
             return sorted(str(row[0]) for row in await rows.fetchall())
 
     async def claim(self, lane: str) -> bool:
@@ -265,7 +270,7 @@ class SqliteWebhookQueue:
             f"SELECT {_EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
             "ORDER BY position LIMIT ?"
         )
-        async with self.db.execute(sql, (lane, int(after or 0), limit)) as rows:
+        async with (await self._connected()).execute(sql, (lane, int(after or 0), limit)) as rows:
             return [
                 QueuedEvent(str(p), str(c), bytes(e), int(m), int(d), str(k or ""))
                 for p, c, e, m, d, k in await rows.fetchall()
@@ -329,7 +334,7 @@ class SqliteWebhookQueue:
             "GROUP BY lane"
         )
         for lane in lanes:
-            async with self.db.execute(sql, (lane,)) as rows:
+            async with (await self._connected()).execute(sql, (lane,)) as rows:
                 for name, count, oldest in await rows.fetchall():
                     found[str(name)] = LaneDepth(int(count), int(oldest))
         return found
@@ -343,7 +348,7 @@ class SqliteWebhookQueue:
             "SELECT id, lane, channel, event, produced_ms, failed_ms, reason FROM "
             "webhook_dead_letters WHERE app_id = ? AND id > ? ORDER BY id LIMIT ?"
         )
-        async with self.db.execute(sql, (app_id, int(after or 0), limit)) as rows:
+        async with (await self._connected()).execute(sql, (app_id, int(after or 0), limit)) as rows:
             return [
                 DeadLetter(str(i), str(la), str(c), bytes(e), int(p), int(f), str(r))
                 for i, la, c, e, p, f, r in await rows.fetchall()
@@ -372,7 +377,7 @@ class SqliteWebhookQueue:
             "SELECT at_ms, status, latency_ms, events, error FROM webhook_attempts "
             "WHERE lane = ? ORDER BY id DESC LIMIT ?"
         )
-        async with self.db.execute(sql, (lane, limit)) as rows:
+        async with (await self._connected()).execute(sql, (lane, limit)) as rows:
             return [
                 DeliveryAttempt(int(at), int(status), int(latency), int(count), str(error))
                 for at, status, latency, count, error in await rows.fetchall()
