@@ -29,6 +29,12 @@ from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
+from ressonance.server.webhook_networks import DEFAULT_ALLOWED, NetworkPolicy
+from ressonance.server.webhook_settings import (
+    COUNTS as WEBHOOK_COUNTS,
+    SECONDS as WEBHOOK_SECONDS,
+    WebhookSettings,
+)
 from ressonance.state import REDIS_SCHEMES, SCHEMES as STATE_SCHEMES
 
 MAX_CONFIG_BYTES: Final = 1 << 20
@@ -74,6 +80,16 @@ class Settings:
     # The admin API's bearer token ("" = the admin API is off); never in a repr.
     admin_token: str = field(default="", repr=False)
     admin_token_file: str = ""
+    # Webhook delivery (server/webhook_settings.py).
+    webhook_retry_window: float = 86_400.0
+    webhook_retry_initial: float = 1.0
+    webhook_retry_max: float = 600.0
+    webhook_timeout: float = 10.0
+    webhook_batch_size: int = 50
+    webhook_batch_wait: float = 0.05
+    webhook_concurrency: int = 4
+    webhook_leave_delay: float = 3.0
+    webhook_allowed_networks: tuple[str, ...] = DEFAULT_ALLOWED
 
     @property
     def plan_map(self) -> dict[str, Plan]:
@@ -109,6 +125,22 @@ class Settings:
         return self.backbone if self.backbone.startswith(REDIS_SCHEMES) else "memory://"
 
     @property
+    def webhooks(self) -> WebhookSettings:
+        """How webhooks are delivered (a lane's lease lasts as long as the node's)."""
+        return WebhookSettings(
+            retry_window=self.webhook_retry_window,
+            retry_initial=self.webhook_retry_initial,
+            retry_max=self.webhook_retry_max,
+            timeout=self.webhook_timeout,
+            batch_size=self.webhook_batch_size,
+            batch_wait=self.webhook_batch_wait,
+            concurrency=self.webhook_concurrency,
+            leave_delay=self.webhook_leave_delay,
+            allowed_networks=self.webhook_allowed_networks,
+            lease_ttl=self.node_ttl,
+        )
+
+    @property
     def admission(self) -> AdmissionLimits:
         """The limits on new WebSockets (abuse protection)."""
         return AdmissionLimits(
@@ -126,8 +158,15 @@ _SERVER_INTS: Final = (
     "max_buffer_kb",
     "max_buffer_messages",
     "workers",
+    *WEBHOOK_COUNTS,
 )
-_SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds", "apps_refresh_seconds")
+_SERVER_SECONDS: Final = (
+    "timer_interval",
+    "node_ttl",
+    "drain_seconds",
+    "apps_refresh_seconds",
+    *WEBHOOK_SECONDS,
+)
 # Server limits that take -1 (UNLIMITED) for "no limit".
 _SERVER_LIMITS: Final = (
     "max_connections_per_ip_per_sec",
@@ -368,8 +407,8 @@ def _server_value(name: str, value: object, where: str) -> object:
         return _limit(value, where)
     if name == "backbone_wire_version":
         return _wire_version(value, where)
-    if name == "trusted_proxies":
-        return _trusted_proxies(value, where)
+    if name in ("trusted_proxies", "webhook_allowed_networks"):
+        return _networks(name, value, where)
     if name == "log_level":
         level = _string(value, where).lower()
         if level not in LOG_LEVELS:
@@ -410,6 +449,25 @@ def _trusted_proxies(value: object, where: str) -> tuple[str, ...]:
         raise ConfigError(f'{where}: must be a list of addresses or CIDRs, like ["10.0.0.0/8"]')
     try:
         parse_networks(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tuple(value)
+
+
+def _networks(name: str, value: object, where: str) -> tuple[str, ...]:
+    """A list of networks: trusted proxies, or where webhooks may go."""
+    if name == "trusted_proxies":
+        return _trusted_proxies(value, where)
+    return _webhook_networks(value, where)
+
+
+def _webhook_networks(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f'{where}: must be a list of "public", "private", "loopback" or CIDRs, like ["public"]'
+        )
+    try:
+        NetworkPolicy.parse(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return tuple(value)

@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from ressonance import __version__
 from ressonance.apps import SHOWN_LIMIT
@@ -166,6 +167,8 @@ async def _serve(
             wire_version=settings.backbone_wire_version,
             max_buffer_bytes=settings.max_buffer_kb * 1024,
             max_buffer_messages=settings.max_buffer_messages,
+            state_dir=Path(settings.state_dir) if settings.state_dir else None,
+            webhook_leave_delay=settings.webhook_leave_delay,
         )
         limits = TransportLimits(
             max_ws_message_bytes=settings.max_ws_message_kb * 1024,
@@ -191,6 +194,7 @@ async def _serve(
             catalog=catalog,
             apps_refresh_seconds=settings.apps_refresh_seconds,
             admin=admin_api(settings, registry, node.usage),
+            webhooks=settings.webhooks,
             on_ready=ready,
         )
     finally:

@@ -16,6 +16,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from ressonance.apps.base import AppStore
 from ressonance.apps.catalog import AppCatalog
@@ -33,6 +34,9 @@ from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.tls import Certificate
 from ressonance.server.transport import Transport, TransportLimits
+from ressonance.server.webhook_metrics import WebhookMetrics
+from ressonance.server.webhook_settings import WebhookSettings
+from ressonance.server.webhooks import WebhookSender
 from ressonance.state import open_state
 from ressonance.state.base import SharedState
 from ressonance.state.memory import MemoryRateLimiter
@@ -74,13 +78,26 @@ def build_node(
     max_buffer_bytes: int = 1 << 20,
     max_buffer_messages: int = 4096,
     clock: Callable[[], float] = time.time,
+    state_dir: Path | None = None,
+    webhook_leave_delay: float = 3.0,
 ) -> Node:
-    """A node whose backbone and shared state are picked by URL scheme, serving `apps`."""
+    """A node whose backbone and shared state are picked by URL scheme, serving `apps`.
+
+    `state_dir` holds a single node's webhook queue (in memory without one)."""
     node_id = secrets.token_hex(8)
+    state = open_state(
+        state_url,
+        node_id=node_id,
+        clock=clock,
+        prefix=prefix,
+        node_ttl=node_ttl,
+        state_dir=state_dir,
+        leave_delay=webhook_leave_delay,
+    )
     return _node(
         apps,
         create_backbone(backbone_url, prefix=prefix, wire_version=wire_version),
-        open_state(state_url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=node_ttl),
+        state,
         node_id=node_id,
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
@@ -134,6 +151,7 @@ async def serve(
     catalog: AppCatalog | None = None,
     apps_refresh_seconds: float = 1.0,
     admin: AdminApi | None = None,
+    webhooks: WebhookSettings | None = None,
     on_ready: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives, then drain and stop.
@@ -144,17 +162,26 @@ async def serve(
     With `catalog` (the node's app store, loaded), the registry behind it is polled every
     `apps_refresh_seconds` until the node stops; changed apps reach it through
     `Node.apps_changed`. Whoever opened the registry closes it. With `admin`, the port serves
-    the admin API under /admin/v1.
+    the admin API under /admin/v1. The node's webhooks are sent as `webhooks` says (the
+    defaults when None) until the node has drained.
     """
     transport = Transport(node, limits, admission, admin)
     if catalog is not None:
         catalog.on_change = node.apps_changed
     await node.start()
+    await node.webhooks.open()  # before the first connection records an event in it
     ssl_context = certificate.context if certificate is not None else None
     await transport.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
+    sender = WebhookSender(
+        queue=node.webhooks,
+        apps=node.apps,
+        settings=webhooks or WebhookSettings(),
+        metrics=WebhookMetrics(node.metrics.registry),
+    )
     tasks = [
         asyncio.create_task(node.run_timers(timer_interval)),
         asyncio.create_task(run_liveness(node, liveness_interval)),
+        asyncio.create_task(sender.run()),
     ]
     if catalog is not None:
         tasks.append(asyncio.create_task(catalog.run(apps_refresh_seconds)))

@@ -14,23 +14,26 @@ Rules:
    starts sqlite's thread).
 2. WAL journal, `synchronous = FULL`: a flushed transaction survives a crash of the process
    and of the machine.
-3. Leases (`claim`) are rows with an owner and an end time (the injected clock, in ms), so
+3. One connection, one statement sequence at a time (`_lock`): a read never lands inside
+   another coroutine's transaction.
+4. Leases (`claim`) are rows with an owner and an end time (the injected clock, in ms), so
    several processes opening one file still work each lane one at a time.
-4. The file is 0600 in a 0700 directory (it holds client event payloads); a dead-letter
+5. The file is 0600 in a 0700 directory (it holds client event payloads); a dead-letter
    store keeps the newest `dead_letter_limit` per app, the delivery log `LOG_LIMIT` per lane.
-5. At most `MAX_OPS` ops wait for a flush; beyond that the oldest are dropped and counted in
+6. At most `MAX_OPS` ops wait for a flush; beyond that the oldest are dropped and counted in
    `dropped` (a disk that refuses writes must not take the node's memory with it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiosqlite
 
@@ -101,12 +104,18 @@ class SqliteWebhookQueue:
         self._delayed: dict[str, int] = {}
         self._next = 1
         self._once: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+        self._opening = asyncio.Lock()
+        self._closed = False
 
     # --- opening and closing ------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._db is not None:
-            return
+        async with self._opening:  # two first uses at once open one database
+            if self._db is None:
+                await self._open()
+
+    async def _open(self) -> None:
         where = ":memory:" if self.path is None else open_file(self.path)
         db = await aiosqlite.connect(where, isolation_level=None)
         try:
@@ -130,18 +139,24 @@ class SqliteWebhookQueue:
             "UNION ALL SELECT value FROM webhook_meta WHERE name = 'next')"
         ) as rows:
             row = await rows.fetchone()
-        self._next = int(row[0]) if row is not None and row[0] is not None else 1
+        stored = int(row[0]) if row is not None and row[0] is not None else 1
+        self._next = max(self._next, stored)  # a queue in memory may have recorded already
 
     async def close(self) -> None:
-        if self._db is None:
-            return
-        with contextlib.suppress(sqlite3.Error):
-            await self.flush()
-        db, self._db = self._db, None
-        await db.close()
+        """Write what is buffered and close; the queue is not opened again."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self.flush()
+        self._closed = True
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
 
     async def _connected(self) -> aiosqlite.Connection:
         """The database, opened on first use (a queue in memory is used before `open`)."""
+        if self._closed:
+            raise RuntimeError("the webhook queue is closed")
         if self._db is None:
             await self.open()
         assert self._db is not None
@@ -217,27 +232,34 @@ class SqliteWebhookQueue:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        db = await self._connected()
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            await db.execute(
-                "INSERT INTO webhook_meta (name, value) VALUES ('next', ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (self._next,),
-            )
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        await db.execute("COMMIT")
+        """One write transaction at a time on the one connection (`_lock`)."""
+        async with self._lock:
+            db = await self._connected()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute(
+                    "INSERT INTO webhook_meta (name, value) VALUES ('next', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (self._next,),
+                )
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def _fetch(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a query, never in the middle of another coroutine's transaction."""
+        async with self._lock:
+            db = await self._connected()
+            async with db.execute(sql, args) as rows:
+                return [tuple(row) for row in await rows.fetchall()]
 
     # --- working a lane -------------------------------------------------------------------
 
     async def lanes(self) -> list[str]:
-        async with (await self._connected()).execute(
-            "SELECT DISTINCT lane FROM webhook_events"
-        ) as rows:
-            return sorted(str(row[0]) for row in await rows.fetchall())
+        rows = await self._fetch("SELECT DISTINCT lane FROM webhook_events")
+        return sorted(str(row[0]) for row in rows)
 
     async def claim(self, lane: str) -> bool:
         now = self._now_ms()
@@ -270,11 +292,10 @@ class SqliteWebhookQueue:
             f"SELECT {_EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
             "ORDER BY position LIMIT ?"
         )
-        async with (await self._connected()).execute(sql, (lane, int(after or 0), limit)) as rows:
-            return [
-                QueuedEvent(str(p), str(c), bytes(e), int(m), int(d), str(k or ""))
-                for p, c, e, m, d, k in await rows.fetchall()
-            ]
+        return [
+            QueuedEvent(str(p), str(c), bytes(e), int(m), int(d), str(k or ""))
+            for p, c, e, m, d, k in await self._fetch(sql, (lane, int(after or 0), limit))
+        ]
 
     async def done(self, lane: str, positions: Sequence[str]) -> None:
         if not positions:
@@ -334,9 +355,8 @@ class SqliteWebhookQueue:
             "GROUP BY lane"
         )
         for lane in lanes:
-            async with (await self._connected()).execute(sql, (lane,)) as rows:
-                for name, count, oldest in await rows.fetchall():
-                    found[str(name)] = LaneDepth(int(count), int(oldest))
+            for name, count, oldest in await self._fetch(sql, (lane,)):
+                found[str(name)] = LaneDepth(int(count), int(oldest))
         return found
 
     # --- what an operator reads -----------------------------------------------------------
@@ -348,11 +368,10 @@ class SqliteWebhookQueue:
             "SELECT id, lane, channel, event, produced_ms, failed_ms, reason FROM "
             "webhook_dead_letters WHERE app_id = ? AND id > ? ORDER BY id LIMIT ?"
         )
-        async with (await self._connected()).execute(sql, (app_id, int(after or 0), limit)) as rows:
-            return [
-                DeadLetter(str(i), str(la), str(c), bytes(e), int(p), int(f), str(r))
-                for i, la, c, e, p, f, r in await rows.fetchall()
-            ]
+        return [
+            DeadLetter(str(i), str(la), str(c), bytes(e), int(p), int(f), str(r))
+            for i, la, c, e, p, f, r in await self._fetch(sql, (app_id, int(after or 0), limit))
+        ]
 
     async def replay(self, app_id: str, ids: Sequence[str]) -> int:
         replayed = 0
@@ -377,11 +396,10 @@ class SqliteWebhookQueue:
             "SELECT at_ms, status, latency_ms, events, error FROM webhook_attempts "
             "WHERE lane = ? ORDER BY id DESC LIMIT ?"
         )
-        async with (await self._connected()).execute(sql, (lane, limit)) as rows:
-            return [
-                DeliveryAttempt(int(at), int(status), int(latency), int(count), str(error))
-                for at, status, latency, count, error in await rows.fetchall()
-            ]
+        return [
+            DeliveryAttempt(int(at), int(status), int(latency), int(count), str(error))
+            for at, status, latency, count, error in await self._fetch(sql, (lane, limit))
+        ]
 
 
 async def _holds_events(db: aiosqlite.Connection, lane: str) -> bool:
