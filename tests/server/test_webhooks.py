@@ -19,7 +19,8 @@ import orjson
 import pusher
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.protocol.app import App
@@ -350,3 +351,49 @@ async def test_refused_addresses_are_never_connected_to(
 
     assert receiver.requests == []
     assert log[0].error == "address refused by webhook_allowed_networks"
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+async def test_the_sender_is_measured(receiver: Receiver) -> None:
+    registry = CollectorRegistry()
+    receiver.answer = lambda number, body: web.Response(status=500 if number == 1 else 200)
+    app = app_for(receiver.url)
+    queue = SqliteWebhookQueue(None, node_id="node-a", lease_ttl=FAST.lease_ttl)
+    metrics = WebhookMetrics(registry)
+    sender = WebhookSender(queue=queue, apps=MemoryAppStore([app]), settings=FAST, metrics=metrics)
+    task = asyncio.create_task(sender.run())
+    try:
+        queue.add([lane_id("7", app.webhooks[0])], "private-a", event_json("x", "private-a", "e1"))
+        for _ in range(200):  # the sender counts once the answer is handled
+            if metrics.events.get(("7", "delivered")):
+                break
+            await asyncio.sleep(0.02)
+        await sender._refresh_depth()
+        scraped = generate_latest(registry).decode()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await queue.close()
+
+    families = {f.name: f for f in text_string_to_metric_families(scraped)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    assert (
+        samples[("ressonance_webhook_events_total", (("app_id", "7"), ("outcome", "delivered")))]
+        == 1
+    )
+    assert (
+        samples[("ressonance_webhook_events_total", (("app_id", "7"), ("outcome", "failed")))] == 1
+    )
+    assert samples[("ressonance_webhook_retries_total", (("app_id", "7"),))] == 1
+    assert samples[("ressonance_webhook_delivery_seconds_count", ())] == 1
+    assert ("ressonance_webhook_queue_depth", (("app_id", "7"),)) in samples
+    assert ("ressonance_webhook_oldest_pending_seconds", (("app_id", "7"),)) in samples
+    assert samples[("ressonance_webhook_endpoints", (("state", "healthy"),))] == 1
+    assert "ressonance_webhook_buffer_dropped_total" in {s for s, _ in samples}
