@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,3 +87,51 @@ class Receiver:
                 self._arrived.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), 0.1)
+
+
+class ReceiverThread:
+    """A `Receiver` on an event loop of its own thread, for tests that block their own loop
+    (Node scripts, subprocesses): it keeps answering while they run."""
+
+    def __init__(self) -> None:
+        self.receiver = Receiver()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
+
+    @property
+    def url(self) -> str:
+        return self.receiver.url
+
+    @property
+    def requests(self) -> list[Received]:
+        return list(self.receiver.requests)
+
+    def set_answer(self, answer: Answer) -> None:
+        self.receiver.answer = answer
+
+    def start(self) -> None:
+        self._run(self.receiver.start())
+
+    def stop(self) -> None:
+        self._run(self.receiver.stop())
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return self.receiver.delivered()
+
+    async def until(self, condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+        """Poll `condition()` (generous bounds only); the failure says what was awaited."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not condition():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{what} not within {seconds} s")
+            await asyncio.sleep(0.05)
