@@ -9,6 +9,7 @@ delay, subscription counts throttled above 100 subscribers.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,7 +24,9 @@ from ressonance.protocol.webhooks import (
     parse_endpoints,
 )
 from ressonance.state.base import SharedState
+from ressonance.state.memory import memory_state
 from tests.contracts.conftest import SHARED_STATE, MakeState
+from tests.fakes import FakeClock
 
 SHARED = pytest.mark.parametrize("make_state", SHARED_STATE, indirect=True)
 EVERYTHING, ONLY_OCCUPIED = parse_endpoints(
@@ -301,3 +304,31 @@ async def test_presence_channels_have_no_subscription_count(state: SharedState) 
     await member_joins(state, "1.1", "alice")
 
     assert "subscription_count" not in [e[0] for e in await recorded(state)]
+
+
+async def test_a_single_node_restarted_within_the_delay_cancels_what_it_delayed(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    file = tmp_path / "webhooks.db"
+    before = memory_state(clock, node_id="a", webhooks_file=file)
+    await before.webhooks.open()
+    await subscribe(before, "1.1", "private-a")
+    await unsubscribe(before, "1.1", "private-a")  # the node stops: vacated is delayed
+    await before.close()
+
+    after = memory_state(clock, node_id="b", webhooks_file=file)
+    await after.webhooks.open()
+    await subscribe(after, "2.1", "private-a")  # the client is back on the restarted node
+
+    assert await recorded(after) == [("channel_occupied", "private-a", None, False)]
+    await after.close()
+
+
+async def test_the_queue_file_is_private(tmp_path: Path, clock: FakeClock) -> None:
+    file = tmp_path / "state" / "webhooks.db"
+    state = memory_state(clock, node_id="a", webhooks_file=file)
+    await state.webhooks.open()
+    await state.close()
+
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert file.parent.stat().st_mode & 0o777 == 0o700

@@ -227,3 +227,18 @@ async def test_depth_counts_waiting_events_and_the_oldest(queues: Queues) -> Non
     assert depth[A].events == 2
     assert depth[A].oldest_ms == read[0].produced_ms
     assert (depth[B].events, depth[B].oldest_ms) == (0, 0)
+
+
+async def test_several_producers_on_one_store_never_collide(queues: Queues) -> None:
+    a, b = await queues.make("a"), await queues.make("b")
+    for n in range(3):
+        a.add((A,), "news", event(n))
+        b.add((A,), "news", event(10 + n))
+    await a.flush()
+    await b.flush()
+    a.add((A,), "news", event(3))
+    await a.flush()
+
+    assert sorted(numbers(await a.read(A))) == [0, 1, 2, 3, 10, 11, 12]
+    positions = [e.position for e in await b.read(A)]
+    assert len(set(positions)) == 7

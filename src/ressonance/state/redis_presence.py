@@ -176,7 +176,8 @@ class RedisPresenceStore:
         return hook_keys(self._p, app_id, channel, hooks)
 
     def _hook_args(self, hooks: ChannelHooks) -> list[str | int]:
-        return hook_args(hooks, self._new_base()[:22], self._delay_ms)
+        base = self._new_base()[:22] if hooks.has_store_events else ""
+        return hook_args(hooks, base, self._delay_ms)
 
     async def join(
         self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS

@@ -1,17 +1,19 @@
 """The webhook queue of a single node: SQLite in the state directory (`webhooks.db`).
 
-Used with `--state memory://`: presence lives in this process, so this process is the only
-producer, and it decides cancellations itself (`cancel`, `fire`) from `_delayed`, a map of
-the delayed events still cancellable (key -> position), loaded from the file when it opens.
+Used with `--state memory://`: presence lives in this process, so it decides cancellations
+itself (`cancel`, `fire`) from `_delayed`, a map of its delayed events still cancellable
+(key -> position), loaded from the file when it opens. Several processes may share the file
+(two single nodes with one state directory): positions come from SQLite, leases keep each
+lane to one sender.
 
 Rules:
 1. Group commit: `record`, `cancel`, `fire` and `add` only append to `_ops` (no I/O, no
-   waiting); `flush` writes them in one transaction, in order. Positions are handed out
-   here, in memory (`_next`, continuing the file's: a file is opened before it is
-   recorded in), and kept in the file with each transaction, so a delayed event can be
-   cancelled before it is written. A crash loses the ops not yet flushed. A queue in
-   memory opens its database on first use (so a node that never sends webhooks never
-   starts sqlite's thread).
+   waiting); `flush` writes them in one transaction, in order. A delayed event not written
+   yet is known by a token (a negative number) until `flush` learns its position, so it
+   can be cancelled before it is written. Positions never repeat (AUTOINCREMENT): a worker
+   reading "after position p" never misses a later event. A crash loses the ops not yet
+   flushed. A queue in memory opens its database on first use (a node that never sends
+   webhooks never starts sqlite's thread).
 2. WAL journal, `synchronous = FULL`: a flushed transaction survives a crash of the process
    and of the machine.
 3. One connection, one statement sequence at a time (`_lock`): a read never lands inside
@@ -45,11 +47,10 @@ MAX_OPS: Final = 100_000
 BUSY_TIMEOUT_MS: Final = 10_000
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS webhook_events (
-  position INTEGER PRIMARY KEY, lane TEXT NOT NULL, channel TEXT NOT NULL,
+  position INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, channel TEXT NOT NULL,
   event BLOB NOT NULL, produced_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL DEFAULT 0,
   cancel_key TEXT);
 CREATE INDEX IF NOT EXISTS webhook_events_lane ON webhook_events (lane, position);
-CREATE TABLE IF NOT EXISTS webhook_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhook_leases (
   lane TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhook_dead_letters (
@@ -64,12 +65,12 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 CREATE INDEX IF NOT EXISTS webhook_attempts_lane ON webhook_attempts (lane, id);
 """
 _INSERT: Final = (
-    "INSERT INTO webhook_events (position, lane, channel, event, produced_ms, due_ms, "
-    "cancel_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO webhook_events (lane, channel, event, produced_ms, due_ms, cancel_key) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _EVENT_COLUMNS: Final = "position, channel, event, produced_ms, due_ms, cancel_key"
 
-Op = tuple[str, tuple[object, ...]]
+Op = tuple[str, tuple[Any, ...]]
 
 
 def open_file(path: Path) -> str:
@@ -102,7 +103,8 @@ class SqliteWebhookQueue:
         self._db: aiosqlite.Connection | None = None
         self._ops: list[Op] = []
         self._delayed: dict[str, int] = {}
-        self._next = 1
+        self._token = 0  # the last token given to a delayed event not written yet
+        self._written: dict[int, int] = {}  # token -> position, from the last flush
         self._once: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._opening = asyncio.Lock()
@@ -130,17 +132,11 @@ class SqliteWebhookQueue:
         self._db = db
 
     async def _load(self, db: aiosqlite.Connection) -> None:
-        """What was delayed and the next position, as the last run left them."""
+        """The delayed events still cancellable, as the last run left them."""
         sql = "SELECT cancel_key, position FROM webhook_events WHERE cancel_key IS NOT NULL"
         async with db.execute(sql) as rows:
-            self._delayed = {str(key): int(position) for key, position in await rows.fetchall()}
-        async with db.execute(
-            "SELECT MAX(value) FROM (SELECT MAX(position) + 1 AS value FROM webhook_events "
-            "UNION ALL SELECT value FROM webhook_meta WHERE name = 'next')"
-        ) as rows:
-            row = await rows.fetchone()
-        stored = int(row[0]) if row is not None and row[0] is not None else 1
-        self._next = max(self._next, stored)  # a queue in memory may have recorded already
+            stored = {str(key): int(position) for key, position in await rows.fetchall()}
+        self._delayed = stored | self._delayed  # what this process recorded already wins
 
     async def close(self) -> None:
         """Write what is buffered and close; the queue is not opened again."""
@@ -177,20 +173,21 @@ class SqliteWebhookQueue:
 
     def record(self, lane: str, channel: str, event: bytes, due_ms: int = 0, key: str = "") -> None:
         """Buffer one event for `lane`; with `key`, a delayed event that `cancel` can undo."""
-        if self._db is None and self.path is not None:  # positions continue the file's
+        if self._db is None and self.path is not None:  # what the file delayed: open first
             raise RuntimeError("the webhook queue is not open")
-        position, self._next = self._next, self._next + 1
+        token = 0
         if key:
             self.cancel(key)
-            self._delayed[key] = position
-        self._op("insert", position, lane, channel, event, self._now_ms(), due_ms, key or None)
+            self._token -= 1
+            token = self._delayed[key] = self._token
+        self._op("insert", token, lane, channel, event, self._now_ms(), due_ms, key or None)
 
     def cancel(self, key: str) -> bool:
         """Undo the delayed event `key`; False when there is none (it fired, or never was)."""
-        position = self._delayed.pop(key, None)
-        if position is None:
+        ref = self._delayed.pop(key, None)
+        if ref is None:
             return False
-        self._op("delete", position)
+        self._op("delete", ref)
         return True
 
     def add(
@@ -212,23 +209,49 @@ class SqliteWebhookQueue:
             self.record(lane, channel, event)
 
     async def fire(self, lane: str, event: QueuedEvent) -> bool:
-        if self._delayed.get(event.key) != int(event.position):
+        ref = self._delayed.get(event.key)
+        if ref is None or self._position(ref) != int(event.position):
             return False
         del self._delayed[event.key]
-        self._op("unkey", int(event.position))
+        self._op("unkey", ref)
         return True
+
+    def _position(self, ref: int) -> int:
+        """The position of a delayed event (a token until it is written; 0: unknown)."""
+        return ref if ref > 0 else self._written.get(ref, 0)
 
     async def flush(self) -> None:
         if not self._ops:
             return
         ops, self._ops = self._ops, []
+        written: dict[int, int] = {}
         try:
             async with self._transaction() as db:
                 for kind, args in ops:
-                    await db.execute(_OPS[kind], args)
+                    await self._apply(db, kind, args, written)
         except BaseException:
             self._ops[:0] = ops  # kept for the next flush, in order
             raise
+        self._written = written
+        for key, ref in list(self._delayed.items()):  # tokens written become positions
+            if ref in written:
+                self._delayed[key] = written[ref]
+
+    async def _apply(
+        self, db: aiosqlite.Connection, kind: str, args: tuple[Any, ...], written: dict[int, int]
+    ) -> None:
+        if kind == "insert":
+            token, *row = args
+            cursor = await db.execute(_INSERT, row)
+            if token:
+                written[int(token)] = int(cursor.lastrowid or 0)
+            return
+        if kind in ("delete", "unkey"):
+            ref = int(args[0])
+            position = ref if ref > 0 else written.get(ref) or self._written.get(ref, 0)
+            await db.execute(_OPS[kind], (position,))
+            return
+        await db.execute(_OPS[kind], args)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -238,11 +261,6 @@ class SqliteWebhookQueue:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
-                await db.execute(
-                    "INSERT INTO webhook_meta (name, value) VALUES ('next', ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    (self._next,),
-                )
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise
@@ -385,8 +403,7 @@ class SqliteWebhookQueue:
                     row = await rows.fetchone()
                 if row is None:
                     continue
-                position, self._next = self._next, self._next + 1
-                await db.execute(_INSERT, (position, *row, self._now_ms(), 0, None))
+                await db.execute(_INSERT, (*row, self._now_ms(), 0, None))
                 await db.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (int(dead_id),))
                 replayed += 1
         return replayed
