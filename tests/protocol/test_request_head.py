@@ -12,10 +12,14 @@ from ressonance.protocol.handshake import accept_key
 from ressonance.protocol.request_head import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
+    MAX_LINE_BYTES,
+    HeadLimits,
     Publish,
+    TooLarge,
     Upgrade,
     Verdict,
     read_request,
+    request_path,
 )
 
 LIMIT = 1000
@@ -162,7 +166,6 @@ def test_upgrade_header_spellings(headers: tuple[str, ...]) -> None:
         head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS, "Upgrade: websocket"),  # twice
         head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS).replace(b"\r\nUpgrade", b"\nUpgrade"),
         head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS, "User-Agent: caf\u00e9"),
-        head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS, *(f"X-{i}: y" for i in range(MAX_HEADERS))),
     ],
 )
 def test_foreign_upgrades(wire: bytes) -> None:
@@ -253,11 +256,70 @@ def test_a_request_further_in_the_buffer() -> None:
     assert read_request(first + second[:-1], LIMIT, len(first)) is Verdict.INCOMPLETE
 
 
-def test_a_head_longer_than_the_limit_is_foreign() -> None:
-    long_head = publish("/apps/42/events", *PUBLISH_HEADERS, "X-Pad: " + "y" * MAX_HEAD_BYTES)
+def test_a_head_up_to_the_limit_is_read_and_one_byte_more_is_too_large() -> None:
+    short = publish("/apps/42/events", *PUBLISH_HEADERS)
+    pad = "y" * (MAX_HEAD_BYTES - len(short) - len("X-Pad: \r\n"))
+    lines = ("Host: x", "X-Pad: " + pad[: MAX_LINE_BYTES - 7], "X-Pad2: " + pad[MAX_LINE_BYTES:])
+    exact = publish("/apps/42/events", *lines, "Content-Length: 2")
+    size = len(exact)
+    assert size <= MAX_HEAD_BYTES
+    assert isinstance(read_request(exact, LIMIT), Publish)  # every line under the line limit
+    over = publish(
+        "/apps/42/events", *lines, "Content-Length: 2", "X: " + "z" * (1 + MAX_HEAD_BYTES - size)
+    )
+    assert read_request(over, LIMIT) == TooLarge("Request head is larger than 16 KB")
+
+
+def test_an_unfinished_head_is_too_large_once_it_reaches_the_limit() -> None:
+    lines = [f"X-{i}: " + "y" * 100 for i in range(MAX_HEAD_BYTES // 100)]
+    long_head = publish("/apps/42/events", *PUBLISH_HEADERS, *lines)
     assert read_request(long_head[: MAX_HEAD_BYTES - 1], LIMIT) is Verdict.INCOMPLETE
-    assert read_request(long_head[:MAX_HEAD_BYTES], LIMIT) is Verdict.FOREIGN
-    assert read_request(long_head, LIMIT) is Verdict.FOREIGN
+    assert read_request(long_head[:MAX_HEAD_BYTES], LIMIT) == TooLarge(
+        "Request head is larger than 16 KB"
+    )
+
+
+def test_a_line_over_the_limit_is_too_large_before_the_head_ends() -> None:
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: "
+    line = start + b"c" * (MAX_LINE_BYTES - len(b"Cookie: "))
+    assert read_request(line, LIMIT) is Verdict.INCOMPLETE  # exactly the limit
+    assert read_request(line + b"c", LIMIT) == TooLarge(
+        "Request line or header line is longer than 8 KB"
+    )
+    assert read_request(b"GET /" + b"a" * MAX_LINE_BYTES, LIMIT) == TooLarge(
+        "Request line or header line is longer than 8 KB"
+    )
+
+
+def test_a_complete_head_with_a_line_over_the_limit_is_too_large() -> None:
+    wire = upgrade("/app/k", *UPGRADE_HEADERS, "Cookie: " + "c" * MAX_LINE_BYTES)
+    assert read_request(wire, LIMIT) == TooLarge("Request line or header line is longer than 8 KB")
+    limits = HeadLimits(max_head_bytes=4096, max_line_bytes=100, max_headers=MAX_HEADERS)
+    wire = upgrade(f"/app/{'k' * 100}")
+    assert read_request(wire, LIMIT, 0, limits) == TooLarge(
+        "Request line or header line is longer than 100 bytes"
+    )
+
+
+def test_more_headers_than_the_limit_is_too_large() -> None:
+    wire = head("GET /app/k HTTP/1.1", *(f"X-{i}: y" for i in range(MAX_HEADERS)))
+    assert read_request(wire, LIMIT) is Verdict.FOREIGN  # no Host, but not too many
+    wire = head("GET /app/k HTTP/1.1", *(f"X-{i}: y" for i in range(MAX_HEADERS + 1)))
+    assert read_request(wire, LIMIT) == TooLarge("Request has more than 128 header lines")
+
+
+@pytest.mark.parametrize(
+    ("wire", "path"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "/healthz"),
+        (b"GET /metrics?name[]=x HTTP/1.1\r\n\r\n", "/metrics"),
+        (b"POST /healthz HTTP/1.1\r\n\r\n", ""),
+        (b"GET /readyz\r\n\r\n", ""),
+    ],
+)
+def test_the_path_of_a_get_request(wire: bytes, path: str) -> None:
+    assert request_path(wire) == path
+    assert request_path(b"xx" + wire, 2) == path
 
 
 def test_binary_garbage_is_foreign() -> None:

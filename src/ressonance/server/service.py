@@ -25,6 +25,7 @@ from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.admin_api import AdminApi
 from ressonance.server.admission import AdmissionLimits
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.liveness import run_liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
@@ -125,6 +126,7 @@ async def serve(
     apps_refresh_seconds: float = 1.0,
     admin: AdminApi | None = None,
     on_ready: Callable[[], None] = lambda: None,
+    connections: ConnectionLimits | None = None,
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives, then drain and stop.
 
@@ -134,9 +136,10 @@ async def serve(
     With `catalog` (the node's app store, loaded), the registry behind it is polled every
     `apps_refresh_seconds` until the node stops; changed apps reach it through
     `Node.apps_changed`. Whoever opened the registry closes it. With `admin`, the port serves
-    the admin API under /admin/v1.
+    the admin API under /admin/v1. `connections` bounds every connection until it is a
+    session (deadlines, head sizes, per-address and descriptor limits).
     """
-    transport = Transport(node, limits, admission, admin)
+    transport = Transport(node, limits, admission, admin, connections)
     if catalog is not None:
         catalog.on_change = node.apps_changed
     await node.start()

@@ -8,6 +8,10 @@ instead of a bare failure.
 Every connection starts with the front door (`front_door.py`), which answers WebSocket
 upgrades to `/app/{key}` and signed publishes itself and hands every other request to
 aiohttp's server protocol; both end in the same handlers (`_open`, `HttpApi.handle`).
+
+Both ways apply the same `ConnectionLimits` (`server.limits`): aiohttp's parser gets the
+head limits and its keep-alive timeout, a body it reads has the request deadline, a TLS
+handshake the first-byte deadline, and a WebSocket must open within `upgrade_timeout`.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.protocol.handshake import origin_allowed, protocol_problem
-from ressonance.protocol.request_head import Upgrade
+from ressonance.protocol.request_head import MAX_HEADERS, Upgrade
 from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
 from ressonance.server.admission import Admission, AdmissionLimits
+from ressonance.server.census import descriptor_budget
+from ressonance.server.deadlines import Openings
 from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.node import Node
 from ressonance.server.session import Session
 from ressonance.server.websocket import INTERNAL_ERROR, Sockets, WebSocket
@@ -59,7 +66,7 @@ class _TakenOver(web.StreamResponse):
 class _FrontDoorSite(web.BaseSite):
     """A TCP site whose connections start with a front door instead of aiohttp's protocol."""
 
-    __slots__ = ("_doors", "_host", "_port", "_reuse_port")
+    __slots__ = ("_doors", "_handshake_timeout", "_host", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -70,8 +77,10 @@ class _FrontDoorSite(web.BaseSite):
         *,
         ssl_context: ssl.SSLContext | None,
         reuse_port: bool,
+        handshake_timeout: float,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=4096)
+        self._handshake_timeout = handshake_timeout
         self._doors = doors
         self._host = host
         self._port = port
@@ -91,6 +100,8 @@ class _FrontDoorSite(web.BaseSite):
             ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_port=self._reuse_port or None,
+            # The door sees a TLS connection only once its handshake is done: until then, this.
+            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
         )
         for listener in server.sockets:
             # Accepted sockets inherit it: aiohttp sets it on each of its connections.
@@ -117,14 +128,26 @@ def peer_address(transport: asyncio.BaseTransport) -> str | None:
     return str(peername)
 
 
-async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
-    """The request's body, or None when it is larger than `limit` (declared or as read)."""
+async def _read_bounded(request: web.Request, limit: int, seconds: float) -> bytes | None:
+    """The request's body, or None when it is larger than `limit` (declared or as read).
+
+    A body that does not arrive within `seconds` is answered 408 (request_timeout)."""
     if request.content_length is not None and request.content_length > limit:
         return None
     try:
-        return await request.read()
+        async with asyncio.timeout(seconds):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return None
+    except TimeoutError:
+        raise _request_timeout() from None
+
+
+def _request_timeout() -> web.HTTPRequestTimeout:
+    body = {"error": "Request body not received in time (request_timeout)", "code": 408}
+    return web.HTTPRequestTimeout(
+        body=orjson.dumps(body), content_type="application/json", headers={"Connection": "close"}
+    )
 
 
 def json_response(response: ApiResponse) -> web.Response:
@@ -145,9 +168,12 @@ class Transport:
         limits: TransportLimits,
         admission: AdmissionLimits | None = None,
         admin: AdminApi | None = None,
+        connections: ConnectionLimits | None = None,
     ) -> None:
         self.node = node
         self.limits = limits
+        self.connections = connections or ConnectionLimits()
+        self._openings: Openings[WebSocket] = Openings(self.connections)
         self.admission = Admission(node, admission)
         self.api = HttpApi(node)
         self.admin = admin
@@ -180,9 +206,26 @@ class Transport:
         the connection's transport is then the loop's SSL transport, which the `WebSocket`
         takes over just the same (it cannot half-close: `can_write_eof()` is false).
         """
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        connections = self.connections
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=connections.keepalive_timeout,
+            max_line_size=connections.max_request_line_bytes,
+            max_field_size=connections.max_request_line_bytes,
+            max_headers=MAX_HEADERS,
+        )
         await self._runner.setup()
         assert self._runner.server is not None
+        budget = descriptor_budget(connections.reserved_descriptors)
+        log.info(
+            "event=descriptors limit=%s in_use=%d reserved=%d capacity=%s",
+            budget.limit,
+            budget.in_use,
+            budget.reserve,
+            budget.capacity,
+        )
         self._doors = doors = FrontDoors(
             loop=asyncio.get_running_loop(),
             api=self.api,
@@ -191,18 +234,37 @@ class Transport:
             fallback=self._runner.server,
             max_body_bytes=self.limits.max_http_body_bytes,
             server_header=SERVER_SOFTWARE,
+            limits=connections,
+            capacity=budget.capacity,
         )
         site = _FrontDoorSite(
-            self._runner, doors, host, port, ssl_context=ssl_context, reuse_port=reuse_port
+            self._runner,
+            doors,
+            host,
+            port,
+            ssl_context=ssl_context,
+            reuse_port=reuse_port,
+            handshake_timeout=connections.first_byte_timeout,
         )
         await site.start()
         self._sweeper = asyncio.create_task(self._sweep(doors))
 
-    @staticmethod
-    async def _sweep(doors: FrontDoors) -> None:
+    async def _sweep(self, doors: FrontDoors) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             doors.sweep()
+            for socket in self._openings.tick():
+                self._upgrade_timed_out(socket)
+
+    def _upgrade_timed_out(self, socket: WebSocket) -> None:
+        """A session did not open within upgrade_timeout (a slow app store or shared state)."""
+        if socket.over:
+            return
+        self.node.metrics.connection_dropped("upgrade_timeout")
+        self._refuse_socket(
+            socket, ErrorCode.OVER_CAPACITY, "Server over capacity: connection not opened in time"
+        )
+        socket.uncork()
 
     async def stop_accepting(self) -> None:
         """Close the listening socket; established connections carry on."""
@@ -239,7 +301,7 @@ class Transport:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._not_found(request)  # a WebSocket upgrade on an API path
         limit = self.limits.max_http_body_bytes
-        body = await _read_bounded(request, limit)
+        body = await _read_bounded(request, limit, self.connections.request_timeout)
         query = dict(request.query)
         if body is None:
             too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
@@ -251,7 +313,9 @@ class Transport:
     async def _admin(self, request: web.Request) -> web.StreamResponse:
         if self.admin is None:
             return json_response(error_response(ApiError(404, DISABLED)))
-        body = await _read_bounded(request, self.admin.max_body_bytes)
+        body = await _read_bounded(
+            request, self.admin.max_body_bytes, self.connections.request_timeout
+        )
         authorization = request.headers.get("Authorization", "")
         admin_request = AdminRequest(
             request.method,
@@ -311,6 +375,8 @@ class Transport:
         if transport is None or transport.is_closing():
             return None
         socket = self.sockets.adopt(transport)
+        if self._doors is not None:
+            self._doors.census.upgraded(transport)  # counted as a WebSocket from now on
         handler.transport = None
         handler.connection_lost(None)
         if tail:
@@ -331,12 +397,14 @@ class Transport:
         self._doors.spawn(self._open_safely(socket, handshake))
 
     async def _open_safely(self, socket: WebSocket, handshake: Handshake) -> None:
+        self._openings.start(socket)
         try:
             await self._open(socket, handshake)
         except Exception:
             log.exception("event=open_failed")
             socket.close(INTERNAL_ERROR, "Internal server error")
         finally:
+            self._openings.done(socket)
             socket.uncork()
 
     async def _open(self, socket: WebSocket, handshake: Handshake) -> None:
@@ -364,5 +432,7 @@ class Transport:
             self._refuse_socket(socket, *opened)
 
     def _refuse_socket(self, socket: WebSocket, code: int, reason: str) -> None:
+        if socket.over:
+            return  # closing already (refused when its upgrade timed out, or left)
         self.node.metrics.connection_refused(code)
         socket.refuse(code, reason)
