@@ -13,8 +13,10 @@ Rules:
    address after the head, by `admission`).
 2. Per node: the descriptor budget read at start (`descriptor_budget`): RLIMIT_NOFILE's soft
    limit (raised to the hard limit), less the descriptors already open, less
-   `reserved_descriptors`, is the capacity. A connection past it first sheds the half-sent
-   connection nearest its deadline (then an idle one); with nothing to shed it is admitted
+   `reserved_descriptors`, is the capacity. A connection past it first sheds one that is
+   older than this tick and not busy: lingering after a refusal, else the longest silent,
+   else the longest sending its request, else the longest idle (`SHED_ORDER`); with nothing
+   to shed it is admitted
    for probes only (`/healthz`, `/readyz`, `/metrics`, `probes_only`) while it fits in half
    the reserve, and closed at once past that. The other half of the reserve stays for the
    node's own files and backend sockets, so `accept()` never fails for want of a descriptor.
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
 
 from ressonance.server.admission import rate_key
-from ressonance.server.deadlines import HALF_SENT, Deadlines, Phase, Reading, ticks
+from ressonance.server.deadlines import Deadlines, Phase, Reading, ticks
 from ressonance.server.limits import PROBE_SHARE, ConnectionLimits
 from ressonance.server.proxies import TrustedProxies, parse_address
 
@@ -41,9 +43,9 @@ log = logging.getLogger(__name__)
 
 LOG_EVERY_TICKS: Final = 10
 MAX_RAISED_DESCRIPTORS: Final = 1 << 20  # Linux's default fs.nr_open
-SHED_SCAN: Final = 8  # oldest connections of an address looked at for one to shed
+SHED_SCAN: Final = 8  # oldest connections of a phase or an address looked at for one to shed
+SHED_ORDER: Final = (Phase.LINGER, Phase.FIRST_BYTE, Phase.REQUEST, Phase.KEEPALIVE)
 PROBE_PATHS: Final = ("/healthz", "/readyz", "/metrics")
-IDLE: Final = (Phase.KEEPALIVE, Phase.LINGER)
 
 
 class Pending(Reading, Protocol):
@@ -159,7 +161,7 @@ class Census(Generic[D]):
             return self._refuse(door, "per_address_limit")
         capacity = self.capacity
         if capacity is not None and self.open_connections() >= capacity:
-            victim = self._nearest_deadline()
+            victim = self._sheddable()
             if victim is not None:
                 self._shed(victim, "shed_for_capacity")
             elif self.open_connections() >= capacity + self.limits.reserved_descriptors // (
@@ -245,10 +247,12 @@ class Census(Generic[D]):
                 return True
         return False
 
-    def _nearest_deadline(self) -> D | None:
-        """The half-sent connection nearest its deadline, else the idle one."""
-        for phases in (HALF_SENT, IDLE):
-            for door in self.deadlines.candidates(phases):
+    def _sheddable(self) -> D | None:
+        """The connection to close for a new one (`SHED_ORDER`), if any."""
+        for phase in SHED_ORDER:
+            for scanned, door in enumerate(self.deadlines.oldest(phase)):
+                if scanned == SHED_SCAN:
+                    break
                 if not door.busy:
                     return door
         return None
