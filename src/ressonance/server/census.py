@@ -143,7 +143,7 @@ class Census(Generic[D]):
         self._handed: dict[asyncio.BaseTransport, tuple[str, int, bool]] = {}
         self._probe_ticks = ticks(self.limits.request_timeout)
         self._events: dict[str, int] = {}  # sheds and refusals since the last log line
-        self._logged = 0
+        self._logged = -LOG_EVERY_TICKS  # the first shed is logged at once
         self.pending = 0  # counted connections that are not WebSockets
 
     def open_connections(self) -> int:

@@ -39,6 +39,7 @@ from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
 from ressonance.server.limits import ConnectionLimits
 from ressonance.server.node import Node
+from ressonance.server.relay import Relay
 from ressonance.server.session import Session
 from ressonance.server.websocket import INTERNAL_ERROR, Sockets, WebSocket
 
@@ -191,6 +192,7 @@ class Transport:
         self.app.router.add_route("*", "/users/{tail:.*}", self._api)
         self.app.router.add_route("*", "/admin/{tail:.*}", self._admin)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
+        self.app.on_response_prepare.append(self._answering)
 
     async def listen(
         self,
@@ -231,7 +233,7 @@ class Transport:
             api=self.api,
             sockets=self.sockets,
             open_socket=self._open_upgraded,
-            fallback=self._runner.server,
+            fallback=self._relay,
             max_body_bytes=self.limits.max_http_body_bytes,
             server_header=SERVER_SOFTWARE,
             limits=connections,
@@ -248,6 +250,26 @@ class Transport:
         )
         await site.start()
         self._sweeper = asyncio.create_task(self._sweep(doors))
+
+    def _relay(self) -> Relay:
+        """The web library's protocol for a connection the door hands on, behind a `Relay`."""
+        assert self._runner is not None
+        assert self._runner.server is not None
+        assert self._doors is not None
+        return Relay(
+            self._runner.server(),
+            max_head_bytes=self.connections.max_request_head_bytes,
+            refusal=self._doors.refusal,
+            dropped=self.node.metrics.connection_dropped,
+        )
+
+    @staticmethod
+    async def _answering(request: web.BaseRequest, _: web.StreamResponse) -> None:
+        """aiohttp begins an answer: once the body is in, the relay follows the next head."""
+        transport = request.transport
+        protocol = None if transport is None else transport.get_protocol()
+        if isinstance(protocol, Relay):
+            request.content.on_eof(protocol.request_done)
 
     async def _sweep(self, doors: FrontDoors) -> None:
         while True:
