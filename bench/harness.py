@@ -507,7 +507,9 @@ class RessonanceServer(ManagedServer):
             "RESSONANCE_APP_MAX_INBOUND_MESSAGES_PER_SEC": "1000000",
         }
         config = Path(tempfile.gettempdir()) / f"bench-ressonance-{self.port}.toml"
-        config.write_text("[server]\nmax_connections_per_ip_per_sec = -1\n")
+        config.write_text(
+            "[server]\nmax_connections_per_ip_per_sec = -1\nmax_pending_connections_per_ip = -1\n"
+        )
         self.config_file = config
         argv = [str(python if python.exists() else sys.executable), "-m", "ressonance", "serve"]
         argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]

@@ -27,6 +27,7 @@ import pytest
 from tests import services
 from tests.e2e.conftest import RunningServer, start_server, stop_server
 from tests.e2e.pusher_ws import connect, signed_query
+from tests.e2e.test_abuse import attempt
 from tests.e2e.test_tls import make_certificate, trusting
 
 pytestmark = pytest.mark.e2e
@@ -279,5 +280,33 @@ async def test_every_worker_enforces_the_deadlines(tmp_path: Path) -> None:
             answers = await asyncio.gather(*(exchange(server, b"") for _ in range(40)))
             assert answers == [b""] * 40
             assert server.log().count("event=descriptors") == 2
+        finally:
+            stop_server(server)
+
+
+async def test_a_websocket_that_cannot_open_in_time_is_told_to_retry(tmp_path: Path) -> None:
+    """The app's connection rate lives in Redis; with Redis stalled, the open cannot finish."""
+    with services.running(services.valkey(tmp_path / "valkey")) as redis:
+        server = start_server(
+            tmp_path,
+            extra_env={
+                "RESSONANCE_UPGRADE_TIMEOUT": "1",
+                "RESSONANCE_APP_MAX_CONNECTIONS_PER_SEC": "100",
+            },
+            args=["--backbone", redis.url],
+        )
+        try:
+            redis.pause()
+            try:
+                async with aiohttp.ClientSession() as http:
+                    result = await attempt(http, server)
+            finally:
+                redis.resume()
+            assert result.error == {
+                "code": 4100,
+                "message": "Server over capacity: connection not opened in time",
+            }
+            assert result.close_code == 4100  # pusher-js retries after a second
+            assert dropped(server)["upgrade_timeout"] == 1
         finally:
             stop_server(server)
