@@ -1,4 +1,4 @@
-"""Hostile traffic against a running node: silent sockets, slow heads, huge heads, fd exhaustion.
+"""Hostile connections on a running node: silent sockets, slow and huge heads, fd exhaustion.
 
 Issue "Hold the line under hostile traffic" (parts 1, 2, 4, 5). Every attacker here is a raw
 socket on loopback; the well-behaved clients are the ones the other e2e tests use. Deadlines
