@@ -272,11 +272,15 @@ class Transport:
             request.content.on_eof(protocol.request_done)
 
     async def _sweep(self, doors: FrontDoors) -> None:
+        """Once a tick: the doors' deadlines and census, then the WebSockets still opening."""
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            doors.sweep()
-            for socket in self._openings.tick():
-                self._upgrade_timed_out(socket)
+            try:
+                doors.sweep()
+                for socket in self._openings.tick():
+                    self._upgrade_timed_out(socket)
+            except Exception:  # the next tick must still come: deadlines depend on it
+                log.exception("event=sweep_failed")
 
     def _upgrade_timed_out(self, socket: WebSocket) -> None:
         """A session did not open within upgrade_timeout (a slow app store or shared state)."""
