@@ -240,8 +240,7 @@ class WebSocket(asyncio.Protocol):
     def _handle(self, events: list[FrameEvent], frames: int) -> None:
         """Act on the events of one read, which parsed `frames` frames."""
         ping: bytes | None = None
-        binary = False
-        texts = 0
+        binaries = texts = 0
         for event in events:
             if isinstance(event, TextReceived):
                 texts += 1
@@ -249,7 +248,7 @@ class WebSocket(asyncio.Protocol):
             elif isinstance(event, PingReceived):
                 ping = event.payload  # only the latest is answered (rule 7)
             elif isinstance(event, BinaryReceived):
-                binary = True
+                binaries += 1
             elif isinstance(event, CloseReceived):
                 self._closed_by_client(event.code)
                 return
@@ -259,8 +258,9 @@ class WebSocket(asyncio.Protocol):
         if frames > texts and self._within_rate(frames - texts):
             if ping is not None:
                 self._pong(ping)
-            if binary and self.session is not None:
-                self.session.error(BINARY_REFUSED, None)
+            if binaries and self.session is not None:
+                for _ in range(binaries):  # one answer each, as for a text message
+                    self.session.error(BINARY_REFUSED, None)
 
     def _within_rate(self, count: int) -> bool:
         """Charge `count` frames other than text to the inbound rate (rule 6)."""
