@@ -17,7 +17,9 @@ Rules:
 4. Abuse limits (issue "Apps, plans and protection" §4), per connection, by token buckets fed
    the `now` of each frame: every frame takes an inbound token before it is even parsed
    (`max_inbound_messages_per_sec`, bursts of that many plus `max_channels_per_connection`,
-   so a page subscribing to all its channels at load is never throttled); at most
+   so a page subscribing to all its channels at load is never throttled): a text message
+   in `receive`, every other frame (ping, pong, close, fragment, binary) in
+   `frames_received`, which the WebSocket calls once per read with their count; at most
    `max_channels_per_connection` channels are joined or pending; a pusher:subscribe that
    passes the cheap checks (name, duplicate, channel count) takes a subscription token
    before its signature is checked (`max_subscriptions_per_sec`, bursts of
@@ -25,10 +27,10 @@ Rules:
    pusher:subscription_error `LimitReached` with status 4301: a 4300-range code is "other
    errors" in Pusher's table, and never a close here, so the connection stays; 4100 would
    say "the server is over capacity", which it is not. A frame over the inbound rate is
-   dropped unread; the first one dropped gets pusher:error 4301 naming the limit; once as
-   many more are dropped without a one-second pause the client is closed with 4100 (over
-   capacity: pusher-js reconnects after 1 s), never with a 43xx code, which would stop
-   pusher-js for good (§7) over what is only a rate.
+   dropped unread (a dropped ping is not answered); the first one dropped gets pusher:error
+   4301 naming the limit; once as many more are dropped without a one-second pause the
+   client is closed with 4100 (over capacity: pusher-js reconnects after 1 s), never with a
+   43xx code, which would stop pusher-js for good (§7) over what is only a rate.
 """
 
 from __future__ import annotations
@@ -159,7 +161,8 @@ class Connection:
         self.last_seen = now
         self.ping_sent_at = None
         if not self._inbound.take(now):
-            return self._drop(now)
+            close = self._drop(now, 1)
+            return [] if close is None else [close]
         if len(text) > self.app.max_payload_bytes + 4096:
             # Size checked before parsing: a soft limit answered with an error, the hard
             # one (the WebSocket's max message size) closes with 1009.
@@ -180,14 +183,28 @@ class Connection:
             self.subscription_refused(exc)
         return []
 
-    def _drop(self, now: float) -> list[Event]:
-        """A frame over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
+    def frames_received(self, count: int, now: float) -> list[CloseRequested] | None:
+        """`count` frames other than text messages arrived at `now`; each takes an inbound token.
+
+        None when every one was within the rate. Otherwise those over it are dropped (a ping
+        among them goes unanswered) as text messages are, by the same flood policy: the list
+        holds the CloseRequested when the flood goes on, and is empty otherwise.
+        """
+        dropped = count - self._inbound.take_up_to(count, now)
+        if not dropped:
+            return None
+        close = self._drop(now, dropped)
+        return [] if close is None else [close]
+
+    def _drop(self, now: float, count: int) -> CloseRequested | None:
+        """`count` frames over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
         if now - self._last_drop >= 1.0:  # a new flood
             self._dropped = 0
         self._last_drop = now
-        self._dropped += 1
+        before = self._dropped
+        self._dropped = before + count
         limit = self.app.max_inbound_messages_per_sec
-        if self._dropped == 1:
+        if before == 0:
             self.send(
                 m.error(
                     f"Rate limit exceeded: more than {limit} messages per second "
@@ -195,10 +212,10 @@ class Connection:
                     ErrorCode.LIMIT_REACHED,
                 )
             )
-        elif self._dropped == limit + 1:
+        if before <= limit < self._dropped:  # the (limit + 1)th drop of this flood
             reason = f"Too many messages per second (max_inbound_messages_per_sec = {limit})"
-            return [CloseRequested(ErrorCode.OVER_CAPACITY, reason)]
-        return []
+            return CloseRequested(ErrorCode.OVER_CAPACITY, reason)
+        return None
 
     def _dispatch(self, message: m.ClientMessage) -> list[Event]:
         match message:
