@@ -295,12 +295,17 @@ def test_unmask_is_its_own_inverse_and_xors_the_repeated_key(payload: bytes) -> 
 
 
 def pings(count: int) -> bytes:
-    return b"".join(frame(PING, str(index).encode()) for index in range(count))
+    return b"".join(client_frame(PING, str(index).encode()) for index in range(count))
 
 
 def test_frames_counts_every_frame_parsed_events_or_not() -> None:
     reader = FrameReader(LIMIT)
-    wire = frame(PONG) + frame(TEXT, b"a", fin=False) + frame(PING) + frame(0, b"b")
+    wire = (
+        client_frame(PONG)
+        + client_frame(TEXT, b"a", fin=False)
+        + client_frame(PING)
+        + client_frame(0, b"b")
+    )
 
     assert reader.feed(wire) == [PingReceived(b""), TextReceived("ab")]
     assert reader.frames == 4
@@ -313,7 +318,7 @@ def test_a_read_parses_at_most_max_frames_and_holds_the_rest() -> None:
 
     assert reader.feed(wire, 3) == [PingReceived(b"0"), PingReceived(b"1"), PingReceived(b"2")]
     assert (reader.frames, reader.backlog) == (3, True)
-    assert reader.buffered == len(wire) - 3 * len(frame(PING, b"0"))
+    assert reader.buffered == len(wire) - 3 * len(client_frame(PING, b"0"))
 
     assert reader.feed(b"", 3) == [PingReceived(b"3"), PingReceived(b"4"), PingReceived(b"5")]
     assert reader.backlog
@@ -331,7 +336,7 @@ def test_a_budget_of_no_frames_parses_nothing() -> None:
 
 def test_a_read_stops_after_the_frame_that_reaches_max_bytes() -> None:
     reader = FrameReader(LIMIT)
-    wire = b"".join(frame(TEXT, bytes([65 + index]) * 1000) for index in range(4))
+    wire = b"".join(client_frame(TEXT, bytes([65 + index]) * 1000) for index in range(4))
 
     events = reader.feed(wire, max_bytes=1500)  # the second frame crosses 1500 bytes
 
@@ -343,7 +348,7 @@ def test_a_read_stops_after_the_frame_that_reaches_max_bytes() -> None:
 
 def test_bytes_arriving_behind_held_bytes_are_read_after_them() -> None:
     reader = FrameReader(LIMIT)
-    wire = pings(4) + frame(TEXT, b"last")
+    wire = pings(4) + client_frame(TEXT, b"last")
     cut = len(wire) - 3  # the text frame arrives in two parts
 
     assert reader.feed(wire[:cut], 2) == [PingReceived(b"0"), PingReceived(b"1")]
@@ -354,7 +359,7 @@ def test_bytes_arriving_behind_held_bytes_are_read_after_them() -> None:
 
 def test_a_held_partial_frame_waits_for_the_rest() -> None:
     reader = FrameReader(LIMIT)
-    wire = frame(PING) + frame(TEXT, b"x" * 300)
+    wire = client_frame(PING) + client_frame(TEXT, b"x" * 300)
 
     assert reader.feed(wire[:-1], 1) == [PingReceived(b"")]
     assert reader.backlog
@@ -367,7 +372,7 @@ def test_a_held_partial_frame_waits_for_the_rest() -> None:
 def test_a_header_that_fails_is_no_frame() -> None:
     reader = FrameReader(LIMIT)
 
-    assert reader.feed(frame(PING) + frame(3)) == [
+    assert reader.feed(client_frame(PING) + client_frame(3)) == [
         PingReceived(b""),
         protocol_error("Unknown opcode 3"),
     ]
@@ -376,7 +381,7 @@ def test_a_header_that_fails_is_no_frame() -> None:
 
 def test_a_close_ends_a_budgeted_read_and_drops_what_was_held() -> None:
     reader = FrameReader(LIMIT)
-    reader.feed(pings(2) + frame(CLOSE) + pings(3), 1)
+    reader.feed(pings(2) + client_frame(CLOSE) + pings(3), 1)
 
     assert reader.feed(b"", 5) == [PingReceived(b"1"), CloseReceived(1005, "")]
     assert (reader.frames, reader.backlog, reader.buffered) == (2, False, 0)
