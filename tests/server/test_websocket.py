@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ressonance.protocol.app import App
-from ressonance.protocol.websocket import unmask
 from ressonance.server.node import Node
 from ressonance.server.websocket import (
     FRAMES_PER_TURN,
@@ -23,10 +22,9 @@ from ressonance.server.websocket import (
     WebSocket,
 )
 from tests.fakes import split_frames
+from tests.frames import BINARY, CLOSE, PING, PONG, TEXT, client_frame
 from tests.server.conftest import APP, MakeNode
 
-TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
-MASK = b"\x11\x22\x33\x44"
 UNLIMITED = App(
     id="2", key="unlimited-key", secret="s", name="unlimited", max_inbound_messages_per_sec=10**9
 )
@@ -86,12 +84,6 @@ class FakeTransport:
 
     def write_eof(self) -> None:
         pass
-
-
-def client_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
-    assert len(payload) < 126
-    first = (0x80 if fin else 0) | opcode
-    return bytes((first, 0x80 | len(payload))) + MASK + unmask(payload, MASK)
 
 
 def pings(count: int, first: int = 0) -> bytes:
