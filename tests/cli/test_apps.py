@@ -379,7 +379,7 @@ async def _usage_answers(store: MemoryUsageStore, now: float) -> tuple[str, ApiR
     token = "t0ken-for-tests-0123456789"
     api = AdminApi(AppAdmin(registry, {}, lambda: now), store, token=token)
     path = f"{PREFIX}/apps/1/usage"
-    answer = await api.handle(AdminRequest("GET", path, {"days": "2"}, f"Bearer {token}", b""))
+    answer = await api.handle(AdminRequest.at("GET", path, {"days": "2"}, f"Bearer {token}", b""))
     args = cli.build_parser().parse_args(["apps", "usage", "1", "--days", "2", "--json"])
     printed = io.StringIO()
     # The command runs its own event loop: run it in a thread, away from this test's loop.

@@ -1,8 +1,8 @@
 """The front door: what a client sees when its request is answered without aiohttp.
 
-A fake transport records every write; the door runs over a memory node, the real HTTP API and
-the real WebSocket sockets. Requests the door does not answer must reach the fallback
-protocol with every byte, before the door wrote anything of them.
+A fake transport records every write; the door runs over a memory node, the real HTTP API, the
+real gate and the real WebSocket sockets. Requests the door does not answer must reach the
+fallback protocol with every byte, before the door wrote anything of them.
 """
 
 from __future__ import annotations
@@ -19,16 +19,19 @@ from aiohttp.http_parser import HttpRequestParser
 from hypothesis import given, settings, strategies as st
 
 from ressonance.protocol.app import App
-from ressonance.protocol.errors import ErrorCode
-from ressonance.protocol.request_head import Publish, Upgrade, Verdict, read_request
+from ressonance.protocol.handshake import Handshake
+from ressonance.protocol.request_head import Verdict
 from ressonance.protocol.signing import sign_request
-from ressonance.server import front_door
+from ressonance.server import front_door, routes
+from ressonance.server.admission import Admission
 from ressonance.server.front_door import (
     IDLE_TIMEOUT_SECONDS,
     SWEEP_SECONDS,
     FrontDoor,
     FrontDoors,
+    read_request,
 )
+from ressonance.server.gate import Gate
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
 from ressonance.server.node import Node
 from ressonance.server.service import memory_node
@@ -76,6 +79,9 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str) -> Any:
+        return ("203.0.113.9", 50000) if name == "peername" else None
+
     def can_write_eof(self) -> bool:
         return True
 
@@ -111,7 +117,7 @@ class Harness:
             loop=asyncio.get_running_loop(),
             api=self.api,
             sockets=self.sockets,
-            open_socket=self.open_socket,
+            gate=Gate(node, Admission(node)),
             fallback=self.fallback,
             max_body_bytes=1000,
             server_header=SERVER,
@@ -120,20 +126,6 @@ class Harness:
     def fallback(self) -> Fallback:
         self.fallbacks.append(Fallback())
         return self.fallbacks[-1]
-
-    def open_socket(self, socket: WebSocket, upgrade: Upgrade) -> None:
-        async def open_() -> None:
-            app = await self.node.apps.find_by_key(upgrade.key)
-            if app is None:
-                self.node.metrics.connection_refused(ErrorCode.APP_NOT_FOUND)
-                socket.refuse(ErrorCode.APP_NOT_FOUND, "App key does not exist")
-            else:
-                opened = self.node.open_session(app, socket)
-                assert not isinstance(opened, tuple)
-                socket.start(opened)
-            socket.uncork()
-
-        self.doors.spawn(open_())
 
     def connect(self) -> tuple[FrontDoor, FakeTransport]:
         door = self.doors()
@@ -242,6 +234,17 @@ async def test_pipelined_and_split_requests_are_answered_in_order(harness: Harne
         b"POST /apps/1/events HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
         b"POST /apps/1/events HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
         b"GET /app/app-key HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade headers: aiohttp's 400
+        # Paths the door does not answer, and methods it does not answer there.
+        upgrade(""),
+        upgrade("k/extra"),
+        upgrade().replace(b"GET /app/", b"GET /apps/"),
+        publish(path="/apps/1/channels"),
+        publish(path="/apps//events"),
+        publish(path="/apps/1/events/x"),
+        publish(path="/app/1/events"),
+        publish(path="/users/u/terminate_connections"),
+        b"GET /apps/1/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /app/app-key HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         b"\x16\x03\x01 not http at all\r\n\r\n",
         b"X" * 9000,  # a head past the limit
     ],
@@ -482,29 +485,52 @@ def aiohttp_reads(wire: bytes) -> list[tuple[Any, bytes]]:
         loop.close()
 
 
+def test_the_door_answers_upgrades_and_publishes_at_their_routes() -> None:
+    head, route, handshake = answerable(upgrade())
+    assert route.endpoint is routes.WEBSOCKET
+    assert handshake == Handshake(APP.key, {"protocol": "7", "client": "js"}, None, ())
+    for path, endpoint in [
+        ("/apps/1/events", routes.EVENTS),
+        ("/apps/1/batch_events", routes.BATCH_EVENTS),
+    ]:
+        wire = publish(path=path)
+        head, route, length = answerable(wire)
+        assert (head.method, head.path, route.endpoint) == ("POST", path, endpoint)
+        assert route.params == {"app_id": "1"}
+        assert head.size + length == len(wire)
+
+
+def answerable(wire: bytes) -> front_door.Answerable:
+    request = read_request(wire, 1000)
+    assert not isinstance(request, Verdict), request
+    return request
+
+
 @settings(max_examples=400, deadline=None)
 @given(heads(), st.binary(max_size=12))
 def test_whatever_the_door_answers_aiohttp_reads_the_same_way(head: bytes, rest: bytes) -> None:
     request = read_request(head + rest, 1000)
     if isinstance(request, Verdict):
         return  # not ours: aiohttp reads it, whatever it is
-    assert request.head_bytes == len(head)
-    body = rest[: request.body_bytes] if isinstance(request, Publish) else b""
-    if isinstance(request, Publish) and len(body) < request.body_bytes:
-        body += b"x" * (request.body_bytes - len(body))
+    read, _, answer = request
+    assert read.size == len(head)
+    body_bytes = 0 if isinstance(answer, Handshake) else answer
+    body = rest[:body_bytes]
+    if len(body) < body_bytes:
+        body += b"x" * (body_bytes - len(body))
     ((message, payload),) = aiohttp_reads(head + body)
     assert b"".join(payload) == body
-    assert dict(message.url.query) == request.query
-    if isinstance(request, Publish):
-        assert (message.method, message.path) == ("POST", request.path + _query_of(head))
-        assert message.url.path == request.path
+    assert dict(message.url.query) == read.query
+    if isinstance(answer, int):
+        assert (message.method, message.path) == ("POST", read.path + _query_of(head))
+        assert message.url.path == read.path
         assert not message.upgrade
     else:
         assert message.method == "GET"
-        assert message.url.path == f"/app/{request.key}"
+        assert message.url.path == f"/app/{answer.key}"
         assert message.upgrade
-        assert message.headers.get("Origin") == request.headers.get("origin")
-        assert message.headers.get("X-Forwarded-For") == request.headers.get("x-forwarded-for")
+        assert message.headers.get("Origin") == answer.origin
+        assert tuple(message.headers.getall("X-Forwarded-For", ())) == answer.forwarded_for
 
 
 def _query_of(head: bytes) -> str:

@@ -45,7 +45,7 @@ def signed(
     if raw:
         params["body_md5"] = hashlib.md5(raw).hexdigest()
     params["auth_signature"] = sign_request(app.secret, method, path, params)
-    return ApiRequest(method, path, params, raw)
+    return ApiRequest.at(method, path, params, raw)
 
 
 def ok(response: ApiResponse) -> dict[str, object]:
@@ -512,7 +512,7 @@ async def test_invalid_events_are_refused_and_nothing_is_published(
     params["body_md5"] = hashlib.md5(body).hexdigest()
     params["auth_signature"] = sign_request(APP.secret, "POST", "/apps/1/events", params)
 
-    response = await api.handle(ApiRequest("POST", "/apps/1/events", params, body))
+    response = await api.handle(ApiRequest.at("POST", "/apps/1/events", params, body))
 
     assert problem in error(response, status)
     client.outlet.assert_nothing_received()

@@ -59,7 +59,7 @@ def signed(method: str, path: str, query: dict[str, str], body: bytes) -> ApiReq
     if body:
         params["body_md5"] = hashlib.md5(body).hexdigest()
     params["auth_signature"] = sign_request(APP.secret, method, path, params)
-    return ApiRequest(method, path, params, body)
+    return ApiRequest.at(method, path, params, body)
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def check_refusal(response: ApiResponse, wrong: set[str]) -> None:
 def test_any_request_gets_a_json_answer_and_never_a_500(
     method: str, path: str, auth: dict[str, str], query: dict[str, str], body: bytes
 ) -> None:
-    answer(ApiRequest(method, path, {**query, **auth}, body))
+    answer(ApiRequest.at(method, path, {**query, **auth}, body))
 
 
 @given(st.sampled_from(["GET", "POST"]), route_paths, extra_queries, bodies)
@@ -228,7 +228,7 @@ def test_a_request_with_tampered_signing_parameters_is_refused_with_401_or_answe
     request = signed(method, path, {}, body)
     query = {k: v for k, v in {**request.query, **tampered}.items() if v is not None}
 
-    answer(ApiRequest(method, path, query, body))
+    answer(ApiRequest.at(method, path, query, body))
 
 
 @given(triggers())

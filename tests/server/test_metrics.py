@@ -205,9 +205,9 @@ async def test_http_requests_are_counted_by_route_name_and_status(
     await api.handle(events)
     await api.handle(signed(clock, "GET", "/apps/1/channels/presence-room/users"))
     await api.handle(signed(clock, "GET", "/apps/1/channels/some-channel"))
-    await api.handle(ApiRequest("POST", "/apps/1/events", {}, b"{}"))  # unsigned
+    await api.handle(ApiRequest.at("POST", "/apps/1/events", {}, b"{}"))  # unsigned
     await api.handle(signed(clock, "GET", "/apps/1/nothing/here"))
-    api.refuse(ApiRequest("POST", "/apps/1/batch_events", {}, b""), ApiError(413, "Too big"))
+    api.refuse(ApiRequest.at("POST", "/apps/1/batch_events", {}, b""), ApiError(413, "Too big"))
 
     assert value(node, "http_requests_total", endpoint="events", status="200") == 2
     assert value(node, "http_requests_total", endpoint="events", status="401") == 1

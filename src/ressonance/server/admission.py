@@ -1,7 +1,7 @@
 """Whether a new WebSocket may become a session: node saturation and connection rates.
 
 Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the app is known
-(`Transport._open`), in this order; the first that says no refuses the connection:
+(`Gate.open`), in this order; the first that says no refuses the connection:
 
 1. The node is saturated: it holds `max_node_connections` sessions, or its event loop lags
    more than `max_loop_lag_ms` (the lag the node's timer loop measured last,
@@ -31,12 +31,12 @@ from ipaddress import IPv6Address, IPv6Network
 
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
+from ressonance.protocol.handshake import Refusal
 from ressonance.server.node import Node
 from ressonance.server.proxies import TrustedProxies, parse_address
 
 log = logging.getLogger(__name__)
 
-Refusal = tuple[ErrorCode, str]
 _Hit = tuple[str, str]  # the setting that refused, and the reason the client reads
 
 
@@ -75,7 +75,7 @@ class Admission:
             return None
         setting, reason = hit
         self.node.metrics.connection_throttled(setting)
-        return ErrorCode.OVER_CAPACITY, reason
+        return Refusal(ErrorCode.OVER_CAPACITY, reason)
 
     def _saturated(self) -> _Hit | None:
         limits = self.limits

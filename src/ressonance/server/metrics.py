@@ -11,9 +11,10 @@ Rules:
    only what happens at most once per HTTP request (the publish latency histogram).
 3. Labels are bounded: `app_id` (configured apps), `quota` (the setting that refused),
    `code` (the close codes the server knows;
-   any other code a client sends is counted as "other"), `endpoint` (HTTP API route names,
-   never raw paths), `status` and `limit` (the names of the admission settings). No channel,
-   socket, user or address label.
+   any other code a client sends is counted as "other"), `endpoint` (the name of the HTTP API
+   endpoint the request's route resolved to, `server.routes`, or "unknown"; never a raw path,
+   and the path is not parsed again for it), `status` and `limit` (the names of the
+   admission settings). No channel, socket, user or address label.
 4. Monotonic time (`timer`, injected) for durations; the node's wall clock is not used here.
 
 prometheus-client is used, not a hand-written exposition: per-node registries are one

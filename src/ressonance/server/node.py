@@ -37,13 +37,14 @@ from ressonance.protocol.connection import (
     Unsubscribed,
 )
 from ressonance.protocol.errors import ErrorCode, SubscriptionError
+from ressonance.protocol.handshake import Refusal
 from ressonance.protocol.rest import Trigger
 from ressonance.server.client_events import ClientEvents
 from ressonance.server.fanout import Fanout
 from ressonance.server.hub import Hub
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
-from ressonance.server.registry import Refusal, SessionRegistry
+from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import Outlet, OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
