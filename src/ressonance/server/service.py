@@ -155,7 +155,7 @@ def gate(node: Node, limits: AdmissionLimits | None = None) -> Gate:
 
 
 def sockets(node: Node, max_message_bytes: int) -> Sockets:
-    """The taken-over WebSockets of `node`, none reading messages over `max_message_bytes`."""
+    """The taken-over WebSockets of `node`, each taking messages up to `max_message_bytes`."""
     return Sockets(
         receive=node.receive,
         registry=node.registry,
