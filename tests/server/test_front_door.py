@@ -23,7 +23,6 @@ from ressonance.protocol.handshake import Handshake
 from ressonance.protocol.request_head import Verdict
 from ressonance.protocol.signing import sign_request
 from ressonance.server import front_door, routes
-from ressonance.server.admission import Admission
 from ressonance.server.front_door import (
     IDLE_TIMEOUT_SECONDS,
     SWEEP_SECONDS,
@@ -31,11 +30,10 @@ from ressonance.server.front_door import (
     FrontDoors,
     read_request,
 )
-from ressonance.server.gate import Gate
-from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
+from ressonance.server.http_api import ApiRequest, ApiResponse
 from ressonance.server.node import Node
-from ressonance.server.service import memory_node
-from ressonance.server.websocket import Sockets, WebSocket
+from ressonance.server.service import gate, http_api, memory_node, sockets
+from ressonance.server.websocket import WebSocket
 from tests.fakes import decode_text_frame, split_frames
 from tests.frames import PING, client_frame
 
@@ -111,13 +109,13 @@ class Harness:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.fallbacks: list[Fallback] = []
-        self.sockets = Sockets(node, 1 << 16)
-        self.api = HttpApi(node)
+        self.sockets = sockets(node, 1 << 16)
+        self.api = http_api(node)
         self.doors = FrontDoors(
             loop=asyncio.get_running_loop(),
             api=self.api,
             sockets=self.sockets,
-            gate=Gate(node, Admission(node)),
+            gate=gate(node),
             fallback=self.fallback,
             max_body_bytes=1000,
             server_header=SERVER,
@@ -293,7 +291,7 @@ async def test_an_upgrade_and_the_first_frames_leave_in_one_write(harness: Harne
     assert decode_text_frame(established)["event"] == "pusher:connection_established"
     assert isinstance(transport.protocol, WebSocket)
     assert door not in harness.doors.open
-    assert len(harness.node.sessions) == 1
+    assert len(harness.node.registry.sessions) == 1
 
 
 async def test_a_refused_upgrade_says_why_after_the_101(harness: Harness) -> None:

@@ -14,10 +14,11 @@ import pytest
 
 from ressonance.protocol.app import App
 from ressonance.protocol.handshake import Handshake
-from ressonance.server.admission import Admission, AdmissionLimits
+from ressonance.server.admission import AdmissionLimits
 from ressonance.server.gate import PATH_NOT_FOUND, Gate, peer_address
 from ressonance.server.node import Node
-from ressonance.server.websocket import Sockets, WebSocket
+from ressonance.server.service import gate, sockets
+from ressonance.server.websocket import WebSocket
 from tests.fakes import decode_text_frame, split_frames
 from tests.server.conftest import APP, MakeNode
 from tests.server.test_front_door import FakeTransport
@@ -26,10 +27,10 @@ PUSHER_JS = Handshake(APP.key, {"protocol": "7", "client": "js"}, None, ())
 
 
 def opened(node: Node, limits: AdmissionLimits | None = None) -> tuple[Gate, WebSocket]:
-    gate = Gate(node, Admission(node, limits))
+    policy = gate(node, limits)
     transport = FakeTransport()
-    socket = Sockets(node, 1 << 16).adopt(transport, b"HTTP/1.1 101 Switching Protocols\r\n\r\n")  # type: ignore[arg-type]
-    return gate, socket
+    socket = sockets(node, 1 << 16).adopt(transport, b"HTTP/1.1 101 Switching Protocols\r\n\r\n")  # type: ignore[arg-type]
+    return policy, socket
 
 
 def frames(socket: WebSocket) -> list[Any]:
@@ -58,7 +59,7 @@ async def test_a_pusher_js_client_gets_a_session(node: Node) -> None:
     gate, socket = opened(node)
     await gate.open(socket, PUSHER_JS)
     assert frames(socket) == ["pusher:connection_established"]
-    assert len(node.sessions) == 1
+    assert len(node.registry.sessions) == 1
     (write,) = socket.transport.writes  # type: ignore[attr-defined]
     assert write.startswith(b"HTTP/1.1 101")  # the 101 and the first frame in one write
 
@@ -82,7 +83,7 @@ async def test_a_bad_handshake_is_refused_and_counted(
     await gate.open(socket, handshake)
     refused_with(socket, code, message)
     assert node.metrics.refused == {str(code): 1}
-    assert not node.sessions
+    assert not node.registry.sessions
 
 
 async def test_an_origin_the_app_does_not_allow_is_refused(make_node: MakeNode) -> None:
@@ -110,7 +111,7 @@ async def test_a_socket_over_before_the_lookup_ends_gets_no_session(node: Node) 
     gate, socket = opened(node)
     socket.connection_lost(None)
     await gate.open(socket, PUSHER_JS)
-    assert not node.sessions
+    assert not node.registry.sessions
 
 
 async def test_a_failure_while_opening_closes_with_1011(

@@ -20,8 +20,8 @@ import orjson
 from hypothesis import event as note, given, strategies as st
 
 from ressonance.protocol.signing import sign_request
-from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
-from ressonance.server.service import memory_node
+from ressonance.server.http_api import ApiRequest, ApiResponse
+from ressonance.server.service import http_api, memory_node
 from tests.fakes import FakeClock
 from tests.server.conftest import APP
 from tests.strategies import NAME_ALPHABET, dumps, json_values_of
@@ -34,7 +34,7 @@ async def _answer(request: ApiRequest) -> ApiResponse:
     node = memory_node([APP], clock=FakeClock())
     await node.start()
     try:
-        return await HttpApi(node).handle(request)
+        return await http_api(node).handle(request)
     finally:
         await node.stop()
 

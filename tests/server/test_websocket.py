@@ -14,11 +14,11 @@ from typing import Any
 
 from ressonance.protocol.app import App
 from ressonance.server.node import Node
+from ressonance.server.service import sockets
 from ressonance.server.websocket import (
     FRAMES_PER_TURN,
     MAX_EARLY_FRAMES,
     MAX_INBOX,
-    Sockets,
     WebSocket,
 )
 from tests.fakes import split_frames
@@ -128,13 +128,13 @@ class Peer:
 
 def adopt(node: Node) -> Peer:
     transport = FakeTransport()
-    socket = Sockets(node, 1 << 16).adopt(transport)  # type: ignore[arg-type]
+    socket = sockets(node, 1 << 16).adopt(transport)  # type: ignore[arg-type]
     return Peer(socket, transport)
 
 
 def open_peer(node: Node, app: App = APP) -> Peer:
     peer = adopt(node)
-    session = node.open_session(app, peer.socket)
+    session = node.registry.open_session(app, peer.socket)
     assert not isinstance(session, tuple)
     peer.socket.start(session)
     return peer
@@ -274,7 +274,7 @@ async def test_frames_before_the_session_opens_are_bounded_then_charged(
 
     assert peer.pongs() == [str(MAX_EARLY_FRAMES - 1).encode()]  # the rest waits unread
     assert not peer.transport.reading
-    session = node.open_session(STRICT, peer.socket)
+    session = node.registry.open_session(STRICT, peer.socket)
     assert not isinstance(session, tuple)
     peer.socket.start(session)  # 64 frames on a burst of 8: a flood
 
@@ -289,7 +289,7 @@ async def test_frames_before_the_session_opens_are_read_on_once_it_does(
     peer = adopt(node)
     peer.send(pings(100))
 
-    session = node.open_session(APP, peer.socket)
+    session = node.registry.open_session(APP, peer.socket)
     assert not isinstance(session, tuple)
     peer.socket.start(session)
     await turns()

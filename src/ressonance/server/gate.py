@@ -8,8 +8,8 @@ The checks run in this order; the first that says no refuses the connection:
 2. the app key (4001);
 3. the Origin, against the app's allowed origins (4009);
 4. admission (`server.admission`: node saturation, per-address and per-app rates; 4100);
-5. the node's own checks (`node.connect`: a disabled app 4003, the connection quota 4004
-   or 4100).
+5. the node's own checks (`SessionRegistry.connect`: a disabled app 4003, the connection
+   quota 4004 or 4100).
 
 Then the session starts on the socket.
 
@@ -20,8 +20,9 @@ Rules:
    socket is uncorked at the end, so the 101, if corked with it, and the first frames leave
    in one write.
 3. A socket the client broke or left while the app was looked up gets no session.
-4. No web library and nothing of the transport or the front door (import-linter checks it):
-   the peer's address is read from the socket's asyncio transport.
+4. No web library and nothing of the transport, the front door or the node (import-linter
+   checks it): the peer's address is read from the socket's asyncio transport, and the gate
+   is given the parts it uses.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ import asyncio
 import logging
 from typing import Final
 
+from ressonance.apps.base import AppStore
 from ressonance.protocol.errors import ErrorCode
 from ressonance.protocol.handshake import Handshake, Refusal, origin_allowed, protocol_problem
 from ressonance.server.admission import Admission
-from ressonance.server.node import Node
+from ressonance.server.metrics import Metrics
+from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import Session
 from ressonance.server.websocket import INTERNAL_ERROR, WebSocket
 
@@ -57,9 +60,18 @@ def peer_address(transport: asyncio.BaseTransport) -> str | None:
 class Gate:
     """Opens a session on a new WebSocket, or refuses it."""
 
-    def __init__(self, node: Node, admission: Admission) -> None:
-        self.node = node
+    def __init__(
+        self,
+        *,
+        apps: AppStore,
+        admission: Admission,
+        registry: SessionRegistry,
+        metrics: Metrics,
+    ) -> None:
+        self.apps = apps
         self.admission = admission
+        self.registry = registry
+        self.metrics = metrics
 
     async def open(self, socket: WebSocket, handshake: Handshake) -> None:
         """Start a session on `socket`, or refuse it; never raises."""
@@ -76,7 +88,7 @@ class Gate:
             socket.uncork()
 
     def refuse(self, socket: WebSocket, refusal: Refusal) -> None:
-        self.node.metrics.connection_refused(refusal.code)
+        self.metrics.connection_refused(refusal.code)
         socket.refuse(refusal.code, refusal.reason)
 
     async def _session(self, socket: WebSocket, handshake: Handshake) -> Session | Refusal | None:
@@ -84,7 +96,7 @@ class Gate:
         refusal = protocol_problem(handshake.query)
         if refusal is not None:
             return refusal
-        app = await self.node.apps.find_by_key(handshake.key)
+        app = await self.apps.find_by_key(handshake.key)
         if app is None:
             return APP_NOT_FOUND
         if not origin_allowed(handshake.origin, app.allowed_origins):
@@ -95,4 +107,4 @@ class Gate:
             return refusal
         if socket.over:
             return None  # the client broke the protocol or left during the lookup
-        return await self.node.connect(app, socket)
+        return await self.registry.connect(app, socket)

@@ -13,7 +13,8 @@ any other request there is a JSON 404.
 
 Rules: nothing here decides whether a connection may open (that is the gate's) or what a
 path means (that is the routing table's); this module turns aiohttp's requests into ours
-and our answers into aiohttp's.
+and our answers into aiohttp's. It is given the outer ring it serves (HTTP API, gate,
+sockets, built by `server.service`) and never imports the node.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from ressonance.protocol.errors import ApiError
 from ressonance.protocol.handshake import Handshake
 from ressonance.server import routes
 from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
-from ressonance.server.admission import Admission, AdmissionLimits
 from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.gate import PATH_NOT_FOUND, Gate
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
-from ressonance.server.node import Node
+from ressonance.server.metrics import Metrics
+from ressonance.server.readiness import Readiness
 from ressonance.server.routes import Area, Endpoint, Route
 from ressonance.server.websocket import Sockets, WebSocket
 
@@ -124,17 +125,24 @@ class Transport:
 
     def __init__(
         self,
-        node: Node,
+        *,
+        api: HttpApi,
+        gate: Gate,
+        sockets: Sockets,
+        readiness: Readiness,
+        metrics: Metrics,
         limits: TransportLimits,
-        admission: AdmissionLimits | None = None,
         admin: AdminApi | None = None,
     ) -> None:
-        self.node = node
+        """`sockets` take over the upgraded connections (their message size limit is
+        `limits.max_ws_message_bytes`); `readiness` answers /readyz, `metrics` /metrics."""
         self.limits = limits
-        self.gate = Gate(node, Admission(node, admission))
-        self.api = HttpApi(node)
+        self.gate = gate
+        self.api = api
         self.admin = admin
-        self.sockets = Sockets(node, limits.max_ws_message_bytes)
+        self.sockets = sockets
+        self.readiness = readiness
+        self.metrics = metrics
         self._taken_over = _TakenOver()
         self._runner: web.AppRunner | None = None
         self._doors: FrontDoors | None = None
@@ -223,11 +231,11 @@ class Transport:
         return json_response(ApiResponse(200, {"status": "ok"}))
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        ready = self.node.ready
+        ready = self.readiness.ready
         return json_response(ApiResponse(200 if ready else 503, {"ready": ready}))
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body, content_type = self.node.metrics.exposition(request.headers.get("Accept", ""))
+        body, content_type = self.metrics.exposition(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _api(self, request: web.Request, route: Route) -> web.StreamResponse:

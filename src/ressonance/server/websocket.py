@@ -6,8 +6,8 @@ it holds this slotted object, a `FrameReader` (empty while idle) and the session
 the client is silent.
 
 Rules:
-1. Client frames are parsed by `protocol.websocket.FrameReader`; text messages go to
-   `node.receive` in order, one at a time. A task runs only while messages are being handled;
+1. Client frames are parsed by `protocol.websocket.FrameReader`; text messages go to the
+   node's `receive` in order, one at a time. A task runs only while messages are being handled;
    at most `MAX_INBOX` messages wait: then the socket stops reading until they are handled.
 2. Writes are pre-built frames straight to the transport (this object is the session's outlet).
    Until the session is open they are held with the 101 answer (`uncork`), so a connection's
@@ -16,7 +16,8 @@ Rules:
    client's; a client's close is answered with 1000, and then the TCP connection is closed
    (RFC 6455 §7.1.1). A protocol violation sends a close frame with 1002, 1007 or 1009 and
    half-closes; the connection ends at the client's EOF or the timeout.
-4. When the connection is gone, `node.close_session` runs once, after any message in hand.
+4. When the connection is gone, `SessionRegistry.close_session` runs once, after any message
+   in hand.
 5. No connection takes more than a bounded share of a loop turn, whatever it sends: one turn
    parses at most `FRAMES_PER_TURN` frames or about `BYTES_PER_TURN` bytes of it. The rest
    of what was read waits in the reader while the socket stops reading; it is parsed on a
@@ -38,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from ressonance.protocol import messages as m
@@ -53,7 +54,7 @@ from ressonance.protocol.websocket import (
     PingReceived,
     TextReceived,
 )
-from ressonance.server.node import Node
+from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import Session
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,25 @@ BYTES_PER_TURN: Final = 64 * 1024
 MAX_EARLY_FRAMES: Final = 64  # frames other than text parsed before the session opens
 BINARY_REFUSED: Final = "Binary frames are not supported; send JSON text"
 
+Receive = Callable[[Session, str], Awaitable[None]]  # the node's dispatch of one text message
+
 
 class Sockets:
     """Every taken-over WebSocket of one transport, and the tasks they started."""
 
-    def __init__(self, node: Node, max_message_bytes: int) -> None:
-        self.node = node
+    def __init__(
+        self,
+        *,
+        receive: Receive,
+        registry: SessionRegistry,
+        clock: Callable[[], float],
+        max_message_bytes: int,
+    ) -> None:
+        """`receive` handles one text message of a session (`Node.receive`); `registry`
+        closes a session once its connection is gone."""
+        self.receive = receive
+        self.registry = registry
+        self.clock = clock
         self.max_message_bytes = max_message_bytes
         self.open: set[WebSocket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -270,7 +284,7 @@ class WebSocket(asyncio.Protocol):
         if session is None:
             self._early += count
             return True
-        over = session.connection.frames_received(count, self._sockets.node.clock())
+        over = session.connection.frames_received(count, self._sockets.clock())
         if over is None:
             return True
         session.flush()  # the 4301 warning, once per flood
@@ -336,7 +350,7 @@ class WebSocket(asyncio.Protocol):
         """Handle waiting messages in order; once the connection is gone, close the session."""
         session = self.session
         assert session is not None
-        node = self._sockets.node
+        sockets = self._sockets
         inbox = self._inbox
         try:
             while inbox and not self._lost:
@@ -346,7 +360,7 @@ class WebSocket(asyncio.Protocol):
                 if self._closing is not None:
                     continue
                 try:
-                    await node.receive(session, text)
+                    await sockets.receive(session, text)
                 except Exception:
                     log.exception("event=session_failed socket_id=%s", session.socket_id)
                     session.close(INTERNAL_ERROR, "Internal server error")
@@ -357,5 +371,5 @@ class WebSocket(asyncio.Protocol):
             if not inbox:
                 self._inbox = None
         if self._lost:
-            await node.close_session(session, self._client_code)
+            await sockets.registry.close_session(session, self._client_code)
             self.session = None  # no cycle with session.outlet: refcounting frees both
