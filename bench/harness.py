@@ -493,7 +493,10 @@ class ManagedServer(Server):
                     path.unlink()
 
 
+@dataclass
 class RessonanceServer(ManagedServer):
+    source: Path | None = None  # another checkout's src/ (the --baseline revision)
+
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         python = REPO_DIR / ".venv" / "bin" / "python"
         # The load generator is one trusted client doing on purpose what the abuse limits stop
@@ -514,6 +517,8 @@ class RessonanceServer(ManagedServer):
         argv = [str(python if python.exists() else sys.executable), "-m", "ressonance", "serve"]
         argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
         argv += ["--config", str(config)]
+        if self.source is not None:  # put first on the path: the venv's own copy is shadowed
+            env["PYTHONPATH"] = str(self.source)
         return argv, env, REPO_DIR
 
     def ready_path(self) -> str:

@@ -5,20 +5,30 @@
 Starts each target server itself (a fresh one per scenario, pinned to CPU 0), drives it with
 the C load generator bench/loadgen.c (pinned to CPU 1), prints a table and writes JSON and
 Markdown to bench/results/. `--target external` runs the same scenarios against any
-Pusher-compatible server already listening on a loopback address. See docs/benchmarks.md.
+Pusher-compatible server already listening on a loopback address. `--baseline REF` adds
+Ressonance as it was at the git revision REF (checked out into a temporary worktree, run by the
+same Python) as a target beside this checkout, so a change is measured against its baseline in
+the same run:
+
+    .venv/bin/python bench/run.py --target ressonance --baseline main~3 --scenarios a,e,f
+
+See docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -74,6 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--conns-per-proc", type=int, default=10000, help="connections per loadgen process"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run Ressonance at git revision REF (a temporary worktree) as target 'baseline'",
+    )
     external = parser.add_argument_group("--target external (a server you started yourself)")
     external.add_argument("--host", default="127.0.0.1", help="loopback address of the server")
     external.add_argument("--port", type=int, default=6001)
@@ -83,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     external.add_argument("--server-pid", type=int, default=None, help="for RSS and CPU figures")
     external.add_argument("--name", default="external", help="column name in the table")
     args = parser.parse_args(argv)
+    if args.baseline and args.target == "external":
+        parser.error("--baseline compares two Ressonance revisions; not with --target external")
     if args.target == "external" and not (args.app_id and args.key and args.secret):
         parser.error("--target external needs --app-id, --key and --secret")
     if not is_loopback(args.host):
@@ -159,11 +176,35 @@ def calibrate() -> Json:
 # --- running -------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def baseline_checkout(ref: str | None) -> Iterator[Path | None]:
+    """The `src/` of a temporary git worktree at `ref` (removed afterwards), or None."""
+    if not ref:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--quiet", str(folder), ref],
+        cwd=BENCH_DIR,
+        check=True,
+    )
+    try:
+        yield folder / "src"
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(folder)], cwd=BENCH_DIR, check=False
+        )
+
+
 def make_server(target: str, args: argparse.Namespace, port: int) -> Server:
     pin = bool(args.pin)
     creds = Credentials()
     if target == "ressonance":
         return RessonanceServer("ressonance", "127.0.0.1", port, creds, pin=pin)
+    if target == "baseline":
+        return RessonanceServer(
+            "baseline", "127.0.0.1", port, creds, pin=pin, source=args.baseline_src
+        )
     if target == "soketi":
         return SoketiServer("soketi", "127.0.0.1", port, creds, pin=pin)
     creds = Credentials(args.app_id, args.key, args.secret)
@@ -233,6 +274,8 @@ def fit_to_fd_limit(scenarios: list[Scenario], limit: int) -> tuple[list[Scenari
 
 async def run_all(args: argparse.Namespace) -> Json:
     targets = list(TARGETS) if args.target == "both" else [args.target]
+    if args.baseline:
+        targets.insert(1, "baseline")
     letters = args.scenarios.replace(",", "").replace(" ", "").lower()
     scenarios = plan(letters, args.quick)
     limit = raise_nofile()
@@ -420,7 +463,12 @@ def main(argv: list[str] | None = None) -> int:
     info["source_start"] = source_digest()
     versions = f"Python {info['python']}, Node {info['node']}, nofile {info['rlimit_nofile']}"
     log(f"bench: {info['nproc']} CPUs ({info['cpu_model']}), {info['kernel']}, {versions}")
-    outcome = asyncio.run(run_all(args))
+    with baseline_checkout(args.baseline) as baseline:
+        args.baseline_src = baseline
+        if args.baseline:
+            commit = _command_output(["git", "rev-parse", args.baseline], BENCH_DIR)
+            info["baseline"] = f"{args.baseline} = {commit}"
+        outcome = asyncio.run(run_all(args))
     info["calibration_end"] = calibrate()
     info["source_end"] = source_digest()
     if info["source_end"] != info["source_start"]:

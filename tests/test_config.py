@@ -6,7 +6,6 @@ variable or the file) and says what is wrong.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -16,14 +15,8 @@ from pathlib import Path
 import pytest
 
 from ressonance.apps.base import AppRecord
-from ressonance.config import (
-    MAX_CONFIG_BYTES,
-    Settings,
-    app_from_environment,
-    development_app,
-    load_settings,
-    open_app_registry,
-)
+from ressonance.apps.sourcing import AppSource, open_app_registry
+from ressonance.config import MAX_CONFIG_BYTES, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
 
@@ -229,18 +222,6 @@ def test_an_app_from_the_environment(tmp_path: Path) -> None:
     assert not settings.dev_app
 
 
-@pytest.mark.parametrize("value", ["false", "0", "no", "off", "False", " OFF "])
-def test_false_booleans_from_the_environment(value: str) -> None:
-    app = app_from_environment({**ENV_APP, "RESSONANCE_APP_ENABLED": value})
-
-    assert app is not None
-    assert app.enabled is False
-
-
-def test_no_variables_no_app() -> None:
-    assert app_from_environment({"PATH": "/bin", "RESSONANCE_OTHER": "x"}) is None
-
-
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -314,32 +295,22 @@ def test_the_process_environment_is_read_by_default(
 
 
 async def registry_records(settings: Settings) -> list[AppRecord]:
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         return await registry.records()
     finally:
         await registry.close()
 
 
-async def test_a_development_app_is_created_in_the_default_registry(tmp_path: Path) -> None:
+async def test_without_apps_the_source_is_the_default_registry_in_the_state_directory(
+    tmp_path: Path,
+) -> None:
     settings = load(tmp_path)
 
-    [app] = await registry_records(settings)
-
     assert settings.dev_app
+    assert settings.app_source == AppSource(state_dir=tmp_path / "state")
+    [app] = await registry_records(settings)
     assert app.name == "development"
-    assert app.id.isdigit()
-    assert len(app.id) == 6
-    assert len(app.key) == 20
-    assert len(app.secret) == 32
-    assert (tmp_path / "state" / "ressonance.db").is_file()
-
-
-async def test_the_development_app_is_reused(tmp_path: Path) -> None:
-    first = await registry_records(load(tmp_path))
-    again = await registry_records(load(tmp_path))
-
-    assert again == first
 
 
 async def test_the_state_directory_follows_xdg_state_home(tmp_path: Path) -> None:
@@ -349,53 +320,6 @@ async def test_the_state_directory_follows_xdg_state_home(tmp_path: Path) -> Non
     [app] = await registry_records(settings)
     assert app.name == "development"
     assert (tmp_path / "ressonance" / "ressonance.db").is_file()
-
-
-async def test_an_earlier_versions_development_app_keeps_its_credentials(tmp_path: Path) -> None:
-    saved = {"id": "123456", "key": "old-key", "secret": "old-secret"}
-    (tmp_path / "state").mkdir()
-    (tmp_path / "state" / "dev-app.json").write_text(json.dumps(saved))
-
-    [app] = await registry_records(load(tmp_path))
-
-    assert (app.id, app.key, app.secret, app.name) == (
-        "123456",
-        "old-key",
-        "old-secret",
-        "development",
-    )
-
-
-def test_a_damaged_legacy_file_gives_new_credentials(tmp_path: Path) -> None:
-    (tmp_path / "dev-app.json").write_text("{not json")
-
-    app = development_app(tmp_path)
-
-    assert app.name == "development"
-    assert development_app(tmp_path).key != app.key
-
-
-async def test_an_unwritable_state_directory_still_gives_an_app(tmp_path: Path) -> None:
-    blocked = tmp_path / "a-file"
-    blocked.write_text("")
-    settings = load_settings(environ={}, state_dir=blocked / "state")
-
-    first = await registry_records(settings)
-    second = await registry_records(settings)
-
-    assert [r.name for r in first] == [r.name for r in second] == ["development"]
-    assert first[0].key != second[0].key  # nothing could be saved, so new credentials each start
-
-
-async def test_the_development_app_is_only_added_to_an_empty_registry(tmp_path: Path) -> None:
-    settings = load(tmp_path)
-    registry = await open_app_registry(settings)
-    [dev] = await registry.records()
-    await registry.delete(dev.id)
-    await registry.create(AppRecord(id="7", key="mine", secret="s"))
-    await registry.close()
-
-    assert [r.key for r in await registry_records(settings)] == ["mine"]
 
 
 def test_an_app_on_a_plan_takes_its_limits_and_overrides_some(
@@ -582,6 +506,24 @@ def test_the_environment_sets_backbone_and_state_and_flags_win(
     assert (from_env.backbone, from_env.state_url) == ("nats://env:4222", "redis://env:1/0")
     assert (from_env.node_ttl, from_env.drain_seconds) == (3.0, 2.5)
     assert (from_flag.backbone, from_flag.workers) == ("nats://flag:4222", 3)
+
+
+def test_the_backbone_wire_version_is_2_unless_an_upgrade_asks_for_1(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config("[server]\nbackbone_wire_version = 1\n")
+
+    assert load(tmp_path, None).backbone_wire_version == 2
+    assert load(tmp_path, path).backbone_wire_version == 1
+    environ = {"RESSONANCE_BACKBONE_WIRE_VERSION": "2"}
+    assert load(tmp_path, path, environ=environ).backbone_wire_version == 2
+
+
+@pytest.mark.parametrize("value", ["3", "0", "two", "true"])
+def test_a_wire_version_the_backbone_cannot_write_is_refused(tmp_path: Path, value: str) -> None:
+    environ = {"RESSONANCE_BACKBONE_WIRE_VERSION": value}
+    with pytest.raises(ConfigError, match="RESSONANCE_BACKBONE_WIRE_VERSION: must be 1 or 2"):
+        load(tmp_path, None, environ=environ)
 
 
 @pytest.mark.parametrize(

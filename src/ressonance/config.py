@@ -3,51 +3,38 @@
 Precedence: command-line flag > environment > config file > default. Every problem raises
 `ConfigError` naming the key and what is wrong. The connection limits (deadlines, head sizes,
 connections per address, reserved descriptors: `_CONNECTION_KEYS`) are also read from
-`RESSONANCE_<KEY>` variables, checked as their TOML values are.
-
-Where apps come from (one source, never two, so that no app is defined twice):
-- an apps URL (`--apps`, `RESSONANCE_APPS`, `[server] apps`): a SQLite or PostgreSQL
-  registry, or a TOML file of `[[apps]]`;
-- else the static apps: the config file's `[[apps]]` tables plus one app from
-  `RESSONANCE_APP_*` variables (the file is watched: edits apply without a restart);
-- else the embedded default, a SQLite registry in the user's state directory
-  (`~/.local/state/ressonance/ressonance.db`), where a development app is created on first
-  start, so its credentials survive restarts wherever the server is started from.
-Giving both an apps URL and static apps is an error.
+`RESSONANCE_<KEY>` variables, checked as their TOML values are. This module only loads and
+checks; where apps come from and how their registry is opened is apps/sourcing.py
+(`Settings.app_source` names the source). Giving both an apps URL and static apps is an error.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final
 
-from ressonance.apps import open_registry
-from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
-from ressonance.apps.file import FileAppRegistry, record_from_table, unique_by_id
+from ressonance.apps.base import AppRecord, resolve_record
+from ressonance.apps.file import record_from_table, unique_by_id
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
-from ressonance.apps.settings import text_value
-from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, UNLIMITED, App
+from ressonance.apps.sourcing import AppSource, environment_record, state_directory
+from ressonance.backbone.wire import (
+    VERSION as BACKBONE_WIRE_VERSION,
+    VERSIONS as BACKBONE_WIRE_VERSIONS,
+)
+from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import AdmissionLimits
 from ressonance.server.limits import ConnectionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
+from ressonance.state import REDIS_SCHEMES, SCHEMES as STATE_SCHEMES
 
-log = logging.getLogger(__name__)
-
-ENV_PREFIX: Final = "RESSONANCE_APP_"
 MAX_CONFIG_BYTES: Final = 1 << 20
-_APP_STRINGS: Final = ("id", "key", "secret", "name", "plan")
-DEFAULT_DATABASE: Final = "ressonance.db"
-DEV_APP_NAME: Final = "development"
 _PLAN_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -68,6 +55,7 @@ class Settings:
     state: str = ""
     key_prefix: str = "ressonance"
     node_ttl: float = 10.0
+    backbone_wire_version: int = BACKBONE_WIRE_VERSION
     drain_seconds: float = 10.0
     workers: int = 1
     tls_cert: str = ""
@@ -106,17 +94,20 @@ class Settings:
         return {**BUILTIN_PLANS, **{plan.name: plan for plan in self.plans}}
 
     @property
+    def app_source(self) -> AppSource:
+        """Where the apps come from, for apps.sourcing to open."""
+        return AppSource(
+            url=self.apps_url,
+            static=bool(self.apps),
+            file=self.apps_file,
+            fixed=self.env_apps,
+            state_dir=Path(self.state_dir),
+        )
+
+    @property
     def registry_url(self) -> str:
-        """The URL of the app registry: the apps URL, else the config file with the static
-        apps (`file:...`), else the embedded SQLite default in the state directory. "" when
-        the only app comes from `RESSONANCE_APP_*` variables (nothing to open by URL)."""
-        if self.apps_url:
-            return self.apps_url
-        if self.apps_file:
-            return f"file:{self.apps_file}"
-        if self.apps:
-            return ""
-        return f"sqlite:///{Path(self.state_dir) / DEFAULT_DATABASE}"
+        """The URL of the app registry ("" when the only app is the environment's)."""
+        return self.app_source.registry_url
 
     @property
     def tls(self) -> bool:
@@ -157,8 +148,7 @@ class Settings:
         )
 
 
-REDIS_SCHEMES: Final = ("redis://", "rediss://")
-BACKBONE_SCHEMES: Final = ("memory://", *REDIS_SCHEMES, "nats://", "tls://")
+BACKBONE_SCHEMES: Final = ("memory://", "redis://", "rediss://", "nats://", "tls://")
 _SERVER_INTS: Final = (
     "max_ws_message_kb",
     "max_http_body_kb",
@@ -253,6 +243,11 @@ def load_settings(
         port=_port(port, "--port") if port is not None else settings.port,
         backbone=backbone or environ.get("RESSONANCE_BACKBONE") or settings.backbone,
         state=state or environ.get("RESSONANCE_STATE") or settings.state,
+        backbone_wire_version=_wire_version(
+            environ["RESSONANCE_BACKBONE_WIRE_VERSION"], "RESSONANCE_BACKBONE_WIRE_VERSION"
+        )
+        if environ.get("RESSONANCE_BACKBONE_WIRE_VERSION")
+        else settings.backbone_wire_version,
         workers=_positive_int(workers, "--workers") if workers is not None else settings.workers,
         tls_cert=tls_cert or settings.tls_cert,
         tls_key=tls_key or settings.tls_key,
@@ -260,7 +255,7 @@ def load_settings(
         plans=plans,
         apps_file=apps_file,
         env_apps=(env_record,) if env_record is not None else (),
-        state_dir=str(state_dir or _state_dir(environ)),
+        state_dir=str(state_dir or state_directory(environ)),
         dev_app=not apps_url and not records,
     )
     settings = replace(settings, apps=_resolved(records, settings.plan_map, env_record))
@@ -367,7 +362,7 @@ def _check_cluster(settings: Settings) -> None:
         raise ConfigError(
             f"backbone: {settings.backbone[:60]!r} is not a memory://, redis:// or nats:// URL"
         )
-    if not settings.state_url.startswith(("memory://", *REDIS_SCHEMES)):
+    if not settings.state_url.startswith(STATE_SCHEMES):
         raise ConfigError(f"state: {settings.state_url[:60]!r} is not a memory:// or redis:// URL")
     shared = not settings.backbone.startswith("memory://")
     if shared and settings.state_url.startswith("memory://"):
@@ -445,6 +440,8 @@ def _server_value(name: str, value: object, where: str) -> object:
         return _positive_int(value, where)
     if name in _SERVER_LIMITS:
         return _limit(value, where)
+    if name == "backbone_wire_version":
+        return _wire_version(value, where)
     if name == "trusted_proxies":
         return _trusted_proxies(value, where)
     if name == "log_level":
@@ -457,6 +454,15 @@ def _server_value(name: str, value: object, where: str) -> object:
             raise ConfigError(f"{where}: must be a positive number of seconds")
         return float(value)
     return _string(value, where)
+
+
+def _wire_version(value: object, where: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value not in BACKBONE_WIRE_VERSIONS or isinstance(value, bool):
+        versions = " or ".join(str(v) for v in BACKBONE_WIRE_VERSIONS)
+        raise ConfigError(f"{where}: must be {versions}")
+    return int(str(value))
 
 
 def _positive_int(value: object, where: str) -> int:
@@ -495,96 +501,3 @@ def _string(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{where}: must be a string")
     return value
-
-
-def environment_record(environ: Mapping[str, str]) -> AppRecord | None:
-    """The app described by `RESSONANCE_APP_*` variables, or None when there is none."""
-    names = sorted(k for k in environ if k.startswith(ENV_PREFIX))
-    if not names:
-        return None
-    table: dict[str, object] = {}
-    for variable in names:
-        setting = variable[len(ENV_PREFIX) :].lower()
-        table[setting] = _env_value(setting, environ[variable], variable)
-    return record_from_table(table, "environment RESSONANCE_APP")
-
-
-def app_from_environment(
-    environ: Mapping[str, str], plans: Mapping[str, Plan] = BUILTIN_PLANS
-) -> App | None:
-    """The environment's app with its plan applied, or None when there is none."""
-    record = environment_record(environ)
-    return None if record is None else resolve_record(record, plans)
-
-
-def _env_value(setting: str, raw: str, variable: str) -> object:
-    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins"):
-        return text_value(setting, raw, variable)
-    if setting in _APP_STRINGS:
-        return raw
-    raise ConfigError(f"{variable}: unknown app setting {setting!r}")
-
-
-def _state_dir(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ressonance"
-
-
-def development_app(state_dir: Path) -> AppRecord:
-    """Credentials for a new development app: random, or those of an earlier version's
-    `dev-app.json` in the state directory, so upgrading keeps a developer's app working."""
-    try:
-        saved = json.loads((state_dir / "dev-app.json").read_text())
-        return AppRecord(
-            id=str(saved["id"]),
-            key=str(saved["key"]),
-            secret=str(saved["secret"]),
-            name=DEV_APP_NAME,
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return AppRecord(
-        id=str(100000 + secrets.randbelow(900000)),
-        key=secrets.token_hex(10),
-        secret=secrets.token_hex(16),
-        name=DEV_APP_NAME,
-    )
-
-
-async def open_app_registry(settings: Settings) -> AppRegistry:
-    """The registry the settings name, opened (and migrated).
-
-    For the embedded default, the state directory is created and, when the registry holds
-    no app yet, a development app is added. A state directory that cannot be created (a
-    read-only home) falls back to a database in memory: the server still starts, with a new
-    development app each time, as before there was a registry.
-    """
-    if settings.apps_url:
-        return await open_registry(settings.apps_url)
-    if settings.apps:
-        return FileAppRegistry(settings.apps_file or None, fixed=settings.env_apps)
-    registry = await open_registry(_default_registry_url(settings))
-    try:
-        await ensure_development_app(registry, Path(settings.state_dir))
-    except BaseException:
-        await registry.close()
-        raise
-    return registry
-
-
-def _default_registry_url(settings: Settings) -> str:
-    try:
-        Path(settings.state_dir or ".").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.warning("event=state_dir_unwritable path=%s error=%r", settings.state_dir, str(exc))
-        return "sqlite:///:memory:"
-    return settings.registry_url
-
-
-async def ensure_development_app(registry: AppRegistry, state_dir: Path) -> AppRecord | None:
-    """Add the development app to an empty registry; the app added, or None."""
-    if await registry.records():
-        return None
-    record = development_app(state_dir)
-    await registry.create(record)
-    return record

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ressonance.apps import open_registry, redacted_url, sqlite_path
+from ressonance.apps import open_registry, sqlite_path
 from ressonance.apps.file import FileAppRegistry
 from ressonance.apps.sqlite import SqliteAppRegistry
 from ressonance.protocol.errors import ConfigError
@@ -69,8 +69,3 @@ async def test_bad_urls_are_named_in_the_error(url: str, message: str) -> None:
         await open_registry(url)
 
     assert "hunter2" not in str(raised.value)
-
-
-def test_passwords_are_hidden_in_urls_shown() -> None:
-    assert redacted_url("postgresql://app:s3cret@db:5432/r") == "postgresql://app:***@db:5432/r"
-    assert redacted_url("sqlite:///ressonance.db") == "sqlite:///ressonance.db"

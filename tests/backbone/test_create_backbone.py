@@ -1,4 +1,8 @@
-"""Picking a backbone by URL scheme (backbone/__init__.py), and NATS subject names."""
+"""Picking a backbone by URL scheme (backbone/__init__.py), and NATS subject names.
+
+Subjects are made from the topic name `<app id>:<channel>`, as in every wire version, so
+nodes of two versions share them in a rolling deploy.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from importlib.util import find_spec
 import pytest
 
 from ressonance.backbone import create_backbone
+from ressonance.backbone.base import Topic
 from ressonance.backbone.memory import MemoryBackbone
 from ressonance.backbone.nats import NatsBackbone, subject_of
 from ressonance.backbone.redis import RedisBackbone
@@ -53,7 +58,9 @@ def test_a_missing_client_library_names_the_extra(
     "topic", ["1:news", "1:presence-a.b", "1:#watchlist-u", "1:x@y,z;w=v", "1:*>", "1:a b", "1:é"]
 )
 def test_a_topic_is_one_safe_reversible_subject_token(topic: str) -> None:
-    subject = subject_of("ressonance.prod", topic)
+    app_id, _, channel = topic.partition(":")
+
+    subject = subject_of("ressonance.prod", Topic(app_id, channel))
 
     prefix, _, token = subject.rpartition(".")
     assert prefix == "ressonance.prod"
@@ -65,3 +72,12 @@ def test_a_topic_is_one_safe_reversible_subject_token(topic: str) -> None:
 def test_a_prefix_that_is_not_a_subject_is_refused(prefix: str) -> None:
     with pytest.raises(ConfigError, match="nats prefix"):
         NatsBackbone("nats://localhost", prefix=prefix)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "nats://127.0.0.1:4222"])
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_networked_backbone_writes_the_wire_version_it_is_given(url: str, version: int) -> None:
+    backbone = create_backbone(url, wire_version=version)
+
+    assert isinstance(backbone, RedisBackbone | NatsBackbone)
+    assert backbone._wire_version == version

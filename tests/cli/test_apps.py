@@ -7,26 +7,35 @@ file or database would.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from ressonance import cli
+from ressonance.apps.admin import AppAdmin
+from ressonance.apps.base import AppRecord
 from ressonance.apps.memory import MemoryAppRegistry
 from ressonance.apps.sqlite import SqliteAppRegistry
 from ressonance.cli import apps as apps_command
 from ressonance.config import Settings
-from ressonance.state.redis_presence import connect
+from ressonance.server.admin_api import PREFIX, AdminApi, AdminRequest
+from ressonance.server.http_api import ApiResponse
+from ressonance.state.memory import MemoryUsageStore
+from ressonance.state.redis import connect
 from ressonance.state.redis_usage import RedisUsageStore
 from tests import services
 
 Capture = pytest.CaptureFixture[str]
+JSON_OUTPUT = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS  # how `--json` prints
 
 
 @pytest.fixture(autouse=True)
@@ -345,6 +354,54 @@ def test_usage_from_an_unreachable_redis_exits_1(
     status, out, err = run(capsys, "usage", "42")
     assert (status, out) == (1, "")
     assert err.startswith("ressonance: cannot read usage from redis://127.0.0.1:")
+
+
+def test_usage_never_prints_the_state_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    port = services.free_port()
+    monkeypatch.setenv("RESSONANCE_STATE", f"redis://app:hunter2@127.0.0.1:{port}/0")
+    status, _, err = run(capsys, "usage", "42")
+    assert status == 1
+    assert "hunter2" not in err
+    assert f"redis://app:***@127.0.0.1:{port}/0" in err
+
+
+async def _usage_answers(store: MemoryUsageStore, now: float) -> tuple[str, ApiResponse]:
+    """What `ressonance apps usage 1 --days 2 --json` prints and what the admin API answers."""
+
+    @asynccontextmanager
+    async def shared(_: Settings) -> AsyncIterator[MemoryUsageStore]:
+        yield store
+
+    registry = MemoryAppRegistry()
+    await registry.create(AppRecord("1", "k", "s" * 32))
+    token = "t0ken-for-tests-0123456789"
+    api = AdminApi(AppAdmin(registry, {}, lambda: now), store, token=token)
+    path = f"{PREFIX}/apps/1/usage"
+    answer = await api.handle(AdminRequest.at("GET", path, {"days": "2"}, f"Bearer {token}", b""))
+    args = cli.build_parser().parse_args(["apps", "usage", "1", "--days", "2", "--json"])
+    printed = io.StringIO()
+    # The command runs its own event loop: run it in a thread, away from this test's loop.
+    await asyncio.to_thread(apps_command.run, args, usage_factory=shared, out=printed)
+    return printed.getvalue(), answer
+
+
+async def test_the_command_prints_the_admin_apis_usage_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = 1_700_000_000.0  # 2023-11-14
+    monkeypatch.setattr(apps_command.time, "time", lambda: now)
+    store = MemoryUsageStore()
+    await store.add_messages("1", "2023-11-14", 1234567)
+    await store.add_messages("1", "2023-11-13", 3)
+    await store.record_connections("1", "2023-11-14", 12)
+
+    printed, answer = await _usage_answers(store, now)
+
+    assert answer.status == 200
+    assert answer.body["total_messages"] == 1234570
+    assert printed == orjson.dumps(answer.body, option=JSON_OUTPUT).decode() + "\n"
 
 
 @pytest.mark.parametrize("days", ["0", "41"])

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from redis.asyncio import Redis
 
 from ressonance.apps import open_registry
 from ressonance.apps.base import AppRecord, AppRegistry, AppStore
@@ -41,33 +40,19 @@ from ressonance.protocol.app import (
     INT_SETTINGS,
     App,
 )
+from ressonance.state import open_state
 from ressonance.state.base import (
     CacheStore,
-    ConnectionCounter,
     PresenceStore,
     RateLimiter,
+    SharedState,
     UsageStore,
 )
-from ressonance.state.memory import (
-    MemoryCacheStore,
-    MemoryConnectionCounter,
-    MemoryPresenceStore,
-    MemoryRateLimiter,
-    MemoryUsageStore,
-)
-from ressonance.state.redis_cache import RedisCacheStore
-from ressonance.state.redis_connections import RedisConnectionCounter
-from ressonance.state.redis_presence import RedisPresenceStore, connect as connect_redis
-from ressonance.state.redis_ratelimit import RedisRateLimiter
-from ressonance.state.redis_usage import RedisUsageStore
 from tests import services
 from tests.fakes import FakeClock
 
-PRESENCE_BACKENDS = ["memory", "redis"]
-CACHE_BACKENDS = ["memory", "redis"]
-RATELIMIT_BACKENDS = ["memory", "redis"]
-USAGE_BACKENDS = ["memory", "redis"]
-CONNECTION_BACKENDS = ["memory", "redis"]
+STATE_BACKENDS = ["memory", "redis"]  # every seam of --state, made by open_state
+SHARED_STATE = ["redis"]  # more than one node can share these
 BACKBONE_BACKENDS = ["memory", "redis", "nats"]
 NETWORKED_BACKBONES = ["redis", "nats"]  # more than one node can share these
 APP_BACKENDS = ["memory", "file", "sqlite", "postgres"]  # the last three through AppCatalog
@@ -83,83 +68,64 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=PRESENCE_BACKENDS)
-async def presence(request: pytest.FixtureRequest) -> AsyncIterator[PresenceStore]:
+MakeState = Callable[..., SharedState]
+
+
+def state_url(request: pytest.FixtureRequest) -> str:
     match request.param:
         case "memory":
-            yield MemoryPresenceStore()
+            return "memory://"
         case "redis":
-            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
-            yield RedisPresenceStore(client, node_id="node-a", prefix=unique_prefix())
-            await client.aclose()
+            return str(request.getfixturevalue("redis_url"))
         case other:
-            raise ValueError(f"no presence backend {other!r}")
+            raise ValueError(f"no state backend {other!r}")
 
 
-@pytest.fixture(params=CACHE_BACKENDS)
-async def cache(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[CacheStore]:
-    match request.param:
-        case "memory":
-            yield MemoryCacheStore(clock)
-        case "redis":
-            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
-            yield RedisCacheStore(client, clock, unique_prefix())
-            await client.aclose()
-        case other:
-            raise ValueError(f"no cache backend {other!r}")
+@pytest.fixture(params=STATE_BACKENDS)
+async def make_state(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[MakeState]:
+    """`make_state(node_id="a", node_ttl=10.0)`: one node's SharedState (`open_state`); the
+    nodes of one test share their store and prefix (in memory every call returns the same
+    state, since one process is one node). All closed after the test."""
+    url, prefix = state_url(request), unique_prefix()
+    made: dict[str, SharedState] = {}
+
+    def make(node_id: str = "a", node_ttl: float = 10.0) -> SharedState:
+        if request.param == "memory" and made:
+            return next(iter(made.values()))
+        made[node_id] = open_state(
+            url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=node_ttl
+        )
+        return made[node_id]
+
+    yield make
+    for state in made.values():
+        await state.close()
 
 
-@pytest.fixture(params=RATELIMIT_BACKENDS)
-async def limiter(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[RateLimiter]:
-    match request.param:
-        case "memory":
-            yield MemoryRateLimiter(clock)
-        case "redis":
-            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
-            yield RedisRateLimiter(client, clock, unique_prefix())
-            await client.aclose()
-        case other:
-            raise ValueError(f"no rate limiter backend {other!r}")
+@pytest.fixture
+def state(make_state: MakeState) -> SharedState:
+    """One node's shared state, on every backend."""
+    return make_state()
 
 
-@pytest.fixture(params=USAGE_BACKENDS)
-async def usage(request: pytest.FixtureRequest) -> AsyncIterator[UsageStore]:
-    match request.param:
-        case "memory":
-            yield MemoryUsageStore()
-        case "redis":
-            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
-            yield RedisUsageStore(client, unique_prefix())
-            await client.aclose()
-        case other:
-            raise ValueError(f"no usage backend {other!r}")
+@pytest.fixture
+def presence(state: SharedState) -> PresenceStore:
+    return state.presence
 
 
-MakeCounter = Callable[..., ConnectionCounter]
+@pytest.fixture
+def cache(state: SharedState) -> CacheStore:
+    return state.cache
 
 
-@pytest.fixture(params=CONNECTION_BACKENDS)
-async def make_counter(request: pytest.FixtureRequest) -> AsyncIterator[MakeCounter]:
-    """`make_counter(node_id="a", node_ttl=10.0)`: one node's connection counter; the
-    counters of one test share their store (in memory: every call returns the same one,
-    since one process is one node)."""
-    match request.param:
-        case "memory":
-            only = MemoryConnectionCounter()
-            yield lambda node_id="a", node_ttl=10.0: only
-        case "redis":
-            client: Redis = connect_redis(request.getfixturevalue("redis_url"))
-            prefix = unique_prefix()
+@pytest.fixture
+def limiter(state: SharedState) -> RateLimiter:
+    return state.limiter
 
-            def make(node_id: str = "a", node_ttl: float = 10.0) -> ConnectionCounter:
-                return RedisConnectionCounter(
-                    client, node_id=node_id, prefix=prefix, node_ttl=node_ttl
-                )
 
-            yield make
-            await client.aclose()
-        case other:
-            raise ValueError(f"no connection counter backend {other!r}")
+@pytest.fixture
+def usage(state: SharedState) -> UsageStore:
+    return state.usage
 
 
 @pytest.fixture(params=BACKBONE_BACKENDS)

@@ -1,7 +1,7 @@
-"""ConnectionCounter contract (connections/base.py): concurrent connections per app.
+"""ConnectionCounter contract (state/base.py): concurrent connections per app.
 
-Shared backends add what a cluster needs: nodes share one limit atomically, and a node that
-stops heartbeating stops counting once its registration expires.
+Shared backends add what a cluster needs: nodes share one limit atomically. A node whose
+lease ends stops counting: that is the membership's contract (test_membership.py).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import asyncio
 
 import pytest
 
-from ressonance.state.base import ConnectionCounter
-from tests.contracts.conftest import MakeCounter
+from ressonance.state.base import ConnectionCounter, SharedState
+from tests.contracts.conftest import SHARED_STATE, MakeState
 
 
 @pytest.fixture
-def counter(make_counter: MakeCounter) -> ConnectionCounter:
-    return make_counter()
+def counter(state: SharedState) -> ConnectionCounter:
+    return state.connections
 
 
 async def test_connections_are_admitted_up_to_the_limit(counter: ConnectionCounter) -> None:
@@ -70,69 +70,31 @@ async def test_restore_sets_this_nodes_counts(counter: ConnectionCounter) -> Non
 
 # --- shared backends: several nodes -------------------------------------------------------
 
-SHARED = pytest.mark.parametrize("make_counter", ["redis"], indirect=True)
+SHARED = pytest.mark.parametrize("make_state", SHARED_STATE, indirect=True)
 
 
 @SHARED
-async def test_nodes_share_an_apps_limit(make_counter: MakeCounter) -> None:
-    a, b = make_counter("a"), make_counter("b")
-    await a.heartbeat()
-    await b.heartbeat()
+async def test_nodes_share_an_apps_limit(make_state: MakeState) -> None:
+    a, b = make_state("a"), make_state("b")
+    await a.membership.heartbeat()
+    await b.membership.heartbeat()
 
-    assert await a.acquire("1", 3) == 1
-    assert await b.acquire("1", 3) == 2
-    assert await a.acquire("1", 3) == 3
-    assert await b.acquire("1", 3) is None
-    await a.release("1")
-    assert await b.acquire("1", 3) == 3
-    assert await a.count("1") == await b.count("1") == 3
+    assert await a.connections.acquire("1", 3) == 1
+    assert await b.connections.acquire("1", 3) == 2
+    assert await a.connections.acquire("1", 3) == 3
+    assert await b.connections.acquire("1", 3) is None
+    await a.connections.release("1")
+    assert await b.connections.acquire("1", 3) == 3
+    assert await a.connections.count("1") == await b.connections.count("1") == 3
 
 
 @SHARED
-async def test_nodes_admitting_at_once_never_pass_the_limit(make_counter: MakeCounter) -> None:
-    nodes = [make_counter(f"n{i}") for i in range(4)]
+async def test_nodes_admitting_at_once_never_pass_the_limit(make_state: MakeState) -> None:
+    nodes = [make_state(f"n{i}") for i in range(4)]
     for node in nodes:
-        await node.heartbeat()
+        await node.membership.heartbeat()
 
-    totals = await asyncio.gather(*(nodes[i % 4].acquire("1", 10) for i in range(60)))
+    totals = await asyncio.gather(*(nodes[i % 4].connections.acquire("1", 10) for i in range(60)))
 
     assert sorted(t for t in totals if t is not None) == list(range(1, 11))
-    assert await nodes[0].count("1") == 10
-
-
-@SHARED
-async def test_a_silent_nodes_connections_stop_counting(make_counter: MakeCounter) -> None:
-    alive, dying = make_counter("alive", 5.0), make_counter("dying", 0.2)
-    await alive.heartbeat()
-    await dying.heartbeat()
-    for _ in range(3):
-        await dying.acquire("1", 4)
-    assert await alive.acquire("1", 4) == 4
-    assert await alive.acquire("1", 4) is None
-
-    await asyncio.sleep(0.4)  # the dying node's registration expires
-
-    assert await alive.count("1") == 1
-    assert await alive.acquire("1", 4) == 2
-
-
-@SHARED
-async def test_heartbeat_reports_a_lapse(make_counter: MakeCounter) -> None:
-    node = make_counter("a", 0.2)
-
-    assert await node.heartbeat() is False  # first beat
-    assert await node.heartbeat() is True
-    await asyncio.sleep(0.4)
-    assert await node.heartbeat() is False  # expired meanwhile
-
-
-@SHARED
-async def test_a_node_counts_before_its_first_heartbeat(make_counter: MakeCounter) -> None:
-    starting, other = make_counter("starting"), make_counter("other")
-    await other.heartbeat()
-
-    assert await starting.acquire("1", 5) == 1
-    assert await starting.acquire("1", 5) == 2  # its own field is never dropped by itself
-    await starting.heartbeat()
-    await starting.restore({"1": 2})
-    assert await other.count("1") == 2
+    assert await nodes[0].connections.count("1") == 10

@@ -8,7 +8,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from ressonance.state.base import RateLimiter
-from ressonance.state.redis_presence import connect
+from ressonance.state.redis import connect
 from ressonance.state.redis_ratelimit import RedisRateLimiter
 from tests.contracts.conftest import unique_prefix
 from tests.fakes import FakeClock

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from ressonance.state.base import DayUsage, UsageStore
-from ressonance.state.redis_presence import connect
+from ressonance.state.redis import connect
 from ressonance.state.redis_usage import RedisUsageStore
 from tests.contracts.conftest import unique_prefix
 

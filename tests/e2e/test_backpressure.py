@@ -23,13 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from ressonance.protocol.errors import ErrorCode
 from tests.e2e.conftest import RunningServer, start_server, stop_server
 from tests.e2e.pusher_ws import PUSHER_QUERY, TIMEOUT, api_request, connect, data_of
+from tests.frames import CLOSE, TEXT, client_frame
 
 pytestmark = pytest.mark.e2e
 
 EVENTS = 3000
 BATCH = 10  # the app's max_event_batch_size
 PADDING = "x" * 4000
-OPCODE_TEXT, OPCODE_CLOSE = 0x1, 0x8
 
 
 class RawWebSocket:
@@ -88,16 +88,13 @@ class RawWebSocket:
 
     def receive_event(self) -> dict[str, object]:
         opcode, payload = self.receive()
-        assert opcode == OPCODE_TEXT, (opcode, payload)
+        assert opcode == TEXT, (opcode, payload)
         message = json.loads(payload)
         assert isinstance(message, dict)
         return message
 
     def send(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-        assert len(payload) < 126
-        self.sock.sendall(bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked)
+        self.sock.sendall(client_frame(opcode, payload))
 
     def close(self) -> None:
         self.sock.close()
@@ -121,7 +118,7 @@ def stalled_subscriber(server: RunningServer, channel: str) -> RawWebSocket:
     raw = RawWebSocket.open(server, receive_buffer=4096)
     assert raw.receive_event()["event"] == "pusher:connection_established"
     subscribe = {"event": "pusher:subscribe", "data": {"channel": channel}}
-    raw.send(OPCODE_TEXT, json.dumps(subscribe).encode())
+    raw.send(TEXT, json.dumps(subscribe).encode())
     while raw.receive_event()["event"] != "pusher_internal:subscription_succeeded":
         pass  # pusher:subscription_count may come first
     return raw
@@ -132,8 +129,8 @@ def read_to_close(raw: RawWebSocket) -> tuple[int, int]:
     ticks = 0
     while True:
         opcode, payload = raw.receive()
-        if opcode == OPCODE_CLOSE:
-            raw.send(OPCODE_CLOSE, payload[:2])  # answer it, as a client must
+        if opcode == CLOSE:
+            raw.send(CLOSE, payload[:2])  # answer it, as a client must
             return ticks, struct.unpack("!H", payload[:2])[0]
         if json.loads(payload).get("event") == "tick":
             ticks += 1

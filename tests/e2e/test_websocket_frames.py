@@ -17,10 +17,9 @@ import pytest
 
 from tests.e2e.conftest import RunningServer, start_server, stop_server
 from tests.e2e.pusher_ws import PUSHER_QUERY, TIMEOUT
+from tests.frames import CLOSE, PING, PONG, TEXT, client_frame, close_payload
 
 pytestmark = pytest.mark.e2e
-
-TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 
 
 @pytest.fixture(scope="module")
@@ -28,24 +27,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(tmp_path_factory.mktemp("frames"))
     yield running
     stop_server(running)
-
-
-def client_frame(
-    opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool = True
-) -> bytes:
-    first = (0x80 if fin else 0) | opcode
-    size = len(payload)
-    bit = 0x80 if masked else 0
-    if size < 126:
-        header = bytes((first, bit | size))
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", first, bit | 126, size)
-    else:
-        header = struct.pack("!BBQ", first, bit | 127, size)
-    if not masked:
-        return header + payload
-    mask = os.urandom(4)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def upgrade_request(server: RunningServer) -> bytes:
@@ -159,7 +140,7 @@ async def test_messages_split_across_tcp_writes_are_reassembled(raw: RawSocket) 
 async def test_client_close_is_answered_with_1000_then_the_server_hangs_up(
     raw: RawSocket,
 ) -> None:
-    raw.send(client_frame(CLOSE, struct.pack("!H", 1001) + b"going"))
+    raw.send(client_frame(CLOSE, close_payload(1001, b"going")))
 
     await raw.expect_close(1000)
     await raw.expect_eof()
@@ -172,7 +153,7 @@ async def test_client_close_is_answered_with_1000_then_the_server_hangs_up(
         pytest.param(client_frame(TEXT, PING_MESSAGE, masked=False), 1002, id="unmasked-1002"),
         pytest.param(client_frame(3, b"x"), 1002, id="unknown-opcode-1002"),
         pytest.param(client_frame(0, b"x"), 1002, id="lone-continuation-1002"),
-        pytest.param(client_frame(CLOSE, struct.pack("!H", 1005)), 1002, id="close-1005-1002"),
+        pytest.param(client_frame(CLOSE, close_payload(1005)), 1002, id="close-1005-1002"),
         pytest.param(
             client_frame(TEXT, b"x" * (256 * 1024 + 1))[:14], 1009, id="oversize-header-1009"
         ),
@@ -222,6 +203,6 @@ async def test_a_refused_connection_sends_error_then_close_and_waits_for_the_rep
     assert error["event"] == "pusher:error"
 
     await socket.expect_close(4007)
-    socket.send(client_frame(CLOSE, struct.pack("!H", 4007)))
+    socket.send(client_frame(CLOSE, close_payload(4007)))
     await socket.expect_eof()
     writer.close()

@@ -26,6 +26,7 @@ from ressonance.protocol.connection import (
     Member,
     SignedIn,
     SubscribeRequested,
+    Subscription,
     Unsubscribed,
     User,
 )
@@ -147,7 +148,7 @@ def check_event(event: Event, intent: Intent, conn: Connection, before: dict[str
             relayed = json.loads(payload)
             assert (relayed["event"], relayed["channel"]) == (name, channel.name)
         case Unsubscribed(channel, member):
-            assert before[channel.name] == member
+            assert before[channel.name] == Subscription(channel, member)
             assert channel.name not in conn.channels
 
 
@@ -156,6 +157,8 @@ def check_state(conn: Connection, app: App, signed: set[str]) -> None:
     for name in conn.pending | set(conn.channels):
         assert channel_name_problem(name, app.max_channel_name_length) is None
         channel = classify(name)
+        if name in conn.channels:  # classified once, when requested
+            assert conn.channels[name].channel == channel
         if channel.needs_auth:
             assert name in signed
         if channel.kind is ChannelKind.USER:

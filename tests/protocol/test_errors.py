@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+
 import pytest
 
+import ressonance
 from ressonance.protocol.errors import (
     NO_CODE,
     ApiError,
@@ -73,3 +78,31 @@ def test_errors_carry_what_the_client_sees(
     assert isinstance(error, RessonanceError)
     assert {name: getattr(error, name) for name in attributes} == attributes
     assert str(error) == str(error.args[0])
+
+
+def _exception_classes() -> list[type[BaseException]]:
+    """Every exception class defined in a module of the ressonance package."""
+    found = []
+    for module_info in pkgutil.walk_packages(ressonance.__path__, "ressonance."):
+        if module_info.name == "ressonance.__main__":  # it runs the command when imported
+            continue
+        module = importlib.import_module(module_info.name)
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__ == module.__name__:
+                found.append(value)
+    return found
+
+
+def test_every_exception_is_rooted_in_ressonance_error() -> None:
+    classes = _exception_classes()
+
+    assert len(classes) > 10  # the walk found the package's modules
+    assert [c.__qualname__ for c in classes if not issubclass(c, RessonanceError)] == []
+
+
+def test_errors_caught_as_value_errors_still_are() -> None:
+    from ressonance.apps.admin import InvalidAppError
+    from ressonance.backbone.wire import WireError
+
+    assert issubclass(InvalidAppError, ValueError)
+    assert issubclass(WireError, ValueError)

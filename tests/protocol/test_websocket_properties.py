@@ -10,7 +10,6 @@ before that frame's payload is buffered.
 from __future__ import annotations
 
 import itertools
-import struct
 from dataclasses import dataclass
 
 from hypothesis import given, strategies as st
@@ -27,12 +26,21 @@ from ressonance.protocol.websocket import (
     FrameReader,
     PingReceived,
     TextReceived,
-    unmask,
     valid_close_code,
+)
+from tests.frames import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
+    client_frame,
+    close_payload,
+    frame_header,
 )
 
 LIMIT = 1 << 17
-CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
 MAX_CONTROL_PAYLOAD = 125
 MAX_HEADER = 14  # 2 bytes, a 64-bit length and the mask
 # What the reader may hold: a partial frame (header and payload within the limit) and the
@@ -42,7 +50,8 @@ MAX_BUFFERED_OVER_LIMIT = MAX_HEADER + MAX_CONTROL_PAYLOAD
 
 @dataclass(frozen=True)
 class Frame:
-    """A client frame; `length` overrides the payload length written in the header."""
+    """A client frame as a value hypothesis can build and shrink (bytes from tests/frames.py);
+    `length` overrides the payload length written in the header."""
 
     opcode: int
     payload: bytes = b""
@@ -55,18 +64,18 @@ class Frame:
     def header(self) -> bytes:
         """The first 2, 4 or 10 bytes: what the reader checks before reading further."""
         size = len(self.payload) if self.length is None else self.length
-        first = (0x80 if self.fin else 0) | self.rsv | self.opcode
-        bit = 0x80 if self.masked else 0
-        if size < 126:
-            return bytes((first, bit | size))
-        if size < 1 << 16:
-            return struct.pack("!BBH", first, bit | 126, size)
-        return struct.pack("!BBQ", first, bit | 127, size)
+        return frame_header(self.opcode, size, fin=self.fin, rsv=self.rsv, masked=self.masked)
 
     def wire(self) -> bytes:
-        if not self.masked:
-            return self.header() + self.payload
-        return self.header() + self.mask + unmask(self.payload, self.mask)
+        return client_frame(
+            self.opcode,
+            self.payload,
+            fin=self.fin,
+            rsv=self.rsv,
+            masked=self.masked,
+            mask=self.mask,
+            length=self.length,
+        )
 
 
 def feed(reader: FrameReader, wire: bytes, cuts: list[int]) -> list[FrameEvent]:
@@ -76,6 +85,23 @@ def feed(reader: FrameReader, wire: bytes, cuts: list[int]) -> list[FrameEvent]:
     for start, end in itertools.pairwise(points):
         events += reader.feed(wire[start:end])
         assert reader.buffered <= reader.max_bytes + MAX_BUFFERED_OVER_LIMIT
+    return events
+
+
+def feed_budgeted(
+    reader: FrameReader, wire: bytes, cuts: list[int], max_frames: int, max_bytes: int
+) -> list[FrameEvent]:
+    """Like `feed`, each read within a budget, and what it held back parsed before more comes."""
+    points = sorted({cut % (len(wire) + 1) for cut in cuts} | {0, len(wire)})
+    events: list[FrameEvent] = []
+    for start, end in itertools.pairwise(points):
+        data = wire[start:end]
+        while True:
+            events += reader.feed(data, max_frames, max_bytes)
+            assert reader.frames <= max_frames
+            if not reader.backlog:
+                break
+            data = b""
     return events
 
 
@@ -147,7 +173,7 @@ def messages(draw: st.DrawFn) -> tuple[list[Frame], list[FrameEvent]]:
 
 
 valid_closes = st.builds(
-    lambda code, reason: struct.pack("!H", code) + reason.encode(),
+    lambda code, reason: close_payload(code, reason.encode()),
     st.sampled_from([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4000, 4999]),
     st.text(max_size=30),
 )
@@ -218,9 +244,7 @@ violations = st.one_of(
     st.tuples(st.builds(Frame, st.just(TEXT), invalid_utf8, mask=masks), st.just(1007)),
     st.tuples(st.builds(Frame, st.just(CLOSE), st.binary(min_size=1, max_size=1)), st.just(1002)),
     st.tuples(
-        st.builds(
-            Frame, st.just(CLOSE), invalid_close_codes.map(lambda code: struct.pack("!H", code))
-        ),
+        st.builds(Frame, st.just(CLOSE), invalid_close_codes.map(close_payload)),
         st.just(1002),
     ),
     st.tuples(
@@ -250,6 +274,30 @@ def test_any_bytes_give_the_same_well_formed_events_however_they_are_split(
 
     assert feed(FrameReader(limit), wire, splits) == whole
     check_well_formed(whole)
+
+
+@given(
+    st.binary(max_size=2000) | near_valid_wires,
+    cuts,
+    limits,
+    st.integers(1, 4),
+    st.integers(1, 600),
+)
+def test_a_read_budget_changes_nothing_but_how_many_frames_a_read_parses(
+    wire: bytes, splits: list[int], limit: int, max_frames: int, max_bytes: int
+) -> None:
+    whole = FrameReader(limit).feed(wire)
+
+    assert feed_budgeted(FrameReader(limit), wire, splits, max_frames, max_bytes) == whole
+
+
+@given(streams(), cuts, st.integers(1, 4), st.integers(1, 600))
+def test_valid_traffic_read_within_any_budget_gives_back_its_messages(
+    stream: tuple[bytes, list[FrameEvent]], splits: list[int], max_frames: int, max_bytes: int
+) -> None:
+    wire, expected = stream
+
+    assert feed_budgeted(FrameReader(LIMIT), wire, splits, max_frames, max_bytes) == expected
 
 
 @given(
@@ -303,7 +351,7 @@ def test_a_violation_after_valid_traffic_fails_with_its_code_after_the_messages_
             frame = Frame(CONTINUATION, frame.payload)
     reader = FrameReader(LIMIT)
 
-    events = feed(reader, wire + frame.wire() + b"\x81\x80abcd", splits)
+    events = feed(reader, wire + frame.wire() + client_frame(TEXT, mask=b"abcd"), splits)
 
     assert events[:-1] == expected
     assert isinstance(events[-1], Failed)

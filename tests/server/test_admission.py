@@ -16,6 +16,7 @@ from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.admission import Admission, AdmissionLimits, rate_key
 from ressonance.server.node import Node
+from ressonance.server.service import gate
 from ressonance.state.base import Decision, RateLimiter
 from ressonance.state.memory import MemoryCacheStore, MemoryPresenceStore, MemoryRateLimiter
 from tests.fakes import FakeClock
@@ -25,7 +26,7 @@ from tests.server.test_metrics import value
 
 
 def admission(node: Node, **limits: object) -> Admission:
-    return Admission(node, AdmissionLimits(**limits))  # type: ignore[arg-type]
+    return gate(node, AdmissionLimits(**limits)).admission  # type: ignore[arg-type]
 
 
 def refused(refusal: tuple[ErrorCode, str] | None, setting: str) -> None:
@@ -36,7 +37,7 @@ def refused(refusal: tuple[ErrorCode, str] | None, setting: str) -> None:
 
 
 async def test_defaults_admit_a_normal_stream_of_connections(node: Node) -> None:
-    gate = Admission(node)
+    gate = admission(node)
     assert gate.limits == AdmissionLimits(60, UNLIMITED, 2000, ())
 
     for index in range(60):

@@ -1,8 +1,8 @@
 """The front door: what a client sees when its request is answered without aiohttp.
 
-A fake transport records every write; the door runs over a memory node, the real HTTP API and
-the real WebSocket sockets. Requests the door does not answer must reach the fallback
-protocol with every byte, before the door wrote anything of them.
+A fake transport records every write; the door runs over a memory node, the real HTTP API, the
+real gate and the real WebSocket sockets. Requests the door does not answer must reach the
+fallback protocol with every byte, before the door wrote anything of them.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from aiohttp.http_parser import HttpRequestParser
 from hypothesis import given, settings, strategies as st
 
 from ressonance.protocol.app import UNLIMITED, App
-from ressonance.protocol.errors import ErrorCode
-from ressonance.protocol.request_head import Publish, Upgrade, Verdict, read_request
+from ressonance.protocol.handshake import Handshake
+from ressonance.protocol.request_head import Verdict
 from ressonance.protocol.signing import sign_request
-from ressonance.server import front_door
+from ressonance.server import front_door, routes
 from ressonance.server.deadlines import LINGER_SECONDS, Phase, ticks
-from ressonance.server.front_door import FrontDoor, FrontDoors
-from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
+from ressonance.server.front_door import FrontDoor, FrontDoors, read_request
+from ressonance.server.http_api import ApiRequest, ApiResponse
 from ressonance.server.limits import ConnectionLimits
 from ressonance.server.node import Node
-from ressonance.server.service import memory_node
-from ressonance.server.websocket import Sockets, WebSocket
+from ressonance.server.service import gate, http_api, memory_node, sockets
+from ressonance.server.websocket import WebSocket
 from tests.fakes import decode_text_frame, split_frames
+from tests.frames import PING, client_frame
 
 APP = App(id="1", key="app-key", secret="app-secret", name="test")
 SERVER = "Python/3.11 aiohttp/3.14.5"
@@ -72,11 +73,11 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str) -> Any:
+        return ("203.0.113.9", 50000) if name == "peername" else None
+
     def can_write_eof(self) -> bool:
         return True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50000) if name == "peername" else default
 
     def write_eof(self) -> None:
         self.eof_written = True
@@ -113,13 +114,14 @@ class Harness:
     ) -> None:
         self.node = node
         self.fallbacks: list[Fallback] = []
-        self.sockets = Sockets(node, 1 << 16)
-        self.api = HttpApi(node)
+        self.sockets = sockets(node, 1 << 16)
+        self.api = http_api(node)
         self.doors = FrontDoors(
             loop=asyncio.get_running_loop(),
             api=self.api,
             sockets=self.sockets,
-            open_socket=self.open_socket,
+            gate=gate(node),
+            metrics=node.metrics,
             fallback=self.fallback,
             max_body_bytes=1000,
             server_header=SERVER,
@@ -130,20 +132,6 @@ class Harness:
     def fallback(self) -> Fallback:
         self.fallbacks.append(Fallback())
         return self.fallbacks[-1]
-
-    def open_socket(self, socket: WebSocket, upgrade: Upgrade) -> None:
-        async def open_() -> None:
-            app = await self.node.apps.find_by_key(upgrade.key)
-            if app is None:
-                self.node.metrics.connection_refused(ErrorCode.APP_NOT_FOUND)
-                socket.refuse(ErrorCode.APP_NOT_FOUND, "App key does not exist")
-            else:
-                opened = self.node.open_session(app, socket)
-                assert not isinstance(opened, tuple)
-                socket.start(opened)
-            socket.uncork()
-
-        self.doors.spawn(open_())
 
     def connect(self, transport: FakeTransport | None = None) -> tuple[FrontDoor, FakeTransport]:
         door = self.doors()
@@ -256,6 +244,17 @@ async def test_pipelined_and_split_requests_are_answered_in_order(harness: Harne
         b"POST /apps/1/events HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
         b"POST /apps/1/events HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
         b"GET /app/app-key HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade headers: aiohttp's 400
+        # Paths the door does not answer, and methods it does not answer there.
+        upgrade(""),
+        upgrade("k/extra"),
+        upgrade().replace(b"GET /app/", b"GET /apps/"),
+        publish(path="/apps/1/channels"),
+        publish(path="/apps//events"),
+        publish(path="/apps/1/events/x"),
+        publish(path="/app/1/events"),
+        publish(path="/users/u/terminate_connections"),
+        b"GET /apps/1/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /app/app-key HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         b"\x16\x03\x01 not http at all\r\n\r\n",
     ],
 )
@@ -284,7 +283,7 @@ async def test_aiohttp_takes_over_after_answered_requests(harness: Harness) -> N
 
 async def test_an_upgrade_and_the_first_frames_leave_in_one_write(harness: Harness) -> None:
     door, transport = harness.connect()
-    ping = bytes((0x89, 0x80)) + b"\x01\x02\x03\x04"  # a masked, empty ping right behind
+    ping = client_frame(PING)  # a masked, empty ping right behind
     door.data_received(upgrade() + ping)
     await settle()
     (write,) = transport.writes
@@ -303,7 +302,7 @@ async def test_an_upgrade_and_the_first_frames_leave_in_one_write(harness: Harne
     assert decode_text_frame(established)["event"] == "pusher:connection_established"
     assert isinstance(transport.protocol, WebSocket)
     assert door not in harness.doors.open
-    assert len(harness.node.sessions) == 1
+    assert len(harness.node.registry.sessions) == 1
 
 
 async def test_a_refused_upgrade_says_why_after_the_101(harness: Harness) -> None:
@@ -591,29 +590,52 @@ def aiohttp_reads(wire: bytes) -> list[tuple[Any, bytes]]:
         loop.close()
 
 
+def test_the_door_answers_upgrades_and_publishes_at_their_routes() -> None:
+    head, route, handshake = answerable(upgrade())
+    assert route.endpoint is routes.WEBSOCKET
+    assert handshake == Handshake(APP.key, {"protocol": "7", "client": "js"}, None, ())
+    for path, endpoint in [
+        ("/apps/1/events", routes.EVENTS),
+        ("/apps/1/batch_events", routes.BATCH_EVENTS),
+    ]:
+        wire = publish(path=path)
+        head, route, length = answerable(wire)
+        assert (head.method, head.path, route.endpoint) == ("POST", path, endpoint)
+        assert route.params == {"app_id": "1"}
+        assert head.size + length == len(wire)
+
+
+def answerable(wire: bytes) -> front_door.Answerable:
+    request = read_request(wire, 1000)
+    assert not isinstance(request, Verdict), request
+    return request
+
+
 @settings(max_examples=400, deadline=None)
 @given(heads(), st.binary(max_size=12))
 def test_whatever_the_door_answers_aiohttp_reads_the_same_way(head: bytes, rest: bytes) -> None:
     request = read_request(head + rest, 1000)
     if isinstance(request, Verdict):
         return  # not ours: aiohttp reads it, whatever it is
-    assert request.head_bytes == len(head)
-    body = rest[: request.body_bytes] if isinstance(request, Publish) else b""
-    if isinstance(request, Publish) and len(body) < request.body_bytes:
-        body += b"x" * (request.body_bytes - len(body))
+    read, _, answer = request
+    assert read.size == len(head)
+    body_bytes = 0 if isinstance(answer, Handshake) else answer
+    body = rest[:body_bytes]
+    if len(body) < body_bytes:
+        body += b"x" * (body_bytes - len(body))
     ((message, payload),) = aiohttp_reads(head + body)
     assert b"".join(payload) == body
-    assert dict(message.url.query) == request.query
-    if isinstance(request, Publish):
-        assert (message.method, message.path) == ("POST", request.path + _query_of(head))
-        assert message.url.path == request.path
+    assert dict(message.url.query) == read.query
+    if isinstance(answer, int):
+        assert (message.method, message.path) == ("POST", read.path + _query_of(head))
+        assert message.url.path == read.path
         assert not message.upgrade
     else:
         assert message.method == "GET"
-        assert message.url.path == f"/app/{request.key}"
+        assert message.url.path == f"/app/{answer.key}"
         assert message.upgrade
-        assert message.headers.get("Origin") == request.headers.get("origin")
-        assert message.headers.get("X-Forwarded-For") == request.headers.get("x-forwarded-for")
+        assert message.headers.get("Origin") == answer.origin
+        assert tuple(message.headers.getall("X-Forwarded-For", ())) == answer.forwarded_for
 
 
 def _query_of(head: bytes) -> str:

@@ -9,10 +9,14 @@ import contextlib
 import pytest
 
 from ressonance.protocol.app import App
-from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
+from ressonance.server.service import liveness
 from ressonance.state.base import Departure
-from ressonance.state.memory import MemoryConnectionCounter, MemoryPresenceStore
+from ressonance.state.memory import (
+    MemoryConnectionCounter,
+    MemoryMembership,
+    MemoryPresenceStore,
+)
 from tests.fakes import FakeOutlet
 from tests.server.clients import Connect, joined
 from tests.server.conftest import APP
@@ -66,18 +70,17 @@ async def test_state_is_rewritten_into_a_store_that_lost_it(node: Node, connect:
     await signed.signin("bob")
     node.presence = MemoryPresenceStore()  # the shared store restarted empty
 
-    await resync_state(node)
+    await liveness(node).resync()
 
     assert await node.presence.members(APP.id, "presence-room") == {"alice": None}
     assert await node.presence.channels(APP.id) == {"presence-room": 1, "news": 1}
     assert await node.presence.online(APP.id, ("bob", "carol")) == {"bob"}
 
 
-class BrokenPresence(MemoryPresenceStore):
-    """A shared store that is unreachable until `healed`."""
+class BrokenMembership(MemoryMembership):
+    """A shared store that is unreachable until `healed`, then comes back empty once."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.healed = False
         self.lapsed_once = False
 
@@ -92,19 +95,20 @@ class BrokenPresence(MemoryPresenceStore):
 
 async def test_readiness_follows_the_state_store(node: Node, connect: Connect) -> None:
     await joined(connect, "news")
-    broken = BrokenPresence()
-    node.presence = broken
-    loop = asyncio.create_task(run_liveness(node, 0))
+    broken = BrokenMembership()
+    node.membership = broken
+    node.presence = MemoryPresenceStore()  # what the store holds after it came back empty
+    loop = asyncio.create_task(liveness(node).run(0))
     try:
         for _ in range(20):
             await asyncio.sleep(0)
-        assert not node.ready
+        assert not node.readiness.ready
         broken.healed = True
         for _ in range(20):
             await asyncio.sleep(0)
-        assert node.ready
-        # The first heartbeat after the outage found the registration gone: state rewritten.
-        assert await broken.channels(APP.id) == {"news": 1}
+        assert node.readiness.ready
+        # The first heartbeat after the outage found the lease gone: state rewritten.
+        assert await node.presence.channels(APP.id) == {"news": 1}
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -130,8 +134,8 @@ async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
         "leaver": None,
     }
     watcher.outlet.assert_not_received("pusher_internal:member_removed")
-    await node.retry_cleanups()
-    await node.retry_cleanups()  # nothing left: no second member_removed
+    await node.registry.retry_cleanups()
+    await node.registry.retry_cleanups()  # nothing left: no second member_removed
 
     assert await node.presence.members(APP.id, "presence-room") == {"watcher": None}
     watcher.outlet.assert_received(
@@ -139,11 +143,10 @@ async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
     )
 
 
-class LapsedCounter(MemoryConnectionCounter):
-    """A shared connection counter that lost this node's registration (and counts) once."""
+class LapsedMembership(MemoryMembership):
+    """A shared store that lost this node's lease (and everything else) once."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.lapsed = True
 
     async def heartbeat(self) -> bool:
@@ -155,10 +158,11 @@ async def test_connection_counts_are_rewritten_into_a_counter_that_lost_them(
     node: Node,
 ) -> None:
     for _ in range(2):
-        await node.connect(APP, FakeOutlet())
-    counter = LapsedCounter()  # the store came back empty
+        await node.registry.connect(APP, FakeOutlet())
+    counter = MemoryConnectionCounter()  # the store came back empty
     node.connections = node.quotas.connections = counter
-    loop = asyncio.create_task(run_liveness(node, 0))
+    node.membership = LapsedMembership()
+    loop = asyncio.create_task(liveness(node).run(0))
     try:
         for _ in range(20):
             await asyncio.sleep(0)

@@ -18,7 +18,7 @@ from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.server.http_api import ApiRequest, HttpApi
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
-from ressonance.server.service import memory_node
+from ressonance.server.service import http_api, memory_node
 from tests.fakes import FakeClock
 from tests.server.clients import Client, trigger
 from tests.server.conftest import APP, Connect, MakeNode
@@ -56,7 +56,7 @@ class SteppingTimer:
 
 @pytest.fixture
 def api(node: Node) -> HttpApi:
-    return HttpApi(node)
+    return http_api(node)
 
 
 # --- registries --------------------------------------------------------------------------------
@@ -103,12 +103,12 @@ async def test_connects_move_current_peak_and_opened(node: Node, connect: Connec
 async def test_closes_are_counted_by_close_code(node: Node, connect: Connect) -> None:
     by_client, abrupt, odd, terminated = connect(), connect(), connect(), connect()
     await terminated.signin("alice")
-    await node.terminate_user(APP, "alice")
+    await node.users.terminate(APP, "alice")
 
-    await node.close_session(by_client.session, 1000)  # the client sent Close 1000
-    await node.close_session(abrupt.session, None)  # the TCP connection just went away
-    await node.close_session(odd.session, 3999)  # a code the server does not know
-    await node.close_session(terminated.session, 4009)  # our 4009, echoed by the client
+    await node.registry.close_session(by_client.session, 1000)  # the client sent Close 1000
+    await node.registry.close_session(abrupt.session, None)  # the TCP connection just went away
+    await node.registry.close_session(odd.session, 3999)  # a code the server does not know
+    await node.registry.close_session(terminated.session, 4009)  # our 4009, echoed by the client
 
     assert value(node, "connections_closed_total", code="1000") == 1
     assert value(node, "connections_closed_total", code="1006") == 1
@@ -123,7 +123,7 @@ async def test_the_server_chosen_close_code_wins_over_what_the_client_reports(
     client = connect()
     client.session.close(ErrorCode.GENERIC_RECONNECT, "Restarting")
 
-    await node.close_session(client.session, None)  # the client never answered
+    await node.registry.close_session(client.session, None)  # the client never answered
 
     assert value(node, "connections_closed_total", code="4200") == 1
 
@@ -205,9 +205,9 @@ async def test_http_requests_are_counted_by_route_name_and_status(
     await api.handle(events)
     await api.handle(signed(clock, "GET", "/apps/1/channels/presence-room/users"))
     await api.handle(signed(clock, "GET", "/apps/1/channels/some-channel"))
-    await api.handle(ApiRequest("POST", "/apps/1/events", {}, b"{}"))  # unsigned
+    await api.handle(ApiRequest.at("POST", "/apps/1/events", {}, b"{}"))  # unsigned
     await api.handle(signed(clock, "GET", "/apps/1/nothing/here"))
-    api.refuse(ApiRequest("POST", "/apps/1/batch_events", {}, b""), ApiError(413, "Too big"))
+    api.refuse(ApiRequest.at("POST", "/apps/1/batch_events", {}, b""), ApiError(413, "Too big"))
 
     assert value(node, "http_requests_total", endpoint="events", status="200") == 2
     assert value(node, "http_requests_total", endpoint="events", status="401") == 1
@@ -223,7 +223,7 @@ async def test_an_unexpected_failure_is_a_counted_500(
     async def broken(*_: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(node, "publish", broken)
+    monkeypatch.setattr(node.fanout, "broadcast", broken)
     body = {"name": "e", "data": "{}", "channels": ["a"]}
 
     response = await api.handle(signed(clock, "POST", "/apps/1/events", body))
@@ -236,7 +236,7 @@ async def test_an_unexpected_failure_is_a_counted_500(
 async def test_published_events_are_counted_per_app_with_their_latency(clock: FakeClock) -> None:
     node = memory_node([APP], clock=clock, metrics=Metrics(timer=SteppingTimer(0.003)))
     await node.start()
-    api = HttpApi(node)
+    api = http_api(node)
     batch = {"batch": [{"name": "e", "data": "{}", "channel": "a"}] * 3}
 
     await api.handle(signed(clock, "POST", "/apps/1/batch_events", batch))

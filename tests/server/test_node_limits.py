@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ressonance.backbone.base import Topic
 from ressonance.protocol.errors import ErrorCode
 from tests.server.clients import Client
 from tests.server.conftest import APP, MakeNode
@@ -59,5 +60,5 @@ async def test_a_subscription_past_the_channel_limit_gets_a_subscription_error(
         "error": "Too many channels on this connection: at most 2 (max_channels_per_connection)",
         "status": 4301,
     }
-    assert node.hub.sessions("1:c") == []
+    assert node.hub.sessions(Topic(APP.id, "c")) == []
     client.outlet.assert_open()

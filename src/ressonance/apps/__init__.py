@@ -22,8 +22,10 @@ from urllib.parse import unquote, urlsplit
 from ressonance.apps.base import AppRegistry
 from ressonance.apps.migrations import SchemaTooNewError
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 
 REGISTRY_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "file:")
+SHOWN_LIMIT = 120  # characters of an app store URL shown in a message
 
 
 async def open_registry(url: str, *, setting: str = "apps") -> AppRegistry:
@@ -43,7 +45,7 @@ async def open_registry(url: str, *, setting: str = "apps") -> AppRegistry:
             return FileAppRegistry(file_path(url, setting))
         case _:
             raise ConfigError(
-                f"{setting}: {redacted_url(url)!r} is not an app store URL "
+                f"{setting}: {redacted_url(url, SHOWN_LIMIT)!r} is not an app store URL "
                 "(sqlite:///path.db, postgresql://... or a .toml file)"
             )
 
@@ -147,21 +149,10 @@ async def _open_postgres(url: str, setting: str) -> AppRegistry:
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
     ) as exc:
+        shown = redacted_url(url, SHOWN_LIMIT)
         raise ConfigError(
-            f"{setting}: cannot open the PostgreSQL app store {redacted_url(url)} ({exc})"
+            f"{setting}: cannot open the PostgreSQL app store {shown} ({exc})"
         ) from None
 
 
-def redacted_url(url: str) -> str:
-    """`url` without its password, for error messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url[:60]
-    if parts.password is None:
-        return url[:120]
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()[:120]
-
-
-__all__ = ["REGISTRY_SCHEMES", "file_path", "open_registry", "redacted_url", "sqlite_path"]
+__all__ = ["REGISTRY_SCHEMES", "SHOWN_LIMIT", "file_path", "open_registry", "sqlite_path"]

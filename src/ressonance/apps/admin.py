@@ -36,7 +36,7 @@ from ressonance.apps.base import (
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
 from ressonance.apps.settings import APP_SETTINGS, check_setting
 from ressonance.protocol.app import App
-from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.errors import ConfigError, RessonanceError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _ID_ATTEMPTS: Final = 10
 Settings = Mapping[str, object]
 
 
-class InvalidAppError(ValueError):
+class InvalidAppError(RessonanceError, ValueError):
     """A value given for an app is not valid; the message starts with the field's name."""
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from ressonance.apps.plans import BUILTIN_PLANS, Plan, resolve
 from ressonance.protocol.app import App
+from ressonance.protocol.errors import RessonanceError
 
 
 class AppStore(Protocol):
@@ -35,15 +36,15 @@ class AppStore(Protocol):
         ...
 
 
-class AppExistsError(Exception):
+class AppExistsError(RessonanceError):
     """Another app already has this id or key."""
 
 
-class AppNotFoundError(Exception):
+class AppNotFoundError(RessonanceError):
     """No app has this id."""
 
 
-class ReadOnlyRegistryError(Exception):
+class ReadOnlyRegistryError(RessonanceError):
     """This registry cannot be written (the static file store): change the file instead."""
 
 

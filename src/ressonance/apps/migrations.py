@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ressonance.protocol.errors import RessonanceError
+
 SCHEMA_TABLE: Final = "ressonance_schema"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serializes migrations.
 POSTGRES_LOCK_ID: Final = 0x7265_7373_6F6E_0001
@@ -83,7 +85,7 @@ MIGRATIONS: Final = (
 LATEST: Final = MIGRATIONS[-1].version
 
 
-class SchemaTooNewError(Exception):
+class SchemaTooNewError(RessonanceError):
     """The database was migrated by a newer Ressonance than this one."""
 
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ressonance.backbone.base import Backbone
+from ressonance.backbone.wire import VERSION
 
 SCHEMES = "memory://, redis://, rediss://, nats://, tls://"
 
 
-def create_backbone(url: str, *, prefix: str = "ressonance") -> Backbone:
-    """The backbone for `url`; `prefix` names this deployment's channels or subjects."""
+def create_backbone(
+    url: str, *, prefix: str = "ressonance", wire_version: int = VERSION
+) -> Backbone:
+    """The backbone for `url`; `prefix` names this deployment's channels or subjects.
+
+    `wire_version` is the format a networked backbone writes (every version in
+    `wire.VERSIONS` is read): an older one lets a cluster be upgraded node by node."""
     match urlsplit(url).scheme:
         case "memory":
             from ressonance.backbone.memory import MemoryBackbone
@@ -23,10 +29,10 @@ def create_backbone(url: str, *, prefix: str = "ressonance") -> Backbone:
         case "redis" | "rediss":
             from ressonance.backbone.redis import RedisBackbone
 
-            return RedisBackbone(url, prefix=prefix)
+            return RedisBackbone(url, prefix=prefix, wire_version=wire_version)
         case "nats" | "tls":
             from ressonance.backbone.nats import NatsBackbone
 
-            return NatsBackbone(url, prefix=prefix)
+            return NatsBackbone(url, prefix=prefix, wire_version=wire_version)
         case other:
             raise ValueError(f"backbone URL scheme {other!r} is not one of {SCHEMES}")

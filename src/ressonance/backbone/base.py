@@ -6,6 +6,9 @@ Guarantees every implementation keeps:
 - Interest-based: a node receives only topics it subscribed to. The node reference-counts
   its local subscribers, so a backbone sees the first subscribe and the last unsubscribe.
 - A message carries the frame already encoded by the publishing node; nobody re-encodes it.
+- A topic is an (app id, channel) pair, carried as such from the publisher to the hub, so
+  nothing on the delivery path splits a string to find a message's app. Brokers know a
+  topic by its `name`, `<app id>:<channel>`.
 - A publish that cannot be handed to the backbone raises BackboneUnavailableError; it is
   never dropped silently (the HTTP API answers 503). Interest survives an outage: a
   networked backbone reconnects on its own and resubscribes every live topic.
@@ -15,14 +18,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ressonance.protocol.errors import RessonanceError
 
 
-def topic_of(app_id: str, channel: str) -> str:
-    """The backbone topic of a channel; app ids keep tenants apart."""
-    return f"{app_id}:{channel}"
+class Topic(NamedTuple):
+    """What a publish is addressed to: one channel of one app (app ids keep tenants apart).
+
+    A tuple, so hashing and comparing it as a dict or set key (the hub's index, a
+    backbone's live topics) runs in C, and its app id is a field, not a slice of a name.
+    """
+
+    app_id: str
+    channel: str
+
+    @property
+    def name(self) -> str:
+        """`<app id>:<channel>`: the Redis channel or NATS subject of the topic is made from it,
+        the same for every wire version, so nodes of two versions share them."""
+        return f"{self.app_id}:{self.channel}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +49,7 @@ class BackboneMessage:
     (terminate_connections).
     """
 
-    topic: str
+    topic: Topic
     frame: bytes
     except_socket_id: str | None = None
     origin: str = ""
@@ -71,13 +86,13 @@ class Backbone(Protocol):
         """
         ...
 
-    async def subscribe(self, topic: str) -> None:
+    async def subscribe(self, topic: Topic) -> None:
         """Receive `topic` from now on: once this returns, later publishes are delivered.
 
         While disconnected, the interest is recorded and applied on reconnect.
         """
         ...
 
-    async def unsubscribe(self, topic: str) -> None: ...
+    async def unsubscribe(self, topic: Topic) -> None: ...
 
     async def close(self) -> None: ...

@@ -5,7 +5,6 @@
 - `LinkState`: the healthy flag and its state-change log lines (key=value); a state is logged
   when it changes, never per message.
 - `deliver`: one received payload to the node, if it is a topic the node still wants.
-- `redacted`: a URL fit for a log line (no password).
 - `cancel_and_wait`: stop a connection task for good.
 """
 
@@ -17,10 +16,10 @@ import random
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
-from ressonance.backbone.base import MessageHandler
+from ressonance.backbone.base import MessageHandler, Topic
 from ressonance.backbone.wire import WireError, decode_message
+from ressonance.protocol.urls import redacted_url
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +54,7 @@ async def cancel_and_wait(task: asyncio.Task[None], patience: float = 1.0) -> No
         log.error("event=backbone_task_failed", exc_info=task.exception())
 
 
-def redacted(url: str) -> str:
-    """`url` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def deliver(data: bytes, wanted: Container[str], handler: MessageHandler, backend: str) -> None:
+def deliver(data: bytes, wanted: Container[Topic], handler: MessageHandler, backend: str) -> None:
     """Decode `data` and hand it to `handler` if its topic is `wanted`.
 
     A topic unsubscribed a moment ago can still have messages in flight; they stop here.
@@ -83,7 +70,8 @@ def deliver(data: bytes, wanted: Container[str], handler: MessageHandler, backen
     try:
         handler(message)
     except Exception:
-        log.exception("event=backbone_deliver_failed backend=%s topic=%s", backend, message.topic)
+        topic = message.topic.name
+        log.exception("event=backbone_deliver_failed backend=%s topic=%s", backend, topic)
 
 
 class LinkState:
@@ -92,7 +80,7 @@ class LinkState:
     def __init__(self, logger: logging.Logger, backend: str, url: str) -> None:
         self._log = logger
         self._backend = backend
-        self._url = redacted(url)
+        self._url = redacted_url(url)
         self.healthy = False
         self._down_since: float | None = None
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ressonance.backbone.base import BackboneMessage, MessageHandler
+from ressonance.backbone.base import BackboneMessage, MessageHandler, Topic
 
 
 class MemoryBackbone:
     """Delivers to the one node of this process; the default when nothing is configured."""
 
     def __init__(self) -> None:
-        self._topics: set[str] = set()
+        self._topics: set[Topic] = set()
         self._on_message: MessageHandler | None = None
 
     @property
@@ -23,10 +23,10 @@ class MemoryBackbone:
         if self._on_message is not None and message.topic in self._topics:
             self._on_message(message)
 
-    async def subscribe(self, topic: str) -> None:
+    async def subscribe(self, topic: Topic) -> None:
         self._topics.add(topic)
 
-    async def unsubscribe(self, topic: str) -> None:
+    async def unsubscribe(self, topic: Topic) -> None:
         self._topics.discard(topic)
 
     async def close(self) -> None:

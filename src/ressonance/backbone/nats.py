@@ -1,8 +1,8 @@
-"""The NATS backbone: each topic is a core NATS subject, `<prefix>.<base64url(topic)>`.
+"""The NATS backbone: each topic is a core NATS subject, `<prefix>.<base64url(topic name)>`.
 
 Subjects: NATS splits subjects into tokens at `.`, reserves `*` and `>` as wildcards and
-forbids whitespace, while topics (`<app id>:<channel>`) may hold `.`, `:`, `#`, `@`, `,`,
-`;`, `=` and more. So the topic's UTF-8 bytes are base64url-encoded without padding
+forbids whitespace, while topic names (`<app id>:<channel>`) may hold `.`, `:`, `#`, `@`, `,`,
+`;`, `=` and more. So the name's UTF-8 bytes are base64url-encoded without padding
 (RFC 4648 §5: `A-Z a-z 0-9 - _`), one safe token, reversible, 4/3 of the topic's length.
 `prefix` may itself have several tokens (`ressonance.prod`).
 
@@ -18,6 +18,8 @@ Rules it keeps (on top of backbone/base.py):
   When the connection is lost (error, or two PINGs unanswered) the backbone is unhealthy,
   publishes raise BackboneUnavailableError, and it reconnects with backoff and jitter,
   subscribing every live topic again before it reports healthy.
+- Messages are written in wire format `wire_version` (backbone/wire.py; the current one
+  unless a node must be understood by nodes not yet upgraded); both versions are read.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ import math
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
-from ressonance.backbone.base import BackboneMessage, BackboneUnavailableError, MessageHandler
-from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
-from ressonance.backbone.wire import encode_message
+from ressonance.backbone.base import (
+    BackboneMessage,
+    BackboneUnavailableError,
+    MessageHandler,
+    Topic,
+)
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver
+from ressonance.backbone.wire import VERSION, encode_message
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -42,9 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def subject_of(prefix: str, topic: str) -> str:
+def subject_of(prefix: str, topic: Topic) -> str:
     """The NATS subject that carries `topic`."""
-    token = base64.urlsafe_b64encode(topic.encode()).rstrip(b"=").decode("ascii")
+    token = base64.urlsafe_b64encode(topic.name.encode()).rstrip(b"=").decode("ascii")
     return f"{prefix}.{token}"
 
 
@@ -65,10 +73,11 @@ class NatsBackbone:
         backoff: Backoff | None = None,
         ping_interval: float = 5.0,
         timeout: float = 5.0,
+        wire_version: int = VERSION,
     ) -> None:
         if find_spec("nats") is None:
             raise ConfigError(
-                f"backbone {redacted(url)}: needs nats-py: pip install 'ressonance[nats]'"
+                f"backbone {redacted_url(url)}: needs nats-py: pip install 'ressonance[nats]'"
             )
         _check_prefix(prefix)
         self._url = url
@@ -77,11 +86,12 @@ class NatsBackbone:
         self._backoff = backoff or Backoff()
         self._ping_interval = max(1, math.ceil(ping_interval))
         self._timeout = max(1, math.ceil(timeout))
+        self._wire_version = wire_version
         self._state = LinkState(log, "nats", url)
-        self._topics: set[str] = set()
+        self._topics: set[Topic] = set()
         self._on_message: MessageHandler | None = None
         self._client: Client | None = None  # the live connection; None while down
-        self._subs: dict[str, Subscription] = {}
+        self._subs: dict[Topic, Subscription] = {}
         self._lock = asyncio.Lock()  # topics, subscriptions and the live connection change together
         self._slow_drops = 0
         self._task: asyncio.Task[None] | None = None
@@ -98,7 +108,9 @@ class NatsBackbone:
         try:
             closed = await self._open()
         except (NatsError, OSError) as exc:
-            raise BackboneUnavailableError(f"cannot reach {redacted(self._url)}: {exc}") from exc
+            raise BackboneUnavailableError(
+                f"cannot reach {redacted_url(self._url)}: {exc}"
+            ) from exc
         self._task = asyncio.create_task(self._run(closed), name="nats-backbone")
 
     async def publish(self, message: BackboneMessage) -> None:
@@ -106,15 +118,16 @@ class NatsBackbone:
 
         client = self._client
         if client is None or not self.healthy:
-            raise BackboneUnavailableError(f"backbone {redacted(self._url)} is disconnected")
+            raise BackboneUnavailableError(f"backbone {redacted_url(self._url)} is disconnected")
         try:
-            await client.publish(subject_of(self._prefix, message.topic), encode_message(message))
+            payload = encode_message(message, self._wire_version)
+            await client.publish(subject_of(self._prefix, message.topic), payload)
         except (NatsError, OSError) as exc:
             raise BackboneUnavailableError(
-                f"publish to {redacted(self._url)} failed: {exc}"
+                f"publish to {redacted_url(self._url)} failed: {exc}"
             ) from exc
 
-    async def subscribe(self, topic: str) -> None:
+    async def subscribe(self, topic: Topic) -> None:
         from nats.errors import Error as NatsError
 
         async with self._lock:
@@ -131,7 +144,7 @@ class NatsBackbone:
                 return
         await self._confirm(client)
 
-    async def unsubscribe(self, topic: str) -> None:
+    async def unsubscribe(self, topic: Topic) -> None:
         from nats.errors import Error as NatsError
 
         async with self._lock:
@@ -239,7 +252,7 @@ class NatsBackbone:
                 wait = self._backoff.delay(attempt)
                 self._state.retry_failed(attempt, wait, exc)
 
-    async def _subscribe_on(self, client: Client, topic: str) -> Subscription:
+    async def _subscribe_on(self, client: Client, topic: Topic) -> Subscription:
         return await client.subscribe(subject_of(self._prefix, topic), cb=self._receive)
 
     async def _confirm(self, client: Client) -> None:

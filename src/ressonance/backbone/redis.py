@@ -1,4 +1,4 @@
-"""The Redis backbone: each topic is a Redis pub/sub channel, `<prefix>:<topic>`.
+"""The Redis backbone: each topic is a Redis pub/sub channel, `<prefix>:<topic name>`.
 
 Rules it keeps (on top of backbone/base.py):
 - Interest-based: the node's subscriber connection SUBSCRIBEs only to live topics, and
@@ -15,6 +15,8 @@ Rules it keeps (on top of backbone/base.py):
 - Publishes go over a separate pool that retries once, at once (a pooled connection may
   predate a Redis restart); while the subscriber connection is down they raise
   BackboneUnavailableError without trying.
+- Messages are written in wire format `wire_version` (backbone/wire.py; the current one
+  unless a node must be understood by nodes not yet upgraded); both versions are read.
 """
 
 from __future__ import annotations
@@ -26,10 +28,16 @@ from collections.abc import Iterable
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Literal
 
-from ressonance.backbone.base import BackboneMessage, BackboneUnavailableError, MessageHandler
-from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver, redacted
-from ressonance.backbone.wire import encode_message
+from ressonance.backbone.base import (
+    BackboneMessage,
+    BackboneUnavailableError,
+    MessageHandler,
+    Topic,
+)
+from ressonance.backbone.link import Backoff, LinkState, cancel_and_wait, deliver
+from ressonance.backbone.wire import VERSION, encode_message
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,18 +59,20 @@ class RedisBackbone:
         backoff: Backoff | None = None,
         ping_interval: float = 5.0,
         timeout: float = 5.0,
+        wire_version: int = VERSION,
     ) -> None:
         if find_spec("redis") is None:
             raise ConfigError(
-                f"backbone {redacted(url)}: needs redis-py: pip install 'ressonance[redis]'"
+                f"backbone {redacted_url(url)}: needs redis-py: pip install 'ressonance[redis]'"
             )
         self._url = url
         self._prefix = prefix + ":"
         self._backoff = backoff or Backoff()
         self._ping_interval = ping_interval
         self._timeout = timeout
+        self._wire_version = wire_version
         self._state = LinkState(log, "redis", url)
-        self._topics: set[str] = set()
+        self._topics: set[Topic] = set()
         self._on_message: MessageHandler | None = None
         self._publisher: Redis | None = None
         self._subscriber: Redis | None = None
@@ -102,7 +112,9 @@ class RedisBackbone:
             pubsub = await self._connect()
         except (RedisError, OSError) as exc:
             await self._close_clients()
-            raise BackboneUnavailableError(f"cannot reach {redacted(self._url)}: {exc}") from exc
+            raise BackboneUnavailableError(
+                f"cannot reach {redacted_url(self._url)}: {exc}"
+            ) from exc
         self._task = asyncio.create_task(self._run(pubsub), name="redis-backbone")
         try:
             async with asyncio.timeout(self._timeout):
@@ -110,27 +122,28 @@ class RedisBackbone:
         except TimeoutError:
             await self.close()
             raise BackboneUnavailableError(
-                f"no working connection to {redacted(self._url)} in {self._timeout}s"
+                f"no working connection to {redacted_url(self._url)} in {self._timeout}s"
             ) from None
 
     async def publish(self, message: BackboneMessage) -> None:
         from redis.exceptions import RedisError
 
         if self._publisher is None or not self._state.healthy:
-            raise BackboneUnavailableError(f"backbone {redacted(self._url)} is disconnected")
+            raise BackboneUnavailableError(f"backbone {redacted_url(self._url)} is disconnected")
         try:
-            await self._publisher.publish(self._channel(message.topic), encode_message(message))
+            payload = encode_message(message, self._wire_version)
+            await self._publisher.publish(self._channel(message.topic), payload)
         except (RedisError, OSError) as exc:
             raise BackboneUnavailableError(
-                f"publish to {redacted(self._url)} failed: {exc}"
+                f"publish to {redacted_url(self._url)} failed: {exc}"
             ) from exc
 
-    async def subscribe(self, topic: str) -> None:
+    async def subscribe(self, topic: Topic) -> None:
         if topic not in self._topics:
             self._topics.add(topic)
             await self._apply("subscribe", topic)
 
-    async def unsubscribe(self, topic: str) -> None:
+    async def unsubscribe(self, topic: Topic) -> None:
         if topic in self._topics:
             self._topics.discard(topic)
             await self._apply("unsubscribe", topic)
@@ -146,8 +159,8 @@ class RedisBackbone:
 
     # --- the subscriber connection ------------------------------------------------------
 
-    def _channel(self, topic: str) -> bytes:
-        return (self._prefix + topic).encode()
+    def _channel(self, topic: Topic) -> bytes:
+        return (self._prefix + topic.name).encode()
 
     async def _connect(self) -> PubSub:
         assert self._subscriber is not None
@@ -245,7 +258,7 @@ class RedisBackbone:
 
     # --- subscription commands ----------------------------------------------------------
 
-    async def _apply(self, command: Command, topic: str) -> None:
+    async def _apply(self, command: Command, topic: Topic) -> None:
         """Send one (UN)SUBSCRIBE and wait for Redis to confirm; while down, the next
         session's resubscribe applies the change instead."""
         from redis.exceptions import RedisError
@@ -261,7 +274,7 @@ class RedisBackbone:
             log.debug("event=backbone_command_failed backend=redis error=%r", exc)
 
     async def _send(
-        self, pubsub: PubSub, command: Command, topics: Iterable[str]
+        self, pubsub: PubSub, command: Command, topics: Iterable[Topic]
     ) -> list[asyncio.Future[bool]]:
         """Send `command` for `topics`: one future per channel, true once Redis confirms it.
 

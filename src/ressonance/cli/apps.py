@@ -29,10 +29,14 @@ from ressonance.apps.base import (
     ReadOnlyRegistryError,
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
-from ressonance.config import REDIS_SCHEMES, Settings, load_settings, open_app_registry
-from ressonance.protocol.errors import ConfigError
-from ressonance.server.admin_api import MAX_USAGE_DAYS, PREFIX, usage_days
-from ressonance.state.base import DayUsage, UsageStore
+from ressonance.apps.sourcing import open_app_registry
+from ressonance.config import Settings, load_settings
+from ressonance.protocol.errors import ConfigError, RessonanceError
+from ressonance.protocol.urls import redacted_url
+from ressonance.server.admin_api import PREFIX
+from ressonance.server.usage_report import MAX_USAGE_DAYS, UsageReport, usage_report
+from ressonance.state import REDIS_SCHEMES
+from ressonance.state.base import UsageStore
 
 OK: Final = 0
 FAILED: Final = 1  # not found, conflict, or a backend out of reach
@@ -42,7 +46,7 @@ RegistryFactory = Callable[[Settings], Awaitable[AppRegistry]]
 UsageFactory = Callable[[Settings], AbstractAsyncContextManager[UsageStore | None]]
 
 
-class CommandError(Exception):
+class CommandError(RessonanceError):
     """What the command prints on stderr before exiting with `status`."""
 
     def __init__(self, message: str, status: int) -> None:
@@ -50,13 +54,13 @@ class CommandError(Exception):
         self.status = status
 
 
-class UsageUnavailableError(Exception):
+class UsageUnavailableError(RessonanceError):
     """The shared usage store did not answer."""
 
 
 async def open_registry(settings: Settings) -> AppRegistry:
     """The registry `serve` reads its apps from (the same settings, the same store)."""
-    return await open_app_registry(settings)
+    return await open_app_registry(settings.app_source)
 
 
 @asynccontextmanager
@@ -67,7 +71,7 @@ async def open_usage(settings: Settings) -> AsyncIterator[UsageStore | None]:
         return
     from redis.exceptions import RedisError
 
-    from ressonance.state.redis_presence import connect
+    from ressonance.state.redis import connect
     from ressonance.state.redis_usage import RedisUsageStore
 
     redis = connect(settings.state_url)
@@ -253,39 +257,35 @@ def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, 
     if not 1 <= args.days <= MAX_USAGE_DAYS:
         raise CommandError(f"--days: must be from 1 to {MAX_USAGE_DAYS}", USAGE)
     try:
-        days = asyncio.run(_read_usage(factory, settings, args.app_id, args.days))
+        report = asyncio.run(_read_usage(factory, settings, args.app_id, args.days))
     except (OSError, UsageUnavailableError) as exc:
-        raise CommandError(f"cannot read usage from {settings.state_url}: {exc}", FAILED) from None
-    if days is None:
-        url = f"http://{settings.host}:{settings.port}{PREFIX}/apps/{args.app_id}/usage"
         raise CommandError(
-            f"usage is counted in the running node's memory (state {settings.state_url}), "
+            f"cannot read usage from {redacted_url(settings.state_url)}: {exc}", FAILED
+        ) from None
+    if report is None:
+        url = f"http://{settings.host}:{settings.port}{PREFIX}/apps/{args.app_id}/usage"
+        state = redacted_url(settings.state_url)
+        raise CommandError(
+            f"usage is counted in the running node's memory (state {state}), "
             "which this command cannot read. Ask the node's admin API:\n"
             f'  curl -H "Authorization: Bearer $RESSONANCE_ADMIN_TOKEN" "{url}?days={args.days}"'
             '\nor share usage between nodes with state = "redis://..." (docs/topics/scaling.md)',
             FAILED,
         )
-    body = {
-        "app_id": args.app_id,
-        "days": [
-            {"day": d.day, "messages": d.messages, "peak_connections": d.peak_connections}
-            for d in days
-        ],
-        "total_messages": sum(d.messages for d in days),
-    }
-    rows = [[d.day, f"{d.messages:,}", f"{d.peak_connections:,}"] for d in days]
+    rows = [[d.day, f"{d.messages:,}", f"{d.peak_connections:,}"] for d in report.days]
     text = table(["DAY (UTC)", "MESSAGES", "PEAK CONNECTIONS"], rows, right=frozenset({1, 2}))
-    _print(out, body, f"{text}\nTotal: {body['total_messages']:,} messages", as_json=args.json)
+    text += f"\nTotal: {report.total_messages:,} messages"
+    _print(out, report.to_json(), text, as_json=args.json)
     return OK
 
 
 async def _read_usage(
     factory: UsageFactory, settings: Settings, app_id: str, count: int
-) -> list[DayUsage] | None:
+) -> UsageReport | None:
     async with factory(settings) as store:
         if store is None:
             return None
-        return await store.usage(app_id, usage_days(time.time(), count))
+        return await usage_report(store, app_id, now=time.time(), days=count)
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ressonance import __version__
-from ressonance.apps import redacted_url
+from ressonance.apps import SHOWN_LIMIT
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRegistry
 from ressonance.apps.catalog import AppCatalog
+from ressonance.apps.sourcing import DEV_APP_NAME, open_app_registry
 from ressonance.backbone.base import BackboneUnavailableError
-from ressonance.config import DEV_APP_NAME, LOG_LEVELS, Settings, load_settings, open_app_registry
+from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.urls import redacted_url
 from ressonance.server.admin_api import AdminApi
 from ressonance.server.service import build_node, serve
 from ressonance.server.tls import Certificate, TlsError
@@ -104,7 +106,7 @@ def run_server(settings: Settings) -> int:
 
 async def load_apps(settings: Settings) -> list[App]:
     """The apps the settings name, as a node would serve them now."""
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         catalog = AppCatalog(registry, settings.plan_map)
         await catalog.refresh()
@@ -134,7 +136,10 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
         return 2
     except BackboneUnavailableError as exc:
-        print(f"ressonance: cannot reach the backbone {settings.backbone}: {exc}", file=sys.stderr)
+        print(
+            f"ressonance: cannot reach the backbone {redacted_url(settings.backbone)}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:
         print(
@@ -148,7 +153,7 @@ async def _serve(
     settings: Settings, certificate: Certificate | None, *, announce: bool, reuse_port: bool
 ) -> None:
     """Open the app registry, build the node on it, serve until stopped; close the registry."""
-    registry = await open_app_registry(settings)
+    registry = await open_app_registry(settings.app_source)
     try:
         catalog = AppCatalog(registry, settings.plan_map)
         await catalog.refresh()
@@ -158,6 +163,7 @@ async def _serve(
             state_url=settings.state_url,
             prefix=settings.key_prefix,
             node_ttl=settings.node_ttl,
+            wire_version=settings.backbone_wire_version,
             max_buffer_bytes=settings.max_buffer_kb * 1024,
             max_buffer_messages=settings.max_buffer_messages,
         )
@@ -242,7 +248,9 @@ def run_workers(settings: Settings, apps: list[App]) -> int:
     for worker in workers:
         worker.start()
     print(banner(settings, apps), flush=True)
-    print(f"  {settings.workers} worker processes over {settings.backbone}", flush=True)
+    print(
+        f"  {settings.workers} worker processes over {redacted_url(settings.backbone)}", flush=True
+    )
     for worker in workers:
         worker.join()
     return max(worker.exitcode or 0 for worker in workers)
@@ -255,7 +263,7 @@ def banner(settings: Settings, apps: Sequence[App] | None = None) -> str:
     scheme = "https" if settings.tls else "http"
     lines = [f"Ressonance {__version__} listening on {scheme}://{settings.host}:{settings.port}"]
     if settings.registry_url:
-        lines.append(f"  apps from {redacted_url(settings.registry_url)}")
+        lines.append(f"  apps from {redacted_url(settings.registry_url, SHOWN_LIMIT)}")
     for app in apps:
         lines.append(f"  app {app.id} key={app.key}{' (disabled)' if not app.enabled else ''}")
     if not apps:

@@ -10,12 +10,13 @@ from types import TracebackType
 import aiohttp
 import orjson
 
+from ressonance.protocol.errors import RessonanceError
 from ressonance.protocol.signing import sign_request
 
 JsonObject = dict[str, object]
 
 
-class RestError(Exception):
+class RestError(RessonanceError):
     """The server refused a request; `status` is the HTTP status, `message` its reason."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from ressonance.protocol import messages as m
+from ressonance.protocol.errors import RessonanceError
 
 # (socket_id, channel) -> the auth endpoint's JSON body ({"auth", "channel_data"?}).
 Authorizer = Callable[[str, str], Awaitable[dict[str, str]]]
@@ -37,7 +38,7 @@ class ChannelMessage:
     user_id: str | None = None
 
 
-class SubscriptionRefusedError(Exception):
+class SubscriptionRefusedError(RessonanceError):
     """The server answered a subscribe with pusher:subscription_error."""
 
 

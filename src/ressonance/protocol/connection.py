@@ -11,10 +11,15 @@ Rules:
    pusher:subscription_error messages, and the connection stays open (closing with a 40xx
    code would stop pusher-js from reconnecting, §7).
 3. A channel is "subscribed" only after the node said so; client events need that (§2.4).
+   A name is classified once, when it is requested: `channels` keeps the `Channel` (and
+   the presence member) for what comes later (client events, unsubscribe, the node's
+   close and resync), so nothing classifies a subscribed name again.
 4. Abuse limits (issue "Apps, plans and protection" §4), per connection, by token buckets fed
    the `now` of each frame: every frame takes an inbound token before it is even parsed
    (`max_inbound_messages_per_sec`, bursts of that many plus `max_channels_per_connection`,
-   so a page subscribing to all its channels at load is never throttled); at most
+   so a page subscribing to all its channels at load is never throttled): a text message
+   in `receive`, every other frame (ping, pong, close, fragment, binary) in
+   `frames_received`, which the WebSocket calls once per read with their count; at most
    `max_channels_per_connection` channels are joined or pending; a pusher:subscribe that
    passes the cheap checks (name, duplicate, channel count) takes a subscription token
    before its signature is checked (`max_subscriptions_per_sec`, bursts of
@@ -22,10 +27,10 @@ Rules:
    pusher:subscription_error `LimitReached` with status 4301: a 4300-range code is "other
    errors" in Pusher's table, and never a close here, so the connection stays; 4100 would
    say "the server is over capacity", which it is not. A frame over the inbound rate is
-   dropped unread; the first one dropped gets pusher:error 4301 naming the limit; once as
-   many more are dropped without a one-second pause the client is closed with 4100 (over
-   capacity: pusher-js reconnects after 1 s), never with a 43xx code, which would stop
-   pusher-js for good (§7) over what is only a rate.
+   dropped unread (a dropped ping is not answered); the first one dropped gets pusher:error
+   4301 naming the limit; once as many more are dropped without a one-second pause the
+   client is closed with 4100 (over capacity: pusher-js reconnects after 1 s), never with a
+   43xx code, which would stop pusher-js for good (§7) over what is only a rate.
 """
 
 from __future__ import annotations
@@ -73,6 +78,14 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscription:
+    """A channel the connection has joined, with its presence member (None elsewhere)."""
+
+    channel: Channel
+    member: Member | None
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeRequested:
     channel: Channel
     member: Member | None
@@ -114,7 +127,7 @@ class Connection:
     app: App
     socket_id: str
     last_seen: float
-    channels: dict[str, Member | None] = field(default_factory=dict)
+    channels: dict[str, Subscription] = field(default_factory=dict)  # by channel name
     pending: set[str] = field(default_factory=set)
     user: User | None = None
     ping_sent_at: float | None = None
@@ -148,7 +161,8 @@ class Connection:
         self.last_seen = now
         self.ping_sent_at = None
         if not self._inbound.take(now):
-            return self._drop(now)
+            close = self._drop(now, 1)
+            return [] if close is None else [close]
         if len(text) > self.app.max_payload_bytes + 4096:
             # Size checked before parsing: a soft limit answered with an error, the hard
             # one (the WebSocket's max message size) closes with 1009.
@@ -169,14 +183,28 @@ class Connection:
             self.subscription_refused(exc)
         return []
 
-    def _drop(self, now: float) -> list[Event]:
-        """A frame over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
+    def frames_received(self, count: int, now: float) -> list[CloseRequested] | None:
+        """`count` frames other than text messages arrived at `now`; each takes an inbound token.
+
+        None when every one was within the rate. Otherwise those over it are dropped (a ping
+        among them goes unanswered) as text messages are, by the same flood policy: the list
+        holds the CloseRequested when the flood goes on, and is empty otherwise.
+        """
+        dropped = count - self._inbound.take_up_to(count, now)
+        if not dropped:
+            return None
+        close = self._drop(now, dropped)
+        return [] if close is None else [close]
+
+    def _drop(self, now: float, count: int) -> CloseRequested | None:
+        """`count` frames over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
         if now - self._last_drop >= 1.0:  # a new flood
             self._dropped = 0
         self._last_drop = now
-        self._dropped += 1
+        before = self._dropped
+        self._dropped = before + count
         limit = self.app.max_inbound_messages_per_sec
-        if self._dropped == 1:
+        if before == 0:
             self.send(
                 m.error(
                     f"Rate limit exceeded: more than {limit} messages per second "
@@ -184,10 +212,10 @@ class Connection:
                     ErrorCode.LIMIT_REACHED,
                 )
             )
-        elif self._dropped == limit + 1:
+        if before <= limit < self._dropped:  # the (limit + 1)th drop of this flood
             reason = f"Too many messages per second (max_inbound_messages_per_sec = {limit})"
-            return [CloseRequested(ErrorCode.OVER_CAPACITY, reason)]
-        return []
+            return CloseRequested(ErrorCode.OVER_CAPACITY, reason)
+        return None
 
     def _dispatch(self, message: m.ClientMessage) -> list[Event]:
         match message:
@@ -306,7 +334,7 @@ class Connection:
     def subscription_succeeded(self, channel: Channel, member: Member | None, data: object) -> None:
         """The node accepted a subscription; `data` is the presence roster or None."""
         self.pending.discard(channel.name)
-        self.channels[channel.name] = member
+        self.channels[channel.name] = Subscription(channel, member)
         self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, {} if data is None else data, channel.name))
 
     def subscription_refused(self, refusal: SubscriptionError) -> None:
@@ -316,10 +344,10 @@ class Connection:
         )
 
     def _unsubscribe(self, name: str) -> list[Event]:
-        if name not in self.channels:
+        joined = self.channels.pop(name, None)
+        if joined is None:
             return []
-        member = self.channels.pop(name)
-        return [Unsubscribed(classify(name), member)]
+        return [Unsubscribed(joined.channel, joined.member)]
 
     # --- sign-in ------------------------------------------------------------------------
 
@@ -384,14 +412,15 @@ class Connection:
 
         if not self.app.enable_client_messages:
             raise reject("Client events are not enabled for this app")
-        channel = classify(name)
+        joined = self.channels.get(name)
+        channel = classify(name) if joined is None else joined.channel
         if not channel.accepts_client_events:
             raise reject("Client events are only allowed on private and presence channels")
-        if name not in self.channels:
+        if joined is None:
             raise reject(f"No current subscription to channel {name}, or subscription in progress")
         if len(event) > self.app.max_event_name_length:
             raise reject(f"Event name is longer than {self.app.max_event_name_length} characters")
-        member = self.channels[name]
+        member = joined.member
         try:
             payload = m.encode_channel_event(
                 name, event, request.data, member.user_id if member is not None else None
@@ -430,4 +459,6 @@ class Connection:
     @property
     def authorized(self) -> bool:
         """Signed in, or subscribed to a channel that needed a signature."""
-        return self.user is not None or any(classify(c).needs_auth for c in self.channels)
+        return self.user is not None or any(
+            joined.channel.needs_auth for joined in self.channels.values()
+        )

@@ -1,7 +1,7 @@
 """Whether a new WebSocket may become a session: node saturation and connection rates.
 
 Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the app is known
-(`Transport._open`), in this order; the first that says no refuses the connection:
+(`Gate.open`), in this order; the first that says no refuses the connection:
 
 1. The node is saturated: it holds `max_node_connections` sessions, or its event loop lags
    more than `max_loop_lag_ms` (the lag the node's timer loop measured last,
@@ -12,7 +12,7 @@ Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the ap
    peer's, or what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64,
    the block one host usually holds, so rotating through it gains nothing.
 3. More than the app's `max_connections_per_sec` new connections, counted by the rate
-   limiter of the app-wide quotas (`node.quotas.limiter`: shared by every node of a cluster,
+   limiter of the app-wide quotas (`Quotas.limiter`: shared by every node of a cluster,
    like the app's other rates). When it cannot be reached, an app with this limit is
    refused (a limit that cannot be checked is not waived); apps without one are served.
 
@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
-from ressonance.server.node import Node
+from ressonance.protocol.handshake import Refusal
+from ressonance.server.metrics import Metrics
 from ressonance.server.proxies import TrustedProxies, parse_address
+from ressonance.state.base import RateLimiter
 
 log = logging.getLogger(__name__)
 
-Refusal = tuple[ErrorCode, str]
 _Hit = tuple[str, str]  # the setting that refused, and the reason the client reads
 
 
@@ -53,8 +54,21 @@ class AdmissionLimits:
 class Admission:
     """The one check a new WebSocket passes before it becomes a session."""
 
-    def __init__(self, node: Node, limits: AdmissionLimits | None = None) -> None:
-        self.node = node
+    def __init__(
+        self,
+        limits: AdmissionLimits | None = None,
+        *,
+        sessions: Sized,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        limiter: RateLimiter,
+    ) -> None:
+        """`sessions` are the node's (only their number is read); `limiter` is the app-wide
+        quotas' rate limiter, shared by every node of a cluster."""
+        self.sessions = sessions
+        self.metrics = metrics
+        self.clock = clock
+        self.limiter = limiter
         self.limits = limits or AdmissionLimits()
         self.proxies = TrustedProxies.parse(self.limits.trusted_proxies)
         self._window = -1
@@ -74,18 +88,18 @@ class Admission:
         if hit is None:
             return None
         setting, reason = hit
-        self.node.metrics.connection_throttled(setting)
-        return ErrorCode.OVER_CAPACITY, reason
+        self.metrics.connection_throttled(setting)
+        return Refusal(ErrorCode.OVER_CAPACITY, reason)
 
     def _saturated(self) -> _Hit | None:
         limits = self.limits
         most = limits.max_node_connections
-        if most != UNLIMITED and len(self.node.sessions) >= most:
+        if most != UNLIMITED and len(self.sessions) >= most:
             return "max_node_connections", (
                 f"Server over capacity: this node holds its maximum of {most} connections; "
                 "retry later (max_node_connections)"
             )
-        lag_ms = self.node.metrics.loop_lag * 1000
+        lag_ms = self.metrics.loop_lag * 1000
         if limits.max_loop_lag_ms != UNLIMITED and lag_ms > limits.max_loop_lag_ms:
             return "max_loop_lag_ms", (
                 f"Server over capacity: event loop lag {lag_ms:.0f} ms is over "
@@ -97,7 +111,7 @@ class Admission:
         limit = self.limits.max_connections_per_ip_per_sec
         if limit == UNLIMITED:
             return None  # the address is not even parsed
-        window = math.floor(self.node.clock())
+        window = math.floor(self.clock())
         if window != self._window:
             self._window = window
             self._per_ip.clear()
@@ -123,7 +137,7 @@ class Admission:
         if limit == UNLIMITED:
             return None
         try:
-            decision = await self.node.quotas.limiter.consume(f"connections:{app.id}", limit)
+            decision = await self.limiter.consume(f"connections:{app.id}", limit)
         except Exception as exc:  # the shared store is down
             log.warning("event=connection_rate_unavailable app_id=%s error=%r", app.id, exc)
             return "max_connections_per_sec", (

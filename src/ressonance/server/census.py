@@ -83,7 +83,20 @@ class DescriptorBudget:
 
 
 def descriptor_budget(reserve: int) -> DescriptorBudget:
-    """Read (after raising the soft limit to the hard one, as Go does) the descriptor limit."""
+    """Read (after raising the soft limit to the hard one, as Go does) the descriptor limit,
+    and log what was read (once per listener, at start)."""
+    budget = _read_budget(reserve)
+    log.info(
+        "event=descriptors limit=%s in_use=%d reserved=%d capacity=%s",
+        budget.limit,
+        budget.in_use,
+        budget.reserve,
+        budget.capacity,
+    )
+    return budget
+
+
+def _read_budget(reserve: int) -> DescriptorBudget:
     try:
         import resource
     except ImportError:  # pragma: no cover - not on POSIX

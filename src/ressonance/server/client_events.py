@@ -14,7 +14,7 @@ sent through the backbone, never to its sender.
 
 from __future__ import annotations
 
-from ressonance.backbone.base import BackboneMessage, topic_of
+from ressonance.backbone.base import BackboneMessage, Topic
 from ressonance.protocol.app import App
 from ressonance.protocol.connection import ClientEventReceived
 from ressonance.protocol.errors import ErrorCode
@@ -42,7 +42,7 @@ class ClientEvents:
             session.error(refusal, ErrorCode.CLIENT_EVENT_REJECTED, event.channel.name)
             return
         self.quotas.count(app.id, 1)  # the publish; its deliveries are counted as they go
-        topic = topic_of(app.id, event.channel.name)
+        topic = Topic(app.id, event.channel.name)
         frame = text_frame(event.payload)
         fanout = self.fanout
         await fanout.send(BackboneMessage(topic, frame, session.socket_id, fanout.node_id))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ressonance.backbone.base import Topic
+
 THROTTLE_ABOVE: Final = 100
 THROTTLE_SECONDS: Final = 5.0
 
@@ -19,10 +21,10 @@ class CountThrottle:
     __slots__ = ("_last_sent", "_owed")
 
     def __init__(self) -> None:
-        self._last_sent: dict[str, float] = {}
-        self._owed: set[str] = set()
+        self._last_sent: dict[Topic, float] = {}
+        self._owed: set[Topic] = set()
 
-    def send_now(self, topic: str, count: int, now: float) -> bool:
+    def send_now(self, topic: Topic, count: int, now: float) -> bool:
         """Whether to announce `count` now; if not, it is owed and `due` returns it later."""
         if count == 0:
             self._last_sent.pop(topic, None)
@@ -38,7 +40,7 @@ class CountThrottle:
         self._owed.discard(topic)
         return True
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float) -> list[Topic]:
         """Topics whose owed announcement may go out now (marked as sent)."""
         ready = [t for t in self._owed if now - self._last_sent.get(t, 0.0) >= THROTTLE_SECONDS]
         for topic in ready:

@@ -6,7 +6,8 @@ Rules (ARCHITECTURE.md "Data flows" 1, "Encode once"):
    when it is down the publish fails and nothing is delivered anywhere (a retry cannot
    duplicate). The copy the backbone brings back to its origin is ignored.
 2. Delivery (`deliver`) writes the same bytes to every local session of the topic through
-   the hub, and counts the copies once per delivery, never per recipient. Sessions hold
+   the hub, and counts the copies once per delivery, never per recipient, against the app
+   the message's topic carries (nothing is parsed or split on the way). Sessions hold
    their fanout frames until the end of the loop turn; the turn's first delivery schedules
    one `flush`, which writes each waiting session's frames in one write.
 3. A topic's first local session subscribes the backbone to it, its last one unsubscribes
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 
-from ressonance.backbone.base import Backbone, BackboneMessage, topic_of
+from ressonance.backbone.base import Backbone, BackboneMessage, Topic
 from ressonance.protocol.app import App
 from ressonance.protocol.frames import text_frame
 from ressonance.server.hub import Hub
@@ -57,13 +58,14 @@ class Fanout:
             self.deliver(message)
 
     def deliver(self, message: BackboneMessage) -> None:
+        topic = message.topic
         if message.close_code is None:
-            count = self.hub.deliver(message.topic, message.frame, message.except_socket_id)
-            self.metrics.delivered(message.topic, message.frame, count)
-            self.quotas.count(message.topic.partition(":")[0], count)  # each copy is a message
+            count = self.hub.deliver(topic, message.frame, message.except_socket_id)
+            self.metrics.delivered(topic.app_id, message.frame, count)
+            self.quotas.count(topic.app_id, count)  # each copy is a message
         else:
-            sessions = self.hub.sessions(message.topic)
-            self.metrics.delivered(message.topic, message.frame, len(sessions))
+            sessions = self.hub.sessions(topic)
+            self.metrics.delivered(topic.app_id, message.frame, len(sessions))
             for session in sessions:
                 session.write(message.frame)
                 session.close(message.close_code, "You got disconnected by the app.")
@@ -90,18 +92,18 @@ class Fanout:
         self, app: App, channel: str, message: bytes, except_socket_id: str | None = None
     ) -> None:
         """Send one encoded Pusher message to every subscriber of the app's `channel`."""
-        topic = topic_of(app.id, channel)
+        topic = Topic(app.id, channel)
         frame = text_frame(message)
         await self.send(BackboneMessage(topic, frame, except_socket_id, self.node_id))
 
     # --- topics -------------------------------------------------------------------------
 
-    async def index(self, session: Session, topic: str) -> None:
+    async def index(self, session: Session, topic: Topic) -> None:
         session.topics.add(topic)
         if self.hub.add(topic, session):
             await self.backbone.subscribe(topic)
 
-    async def unindex(self, session: Session, topic: str) -> None:
+    async def unindex(self, session: Session, topic: Topic) -> None:
         session.topics.discard(topic)
         if self.hub.remove(topic, session):
             await self.backbone.unsubscribe(topic)

@@ -1,18 +1,21 @@
 """The listening port's first protocol: answers the two hot requests itself, hands on the rest.
 
-Every accepted connection starts with a `FrontDoor`. It reads request heads with
-`protocol.request_head` and answers, without the web library:
-- WebSocket upgrades to `/app/{key}`: the 101 is built here, a `WebSocket` takes the
-  transport, and the transport's `open_socket` runs the same checks and refusals as for an
-  upgrade the web library answered. The 101 and the first Pusher frames leave in one write.
+Every accepted connection starts with a `FrontDoor`. For each request it reads the head
+(`protocol.request_head`), resolves the path once (`server.routes`), and answers, without the
+web library:
+- WebSocket upgrades to `/app/{key}` (`protocol.handshake.read_handshake`): the 101 is built
+  here, a `WebSocket` takes the transport, and the `Gate` opens the session or refuses it,
+  as it does for an upgrade the web library answered. The 101 and the first Pusher frames
+  leave in one write.
 - signed publishes (`POST /apps/{id}/events`, `/batch_events`): the body is read (its
-  Content-Length bounded before), `HttpApi.handle` answers it and counts it, as it does for
-  the web library's requests, and the connection stays open for the next request.
+  Content-Length bounded before), `HttpApi.handle` answers it with the route resolved here
+  and counts it, as it does for the web library's requests, and the connection stays open
+  for the next request.
 
 Rules:
-1. Anything else, and anything `request_head` does not fully understand, goes to the web
-   library's protocol with every byte read so far, before this door has answered anything of
-   it. After that the door is gone; the web library owns the connection.
+1. Anything else, and anything `request_head` or `read_handshake` does not fully understand,
+   goes to the web library's protocol with every byte read so far, before this door has
+   answered anything of it. After that the door is gone; the web library owns the connection.
 2. Requests on one connection are answered in order: while one is being handled, the next
    bytes wait (reading pauses past `MAX_WAITING_BYTES`).
 3. Every connection is counted (`census`) from `connection_made`, and every phase the
@@ -24,6 +27,7 @@ Rules:
 5. Responses carry the same status lines, headers and JSON bodies as the web library's. A
    refusal (408, 431, 503) closes the connection, after reading and dropping what the client
    still sends for a moment, so that it reads the answer instead of a reset.
+6. No web library, and nothing of the transport (import-linter checks both).
 """
 
 from __future__ import annotations
@@ -38,12 +42,26 @@ from typing import Any, Final, cast
 
 import orjson
 
-from ressonance.protocol.request_head import TooLarge, Upgrade, Verdict, read_request, request_path
+from ressonance.protocol.handshake import Handshake, accept_key, read_handshake
+from ressonance.protocol.request_head import (
+    DEFAULT_HEAD_LIMITS,
+    HeadLimits,
+    RequestHead,
+    TooLarge,
+    Verdict,
+    body_length,
+    read_head,
+    request_path,
+)
+from ressonance.server import routes
 from ressonance.server.census import PROBE_PATHS, Census
 from ressonance.server.deadlines import TICK_SECONDS, Deadlines, Phase
+from ressonance.server.gate import Gate
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
 from ressonance.server.limits import ConnectionLimits
-from ressonance.server.websocket import Sockets, WebSocket
+from ressonance.server.metrics import Metrics
+from ressonance.server.routes import Route
+from ressonance.server.websocket import Sockets
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +75,30 @@ TIMED_OUT: Final = {
     Phase.TOO_SLOW: "Request arriving too slowly (min_request_bytes_per_sec)",
 }
 
-OpenSocket = Callable[[WebSocket, Upgrade], None]
+# What the door answers: (head, route, the upgrade's handshake or the publish's body length).
+Answerable = tuple[RequestHead, Route, Handshake | int]
+_PUBLISHES: Final = frozenset((routes.EVENTS, routes.BATCH_EVENTS))
+
+
+def read_request(
+    buffer: bytes | bytearray,
+    max_body_bytes: int,
+    start: int = 0,
+    limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+) -> Answerable | TooLarge | Verdict:
+    """What the door does with the request at `start` in `buffer`: answer it, refuse it as
+    too large (431), or a Verdict."""
+    head = read_head(buffer, start, limits)
+    if not isinstance(head, RequestHead):
+        return head
+    route = routes.resolve(head.path)
+    endpoint = route.endpoint
+    answer: Handshake | int | None = None
+    if endpoint in _PUBLISHES:
+        answer = body_length(head, max_body_bytes)
+    elif endpoint is routes.WEBSOCKET:
+        answer = read_handshake(head, route.params["key"])
+    return Verdict.FOREIGN if answer is None else (head, route, answer)
 
 
 class FrontDoors:
@@ -69,7 +110,8 @@ class FrontDoors:
         loop: asyncio.AbstractEventLoop,
         api: HttpApi,
         sockets: Sockets,
-        open_socket: OpenSocket,
+        gate: Gate,
+        metrics: Metrics,
         fallback: Callable[[], asyncio.Protocol],
         max_body_bytes: int,
         server_header: str,
@@ -81,7 +123,7 @@ class FrontDoors:
         self.loop = loop  # kept: asyncio.get_running_loop() costs a getpid() syscall
         self.api = api
         self.sockets = sockets
-        self.open_socket = open_socket
+        self.gate = gate
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
         self.server_header = server_header
@@ -89,14 +131,14 @@ class FrontDoors:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.limits = limits = limits or ConnectionLimits()
         self.head_limits = limits.head
-        self.metrics = api.node.metrics
-        self.metrics.connection_capacity = capacity
+        self.metrics = metrics
+        metrics.connection_capacity = capacity
         self.deadlines: Deadlines[FrontDoor] = Deadlines(limits)
         self.census: Census[FrontDoor] = Census(
             self.deadlines,
             websockets=lambda: len(sockets.open),
             capacity=capacity,
-            dropped=self.metrics.connection_dropped,
+            dropped=metrics.connection_dropped,
         )
         self._second = 0
         self._date = ""
@@ -276,21 +318,26 @@ class FrontDoor(asyncio.Protocol):
             return
         if isinstance(request, TooLarge):
             self.refuse(431, request.reason, "head_too_large")
-        elif self.probes_only and request_path(buffer, start) not in PROBE_PATHS:
+            return
+        if self.probes_only and request_path(buffer, start) not in PROBE_PATHS:
             self.refuse(503, OVER_CAPACITY, "over_capacity")
-        elif request is Verdict.FOREIGN:
+            return
+        if request is Verdict.FOREIGN:
             self._hand_on(bytes(memoryview(buffer)[start:]))
-        elif isinstance(request, Upgrade):
-            self._upgrade(request, bytes(memoryview(buffer)[start + request.head_bytes :]))
-        else:
-            body_start = start + request.head_bytes
-            end = body_start + request.body_bytes
-            if len(buffer) < end:
-                return  # the body is still arriving
-            self._start = end
-            body = bytes(memoryview(buffer)[body_start:end])
-            self._busy = True
-            doors.spawn(self._answer(ApiRequest("POST", request.path, request.query, body)))
+            return
+        head, route, answer = request
+        body_start = start + head.size
+        if isinstance(answer, Handshake):
+            self._upgrade(head, answer, bytes(memoryview(buffer)[body_start:]))
+            return
+        end = body_start + answer
+        if len(buffer) < end:
+            return  # the body is still arriving
+        self._start = end
+        body = bytes(memoryview(buffer)[body_start:end])
+        self._busy = True
+        api_request = ApiRequest("POST", head.path, head.query, body, route)
+        doors.spawn(self._answer(api_request))
 
     async def _answer(self, request: ApiRequest) -> None:
         try:
@@ -322,15 +369,16 @@ class FrontDoor(asyncio.Protocol):
         protocol.connection_made(self.transport)
         protocol.data_received(data)
 
-    def _upgrade(self, upgrade: Upgrade, tail: bytes) -> None:
-        """Answer 101 and give the transport to a `WebSocket`; the checks follow."""
+    def _upgrade(self, head: RequestHead, handshake: Handshake, tail: bytes) -> None:
+        """Answer 101 and give the transport to a `WebSocket`; the gate opens it."""
         self._doors.census.leave(self)  # counted as a WebSocket from now on
         self._leave()
         doors = self._doors
-        socket = doors.sockets.adopt(self.transport, doors.switching_protocols(upgrade.accept))
+        accept = accept_key(head.headers["sec-websocket-key"])
+        socket = doors.sockets.adopt(self.transport, doors.switching_protocols(accept))
         if tail:
             socket.data_received(tail)
-        doors.open_socket(socket, upgrade)
+        doors.spawn(doors.gate.open(socket, handshake))
 
     def _leave(self) -> None:
         self._closing = True  # nothing more for this door to do

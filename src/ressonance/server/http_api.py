@@ -1,29 +1,42 @@
 """The Pusher HTTP API (reference §5), independent of the web library.
 
-The transport hands over an `ApiRequest` (method, path, decoded query, body bounded in size)
-and writes back the `ApiResponse`. Every request is authenticated (§5.6) before its body is
-parsed; every failure is a JSON body `{"error": "...", "code": status}`. Every answer is
-counted by route name (never the raw path, which carries ids) and status; every published
-event's time to its local writes goes to the latency histogram.
+The front door (publishes) and the transport (the rest) hand over an `ApiRequest` (method,
+path, decoded query, body bounded in size, and the path's route from `server.routes`,
+resolved once by whoever read the request) and write back the `ApiResponse`. Rules:
+
+- The route picks the handler; its endpoint's methods answer a 405 with `Allow`, a path
+  with no HTTP API endpoint a 404. The path is never matched again here.
+- Every request is authenticated (§5.6) before its body is parsed; every failure is a JSON
+  body `{"error": "...", "code": status}`.
+- Every answer is counted by the route's endpoint name (never the raw path, which carries
+  ids) and status; every published event's time to its local writes goes to the latency
+  histogram.
+- It is given the parts of the node it uses (stores, quotas, metrics, the publish entry);
+  it never imports the node (import-linter checks it).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ressonance.apps.base import AppStore
 from ressonance.backbone.base import BackboneUnavailableError
 from ressonance.protocol import rest
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
-from ressonance.server.node import Node
-from ressonance.state.base import Decision, PresenceStore
+from ressonance.server import routes
+from ressonance.server.metrics import Metrics
+from ressonance.server.quotas import Quotas
+from ressonance.server.readiness import Readiness
+from ressonance.server.routes import Area, Endpoint, Route
+from ressonance.server.users import Users
+from ressonance.state.base import CacheStore, Decision, PresenceStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,12 @@ class ApiRequest:
     path: str
     query: Mapping[str, str]
     body: bytes
+    route: Route  # of `path`, resolved by whoever read the request
+
+    @classmethod
+    def at(cls, method: str, path: str, query: Mapping[str, str], body: bytes) -> ApiRequest:
+        """A request to `path`, routed here (for callers that have not routed it)."""
+        return cls(method, path, query, body, routes.resolve(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +64,9 @@ class ApiResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[App, ApiRequest, re.Match[str]], Awaitable[JsonBody]]
+Handler = Callable[[App, ApiRequest], Awaitable[JsonBody]]
+Publish = Callable[[App, rest.Trigger], Awaitable[None]]  # the node's publish
 UNKNOWN_ENDPOINT: Final = "unknown"
-
-_APP: Final = r"/apps/(?P<app_id>[^/]+)"
-_CHANNEL: Final = r"/channels/(?P<channel>[^/]+)"
 
 
 class MethodNotAllowedError(ApiError):
@@ -81,44 +98,57 @@ def error_response(error: ApiError) -> ApiResponse:
 class HttpApi:
     """Routes, authenticates and answers HTTP API requests for a node."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        terminate = r"/users/(?P<user>[^/]+)/terminate_connections"
-        # (route name for metrics, method, path pattern, handler)
-        self._routes: list[tuple[str, str, re.Pattern[str], Handler]] = [
-            ("events", "POST", re.compile(_APP + r"/events"), self._events),
-            ("batch_events", "POST", re.compile(_APP + r"/batch_events"), self._batch_events),
-            ("channels", "GET", re.compile(_APP + r"/channels"), self._channels),
-            ("channel", "GET", re.compile(_APP + _CHANNEL), self._channel),
-            ("channel_users", "GET", re.compile(_APP + _CHANNEL + r"/users"), self._users),
-            ("terminate_connections", "POST", re.compile(_APP + terminate), self._terminate),
-            # The PyPI SDK signs and requests this path without /apps/{id} (reference §5.5).
-            ("terminate_connections", "POST", re.compile(terminate), self._terminate),
-        ]
-
-    def endpoint(self, path: str) -> str:
-        """The route name of `path` (whatever the method), for metrics labels."""
-        for name, _, pattern, _ in self._routes:
-            if pattern.fullmatch(path):
-                return name
-        return UNKNOWN_ENDPOINT
+    def __init__(
+        self,
+        *,
+        apps: AppStore,
+        presence: PresenceStore,
+        cache: CacheStore,
+        quotas: Quotas,
+        users: Users,
+        publish: Publish,
+        metrics: Metrics,
+        readiness: Readiness,
+        clock: Callable[[], float],
+    ) -> None:
+        """`publish` sends one event to each of its channels (`Node.publish`); `users` closes
+        a user's connections for terminate; `readiness` tells a failure (500) from a backend
+        outage (503)."""
+        self.apps = apps
+        self.presence = presence
+        self.cache = cache
+        self.quotas = quotas
+        self.users = users
+        self.publish = publish
+        self.metrics = metrics
+        self.readiness = readiness
+        self.clock = clock
+        self._handlers: dict[Endpoint | None, Handler] = {
+            routes.EVENTS: self._events,
+            routes.BATCH_EVENTS: self._batch_events,
+            routes.CHANNELS: self._channels,
+            routes.CHANNEL: self._channel,
+            routes.CHANNEL_USERS: self._users,
+            routes.TERMINATE: self._terminate,
+            routes.TERMINATE_BY_KEY: self._terminate,
+        }
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer `request`, and count the answer."""
         response = await self._answer(request)
-        self.node.metrics.http_request(self.endpoint(request.path), response.status)
+        self.metrics.http_request(endpoint_name(request.route), response.status)
         return response
 
     def refuse(self, request: ApiRequest, error: ApiError) -> ApiResponse:
         """Answer `request` with `error` without handling it (a body over the size limit)."""
-        self.node.metrics.http_request(self.endpoint(request.path), error.status)
+        self.metrics.http_request(endpoint_name(request.route), error.status)
         return error_response(error)
 
     async def _answer(self, request: ApiRequest) -> ApiResponse:
         try:
-            handler, match = self._route(request)
-            app = await self._authenticate(request, match)
-            return ApiResponse(200, await handler(app, request, match))
+            handler = self._handler(request)
+            app = await self._authenticate(request)
+            return ApiResponse(200, await handler(app, request))
         except MethodNotAllowedError as error:
             response = error_response(error)
             return ApiResponse(response.status, response.body, {"Allow": ", ".join(error.allowed)})
@@ -130,33 +160,29 @@ class HttpApi:
             # Never 200 for a publish that went nowhere: the client can retry (503).
             return error_response(ApiError(503, "Backbone unavailable; the event was not sent"))
         except Exception as exc:
-            if self.node.ready:
+            if self.readiness.ready:
                 log.exception("event=api_failed path=%s", request.path[:100])
                 return error_response(ApiError(500, "Internal server error"))
             log.warning("event=api_unavailable path=%s error=%r", request.path[:100], exc)
             return error_response(ApiError(503, "A backend is unavailable; try again"))
 
-    def _route(self, request: ApiRequest) -> tuple[Handler, re.Match[str]]:
-        allowed = []
-        for _, method, pattern, handler in self._routes:
-            match = pattern.fullmatch(request.path)
-            if match is None:
-                continue
-            if method == request.method:
-                return handler, match
-            allowed.append(method)
-        if allowed:
-            raise MethodNotAllowedError(request.method, allowed)
-        raise ApiError(404, f"No HTTP API endpoint at {request.path[:100]}")
+    def _handler(self, request: ApiRequest) -> Handler:
+        endpoint = request.route.endpoint
+        handler = self._handlers.get(endpoint)  # None for a path of another area, too
+        if endpoint is None or handler is None:
+            raise ApiError(404, f"No HTTP API endpoint at {request.path[:100]}")
+        if request.method not in endpoint.methods:
+            raise MethodNotAllowedError(request.method, list(endpoint.methods))
+        return handler
 
-    async def _authenticate(self, request: ApiRequest, match: re.Match[str]) -> App:
-        groups = match.groupdict()
-        if "app_id" in groups:
-            app = await self.node.apps.find_by_id(groups["app_id"])
+    async def _authenticate(self, request: ApiRequest) -> App:
+        app_id = request.route.params.get("app_id")
+        if app_id is not None:
+            app = await self.apps.find_by_id(app_id)
             if app is None:
-                raise ApiError(404, f"Unknown app id {groups['app_id'][:40]}")
+                raise ApiError(404, f"Unknown app id {app_id[:40]}")
         else:
-            app = await self.node.apps.find_by_key(request.query.get("auth_key", ""))
+            app = await self.apps.find_by_key(request.query.get("auth_key", ""))
             if app is None:
                 raise ApiError(401, "Unknown auth_key")
         verify_request(
@@ -166,35 +192,33 @@ class HttpApi:
             path=request.path,
             params=request.query,
             body=request.body,
-            now=self.node.clock(),
+            now=self.clock(),
         )
         if not app.enabled:
             raise ApiError(403, "App is disabled")
         return app
 
-    async def _events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+    async def _events(self, app: App, request: ApiRequest) -> JsonBody:
         trigger = rest.parse_trigger(request.body, app)
         await self._admit_events(app, len(trigger.channels))
-        await self._publish(app, trigger)
+        await self._publish_timed(app, trigger)
         if not trigger.info:
             return {}
         return {
-            "channels": await channel_attributes(
-                self.node.presence, app, trigger.channels, trigger.info
-            )
+            "channels": await channel_attributes(self.presence, app, trigger.channels, trigger.info)
         }
 
-    async def _batch_events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+    async def _batch_events(self, app: App, request: ApiRequest) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
         await self._admit_events(app, len(triggers))
         for trigger in triggers:
-            await self._publish(app, trigger)
+            await self._publish_timed(app, trigger)
         if not any(trigger.info for trigger in triggers):
             return {}
         batch = []
         for trigger in triggers:
             attributes = await channel_attributes(
-                self.node.presence, app, trigger.channels, trigger.info
+                self.presence, app, trigger.channels, trigger.info
             )
             batch.append(attributes[trigger.channels[0]])
         return {"batch": batch}
@@ -202,7 +226,7 @@ class HttpApi:
     async def _admit_events(self, app: App, events: int) -> None:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
         messages are used up, 429 past its events per second (a refusal spends nothing)."""
-        quotas = self.node.quotas
+        quotas = self.quotas
         try:
             over = await quotas.over_daily_quota(app)
             refusal = None if over else await quotas.backend_events(app, events)
@@ -219,49 +243,55 @@ class HttpApi:
 
     async def _admit_read(self, app: App) -> None:
         try:
-            refusal = await self.node.quotas.read_request(app)
+            refusal = await self.quotas.read_request(app)
         except Exception as exc:
             raise _quota_unavailable(exc) from None
         if refusal is not None:
             raise TooManyRequestsError("max_read_requests_per_sec", refusal)
 
-    async def _publish(self, app: App, trigger: rest.Trigger) -> None:
-        started = self.node.metrics.timer()
-        await self.node.publish(app, trigger)
-        self.node.metrics.published(app.id, started)
+    async def _publish_timed(self, app: App, trigger: rest.Trigger) -> None:
+        started = self.metrics.timer()
+        await self.publish(app, trigger)
+        self.metrics.published(app.id, started)
 
-    async def _channels(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+    async def _channels(self, app: App, request: ApiRequest) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)
         await self._admit_read(app)
-        occupied = await self.node.presence.channels(app.id, prefix)
-        return {
-            "channels": await channel_attributes(self.node.presence, app, sorted(occupied), info)
-        }
+        occupied = await self.presence.channels(app.id, prefix)
+        return {"channels": await channel_attributes(self.presence, app, sorted(occupied), info)}
 
-    async def _channel(self, app: App, request: ApiRequest, match: re.Match[str]) -> JsonBody:
-        name = match["channel"]
+    async def _channel(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
         info = rest.parse_channel_query(name, request.query, app)
         await self._admit_read(app)
-        count = await self.node.presence.subscription_count(app.id, name)
+        count = await self.presence.subscription_count(app.id, name)
         body: JsonBody = {"occupied": count > 0}
-        body.update((await channel_attributes(self.node.presence, app, [name], info))[name])
+        body.update((await channel_attributes(self.presence, app, [name], info))[name])
         if "cache" in info:
-            cached = await self.node.cache.get(app.id, name)
+            cached = await self.cache.get(app.id, name)
             body["cache"] = None if cached is None else {"data": cached.data, "ttl": cached.ttl}
         return body
 
-    async def _users(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
-        name = match["channel"]
+    async def _users(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
         rest.require_presence(name, app)
         await self._admit_read(app)
-        members = await self.node.presence.members(app.id, name)
+        members = await self.presence.members(app.id, name)
         return {"users": [{"id": user_id} for user_id in members]}
 
-    async def _terminate(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
-        user_id = match["user"]
+    async def _terminate(self, app: App, request: ApiRequest) -> JsonBody:
+        user_id = request.route.params["user"]
         rest.validate_user_id(user_id)
-        await self.node.terminate_user(app, user_id)
+        await self.users.terminate(app, user_id)
         return {}
+
+
+def endpoint_name(route: Route) -> str:
+    """The metrics label of a request routed to `route`: its HTTP API endpoint's name."""
+    endpoint = route.endpoint
+    return (
+        endpoint.name if route.area is Area.HTTP_API and endpoint is not None else UNKNOWN_ENDPOINT
+    )
 
 
 def _quota_unavailable(exc: Exception) -> ApiError:

@@ -1,12 +1,15 @@
 """Local index of topics to sessions, and delivery of pre-encoded frames.
 
-Rule: delivery is a loop of `session.write(frame)` with the same bytes object; nothing is
-encoded, allocated or logged per recipient.
+Rules: delivery is a loop of `session.write(frame)` with the same bytes object; nothing is
+encoded, allocated or logged per recipient. The index is keyed by `Topic`, the (app id,
+channel) pair the backbone message carries, so a delivery is one dict lookup.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from ressonance.backbone.base import Topic
 
 
 class Recipient(Protocol):
@@ -21,9 +24,9 @@ class Hub:
     """topic -> {socket_id: session} for the sessions of this node."""
 
     def __init__(self) -> None:
-        self._topics: dict[str, dict[str, Recipient]] = {}
+        self._topics: dict[Topic, dict[str, Recipient]] = {}
 
-    def add(self, topic: str, session: Recipient) -> bool:
+    def add(self, topic: Topic, session: Recipient) -> bool:
         """Index `session` under `topic`; True when it is the topic's first local session."""
         sessions = self._topics.get(topic)
         if sessions is None:
@@ -32,7 +35,7 @@ class Hub:
         sessions[session.socket_id] = session
         return False
 
-    def remove(self, topic: str, session: Recipient) -> bool:
+    def remove(self, topic: Topic, session: Recipient) -> bool:
         """Drop `session` from `topic`; True when the topic has no local session left."""
         sessions = self._topics.get(topic)
         if sessions is None or sessions.pop(session.socket_id, None) is None:
@@ -42,10 +45,10 @@ class Hub:
         del self._topics[topic]
         return True
 
-    def sessions(self, topic: str) -> list[Recipient]:
+    def sessions(self, topic: Topic) -> list[Recipient]:
         return list(self._topics.get(topic, {}).values())
 
-    def deliver(self, topic: str, frame: bytes, except_socket_id: str | None = None) -> int:
+    def deliver(self, topic: Topic, frame: bytes, except_socket_id: str | None = None) -> int:
         """Write `frame` to every local session of `topic` but one; returns the count."""
         sessions = self._topics.get(topic)
         if not sessions:

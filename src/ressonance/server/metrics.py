@@ -11,10 +11,11 @@ Rules:
    only what happens at most once per HTTP request (the publish latency histogram).
 3. Labels are bounded: `app_id` (configured apps), `quota` (the setting that refused),
    `code` (the close codes the server knows;
-   any other code a client sends is counted as "other"), `endpoint` (HTTP API route names,
-   never raw paths), `status`, `limit` (the names of the admission settings) and `reason`
-   (the fixed reasons the entrance closes a connection for: `census`, `deadlines`). No
-   channel, socket, user or address label.
+   any other code a client sends is counted as "other"), `endpoint` (the name of the HTTP API
+   endpoint the request's route resolved to, `server.routes`, or "unknown"; never a raw path,
+   and the path is not parsed again for it), `status`, `limit` (the names of the admission
+   settings) and `reason` (the fixed reasons the entrance closes a connection for: `census`,
+   `deadlines`). No channel, socket, user or address label.
 4. Monotonic time (`timer`, injected) for durations; the node's wall clock is not used here.
 
 prometheus-client is used, not a hand-written exposition: per-node registries are one
@@ -164,10 +165,10 @@ class Metrics:
 
     # --- deliveries, HTTP API, event loop ----------------------------------------------------
 
-    def delivered(self, topic: str, frame: bytes, count: int) -> None:
-        """A publish's frame went to `count` local sessions of `topic` ("app_id:channel")."""
+    def delivered(self, app_id: str, frame: bytes, count: int) -> None:
+        """A publish's frame went to `count` local sessions of a channel of app `app_id`."""
         if count:
-            self.app(topic.partition(":")[0]).sent(frame, count)
+            self.app(app_id).sent(frame, count)
 
     def published(self, app_id: str, started: float) -> None:
         """One event of the HTTP API was written locally; `started` is a `timer()` reading."""

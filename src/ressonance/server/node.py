@@ -11,9 +11,14 @@ Data flows (ARCHITECTURE.md "Data flows"):
 
 The parts, each built here with its collaborators and none aware of `Node`:
 `SessionRegistry` (opening and closing sessions), `Fanout` (topics and delivery),
-`Subscriptions`, `ClientEvents` and `Users`. `Node` keeps the node's lifecycle, the
-dispatch of each connection's protocol events, the HTTP publish, departures of dead nodes
-and the timer loop; its other public methods delegate.
+`Subscriptions`, `ClientEvents`, `Users`, `Quotas` and `Readiness`. `Node` keeps the
+node's lifecycle, the dispatch of each connection's protocol events, the HTTP publish,
+departures of dead nodes and the timer loop, and nothing that only forwards to a part.
+
+Rules: the parts are public attributes for whoever wires a node (`server.service` builds
+the outer ring from them: the HTTP API, the gate and its admission, the sockets and
+liveness, each given only the parts it uses). Nothing else reaches through a node for a
+part, and the outer ring never imports this module (import-linter checks it).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone
@@ -43,19 +48,21 @@ from ressonance.server.fanout import Fanout
 from ressonance.server.hub import Hub
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
-from ressonance.server.registry import Refusal, SessionRegistry
-from ressonance.server.session import Outlet, OutputLimits, Session
+from ressonance.server.readiness import Readiness
+from ressonance.server.registry import SessionRegistry
+from ressonance.server.session import OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
 from ressonance.state.base import (
     CacheStore,
     ConnectionCounter,
     Departure,
+    Membership,
     PresenceStore,
     RateLimiter,
     UsageStore,
 )
-from ressonance.state.memory import MemoryConnectionCounter, MemoryUsageStore
+from ressonance.state.memory import MemoryConnectionCounter, MemoryMembership, MemoryUsageStore
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +86,18 @@ class Node:
         usage: UsageStore | None = None,
         shared_limiter: RateLimiter | None = None,
         connections: ConnectionCounter | None = None,
+        membership: Membership | None = None,
+        close_state: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`limiter` serves per-connection limits (a connection lives on one node: memory);
         `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
-        `usage` and `connections` meter and enforce the app quotas (memory when None)."""
+        `usage` and `connections` meter and enforce the app quotas (memory when None).
+        `membership` is the node's lease among the nodes (`server.liveness` renews it);
+        `close_state` releases the shared state's client when the node stops."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
         self.cache = cache
-        self.limiter = limiter
         self.clock = clock
         self.output_limits = OutputLimits(max_buffer_bytes, max_buffer_messages)
         self.metrics = Metrics() if metrics is None else metrics
@@ -95,6 +105,8 @@ class Node:
         self.connections: ConnectionCounter = (
             MemoryConnectionCounter() if connections is None else connections
         )
+        self.membership: Membership = MemoryMembership() if membership is None else membership
+        self._close_state = close_state
         self.quotas = Quotas(
             usage=self.usage,
             limiter=limiter if shared_limiter is None else shared_limiter,
@@ -126,61 +138,22 @@ class Node:
             subscriptions=self.subscriptions,
             users=self.users,
         )
-        self.sessions: dict[str, Session] = self.registry.sessions  # the same dict
-        self._started = False
-        self.draining = False
-        self.state_healthy = True
+        self.readiness = Readiness(backbone)
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        """Ready for traffic: started, not draining, and every shared backend reachable."""
-        return self._started and not self.draining and self.backbone.healthy and self.state_healthy
-
     async def start(self) -> None:
         await self.backbone.start(self.fanout.on_backbone_message)
-        self._started = True
+        self.readiness.started = True
 
     async def stop(self) -> None:
-        self._started = False
+        self.readiness.started = False
         self.registry.close_all(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
         await self.backbone.close()
-
-    async def wait_empty(self) -> None:
-        """Return once this node has no connection left."""
-        await self.registry.wait_empty()
-
-    def flush(self) -> None:
-        """Write the fanout frames of this loop turn (see `Fanout.flush`)."""
-        self.fanout.flush()
+        if self._close_state is not None:
+            await self._close_state()
 
     # --- connections --------------------------------------------------------------------
-
-    async def connect(self, app: App, outlet: Outlet) -> Session | Refusal:
-        """A session for a new WebSocket, the app's connection quota checked cluster-wide
-        first; or the close code and reason that refuse it (`SessionRegistry.connect`)."""
-        return await self.registry.connect(app, outlet)
-
-    def open_session(self, app: App, outlet: Outlet) -> Session | Refusal:
-        """A session for `app`, its connection quota checked on this node only."""
-        return self.registry.open_session(app, outlet)
-
-    async def close_session(self, session: Session, code: int | None = None) -> None:
-        """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
-        await self.registry.close_session(session, code)
-
-    async def retry_cleanups(self) -> None:
-        """Remove what closed sessions left in the shared store while it was unreachable."""
-        await self.registry.retry_cleanups()
-
-    def poll(self) -> None:
-        """Run every session's timers (one sweep for all, not a timer per socket)."""
-        self.registry.poll()
-
-    def apps_changed(self, before: Mapping[str, App], after: Mapping[str, App]) -> None:
-        """Apply a change of apps to the live connections (`SessionRegistry.apps_changed`)."""
-        self.registry.apps_changed(before, after)
 
     async def receive(self, session: Session, text: str) -> None:
         """Handle one text frame of `session`."""
@@ -229,10 +202,6 @@ class Node:
                 await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
             await broadcast(app, channel, message, trigger.socket_id)
 
-    async def terminate_user(self, app: App, user_id: str) -> None:
-        """Close every connection signed in as `user_id`, on every node (4009)."""
-        await self.users.terminate(app, user_id)
-
     # --- cluster and timers -------------------------------------------------------------
 
     async def announce_departures(self, departures: Iterable[Departure]) -> None:
@@ -258,7 +227,7 @@ class Node:
             await asyncio.sleep(interval)
             self.metrics.loop_lag = max(0.0, loop.time() - due)  # a busy loop wakes us late
             try:
-                self.poll()
+                self.registry.poll()  # every session's timers: one sweep, not one per socket
                 await self.subscriptions.send_owed_counts()
             except Exception:  # one failed sweep must not stop every later one
                 log.exception("event=timer_failed")

@@ -40,6 +40,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+from ressonance.backbone.base import Topic
 from ressonance.protocol import messages as m
 from ressonance.protocol.connection import Connection
 from ressonance.protocol.errors import ErrorCode
@@ -108,7 +109,7 @@ class Session:
         self.max_buffer_bytes = limits.max_bytes
         self.max_buffer_messages = limits.max_messages
         self.counters = AppCounters() if counters is None else counters
-        self.topics: set[str] = set()
+        self.topics: set[Topic] = set()
         self.closed = False
         self.close_code: int | None = None
         self._drop_oldest = connection.app.slow_client_policy == "drop_oldest"

@@ -1,10 +1,13 @@
 """Subscriptions: joining and leaving channels, presence members, cache replay and counts.
 
 Data flow 2 and 3 of ARCHITECTURE.md, after the protocol core has checked the auth:
-1. Subscribe: a presence member is added first, so a full channel (4100) refuses before
-   anything else is recorded; then the session is indexed (the backbone subscribed on the
-   node's first local subscriber) and joins the channel's occupancy (user channels are not
-   occupancy); `subscription_succeeded` carries the roster on presence channels, and
+1. Subscribe: the session is indexed first (the backbone subscribed on the node's first
+   local subscriber), so a member who joins after the roster is read is announced to it;
+   then ONE store call records the subscription: on a presence channel `join_presence`
+   adds the member, joins the occupancy and reads the roster in one atomic step (one round
+   trip), else `join` counts the occupancy (user channels are not occupancy). A full
+   presence channel (4100) records nothing in the store, and the session leaves the topic
+   again. `subscription_succeeded` carries the roster on presence channels, and
    `member_added` goes to the others when the user is new (reference §2.2); a cache
    channel replays its value or sends `cache_miss`; the new count is announced. A store
    failure before `subscription_succeeded` refuses the subscription (503 from the node)
@@ -24,7 +27,7 @@ import logging
 from collections.abc import Callable
 
 from ressonance.apps.base import AppStore
-from ressonance.backbone.base import topic_of
+from ressonance.backbone.base import Topic
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import Channel, ChannelKind
@@ -33,7 +36,7 @@ from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.server.counts import CountThrottle
 from ressonance.server.fanout import Fanout
 from ressonance.server.session import Session
-from ressonance.state.base import CacheStore, PresenceFullError, PresenceStore
+from ressonance.state.base import CacheStore, Joined, PresenceFullError, PresenceStore
 
 log = logging.getLogger(__name__)
 
@@ -58,40 +61,17 @@ class Subscriptions:
         self._counts = CountThrottle()
 
     async def subscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
-        app = session.connection.app
-        new_user = False
-        if member is not None:
-            try:  # first, so a full channel refuses before anything else is recorded
-                new_user = await self.presence.add_member(
-                    app.id,
-                    channel.name,
-                    session.socket_id,
-                    member.user_id,
-                    member.user_info,
-                    app.max_presence_members_per_channel,
-                )
-            except PresenceFullError:
-                limit = app.max_presence_members_per_channel
-                refusal = SubscriptionError(
-                    channel.name,
-                    "LimitReached",
-                    f"Presence channel is full ({limit} members)",
-                    ErrorCode.OVER_CAPACITY,
-                )
-                session.connection.subscription_refused(refusal)
-                session.flush()
-                return
         try:
-            await self.fanout.index(session, topic_of(app.id, channel.name))
-            count = 0
-            if channel.kind is not ChannelKind.USER:  # not an occupied channel to the HTTP API
-                count = await self.presence.join(app.id, channel.name, session.socket_id)
-            roster = None
-            if member is not None:
-                roster = m.presence_roster(await self.presence.members(app.id, channel.name))
+            await self.fanout.index(session, Topic(session.connection.app.id, channel.name))
+            joined = await self._join(session, channel, member)
+        except PresenceFullError:
+            await self._take_back(session, channel, None, recorded=False)
+            self._refuse_full(session, channel)
+            return
         except Exception:  # refused (503 by the node): nothing of it may stay behind
             await self._take_back(session, channel, member)
             raise
+        roster = None if member is None else m.presence_roster(joined.roster)
         session.connection.subscription_succeeded(channel, member, roster)
         session.flush()
         # The subscription stands from here: a failure below is logged, never answered with
@@ -99,9 +79,9 @@ class Subscriptions:
         if channel.cached:
             await self._replay_cache(session, channel)
         try:
-            if member is not None and new_user:
+            if member is not None and joined.new_member:
                 await self._announce_member(session, channel, member)
-            await self.announce_count(app, channel, count)
+            await self.announce_count(session.connection.app, channel, joined.count)
         except Exception as exc:
             log.warning(
                 "event=subscribe_notice_failed socket_id=%s channel=%s error=%r",
@@ -110,20 +90,51 @@ class Subscriptions:
                 exc,
             )
 
-    async def _take_back(self, session: Session, channel: Channel, member: Member | None) -> None:
+    async def _join(self, session: Session, channel: Channel, member: Member | None) -> Joined:
+        """The one store call of a subscribe (none on a user channel: not occupancy)."""
+        app = session.connection.app
+        if member is not None:
+            return await self.presence.join_presence(
+                app.id,
+                channel.name,
+                session.socket_id,
+                member.user_id,
+                member.user_info,
+                app.max_presence_members_per_channel,
+            )
+        count = 0
+        if channel.kind is not ChannelKind.USER:
+            count = await self.presence.join(app.id, channel.name, session.socket_id)
+        return Joined(False, count, {})
+
+    def _refuse_full(self, session: Session, channel: Channel) -> None:
+        limit = session.connection.app.max_presence_members_per_channel
+        refusal = SubscriptionError(
+            channel.name,
+            "LimitReached",
+            f"Presence channel is full ({limit} members)",
+            ErrorCode.OVER_CAPACITY,
+        )
+        session.connection.subscription_refused(refusal)
+        session.flush()
+
+    async def _take_back(
+        self, session: Session, channel: Channel, member: Member | None, *, recorded: bool = True
+    ) -> None:
         """Undo what a subscription that failed half-way recorded, as far as the store lets.
 
         The session leaves the channel's topic first (local: it must not get the events of
-        a channel it was refused); then its member and occupancy (idempotent steps). No
-        member event: nobody was told that this connection joined.
+        a channel it was refused); then, unless the store `recorded` nothing, its member and
+        occupancy (idempotent steps). No member event: nobody was told that this connection
+        joined.
         """
         app = session.connection.app
         try:
             if channel.kind is not ChannelKind.USER:  # a user channel stays while signed in
-                await self.fanout.unindex(session, topic_of(app.id, channel.name))
-            if member is not None:
+                await self.fanout.unindex(session, Topic(app.id, channel.name))
+            if recorded and member is not None:
                 await self.presence.remove_member(app.id, channel.name, session.socket_id)
-            if channel.kind is not ChannelKind.USER:
+            if recorded and channel.kind is not ChannelKind.USER:
                 await self.presence.leave(app.id, channel.name, session.socket_id)
         except Exception as exc:
             log.warning(
@@ -159,7 +170,7 @@ class Subscriptions:
     async def leave(self, session: Session, channel: Channel, member: Member | None) -> None:
         app = session.connection.app
         if channel.kind is not ChannelKind.USER:  # kept while signed in
-            await self.fanout.unindex(session, topic_of(app.id, channel.name))
+            await self.fanout.unindex(session, Topic(app.id, channel.name))
         count = await self.presence.leave(app.id, channel.name, session.socket_id)
         if member is not None:
             gone = await self.presence.remove_member(app.id, channel.name, session.socket_id)
@@ -176,14 +187,14 @@ class Subscriptions:
         # Not on presence channels, which have member events instead (reference §2.2).
         if not app.subscription_count or channel.is_presence:
             return
-        if self._counts.send_now(topic_of(app.id, channel.name), count, self.clock()):
+        if self._counts.send_now(Topic(app.id, channel.name), count, self.clock()):
             message = m.encode(m.SUBSCRIPTION_COUNT, {"subscription_count": count}, channel.name)
             await self.fanout.broadcast(app, channel.name, message)
 
     async def send_owed_counts(self) -> None:
         """The throttled counts whose time has come (the node's timer calls this)."""
         for topic in self._counts.due(self.clock()):
-            app_id, _, name = topic.partition(":")
+            app_id, name = topic
             app = await self.apps.find_by_id(app_id)
             count = await self.presence.subscription_count(app_id, name)
             if app is not None and count > 0:

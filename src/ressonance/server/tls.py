@@ -17,10 +17,12 @@ import logging
 import ssl
 from dataclasses import dataclass
 
+from ressonance.protocol.errors import RessonanceError
+
 log = logging.getLogger(__name__)
 
 
-class TlsError(Exception):
+class TlsError(RessonanceError):
     """A certificate or key file that cannot be used; `setting` is `"cert"` or `"key"`."""
 
     def __init__(self, setting: str, message: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ressonance.backbone.base import BackboneMessage, topic_of
+from ressonance.backbone.base import BackboneMessage, Topic
 from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import USER_CHANNEL_PREFIX
@@ -38,12 +38,12 @@ class Users:
 
     async def signed_in(self, session: Session, user: User) -> None:
         app = session.connection.app
-        await self.fanout.index(session, topic_of(app.id, USER_CHANNEL_PREFIX + user.id))
+        await self.fanout.index(session, Topic(app.id, USER_CHANNEL_PREFIX + user.id))
         first = await self.presence.add_user_connection(app.id, user.id, session.socket_id)
         if not app.watchlist:
             return
         for watched in user.watchlist:
-            await self.fanout.index(session, topic_of(app.id, WATCHLIST_TOPIC + watched))
+            await self.fanout.index(session, Topic(app.id, WATCHLIST_TOPIC + watched))
         online = await self.presence.online(app.id, user.watchlist)
         offline = [u for u in user.watchlist if u not in online]
         events = [{"name": "online", "user_ids": sorted(online)}] if online else []
@@ -69,7 +69,7 @@ class Users:
 
     async def terminate(self, app: App, user_id: str) -> None:
         """Close every connection signed in as `user_id`, on every node (4009)."""
-        topic = topic_of(app.id, USER_CHANNEL_PREFIX + user_id)
+        topic = Topic(app.id, USER_CHANNEL_PREFIX + user_id)
         frame = text_frame(m.error("You got disconnected by the app.", ErrorCode.UNAUTHORIZED))
         origin = self.fanout.node_id
         await self.fanout.send(BackboneMessage(topic, frame, None, origin, ErrorCode.UNAUTHORIZED))

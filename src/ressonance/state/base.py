@@ -5,11 +5,11 @@ Every seam is a `typing.Protocol` with a memory implementation (one node) and a 
 
 - `PresenceStore`: channel occupancy, presence rosters and signed-in users. It is the one
   place the HTTP API reads counts from, so every node answers the same once a shared
-  implementation is plugged in. `add_member` reports True exactly once per user per channel
-  (the user's first connection), and `remove_member` returns the user id exactly once (their
-  last connection leaving): member_added and member_removed fire once per user, never per tab
-  (reference §2.2). `add_user_connection` / `remove_user_connection` do the same for
-  signed-in users, which drives watchlist online/offline events.
+  implementation is plugged in. `join_presence` reports a new member exactly once per user
+  per channel (the user's first connection), and `remove_member` returns the user id exactly
+  once (their last connection leaving): member_added and member_removed fire once per user,
+  never per tab (reference §2.2). `add_user_connection` / `remove_user_connection` do the
+  same for signed-in users, which drives watchlist online/offline events.
 - `CacheStore`: the last event of a cache channel, kept for a TTL (reference §2.2); `get`
   never returns an expired value.
 - `RateLimiter`: fixed one-second windows per key. It knows nothing of HTTP or WebSockets;
@@ -20,14 +20,18 @@ Every seam is a `typing.Protocol` with a memory implementation (one node) and a 
 - `ConnectionCounter`: how many connections each app has open, cluster-wide, as the sum
   over the nodes that are alive. `acquire` checks the limit and counts the new connection in
   one atomic step, so nodes admitting at the same time never take an app past its limit
-  together. A node that stops heartbeating stops counting once its registration expires
-  (the node TTL); after a lapse (`heartbeat` returned False) the node writes its true counts
-  again with `restore`.
+  together.
+- `Membership`: the node's one registration among the nodes sharing the state (a lease
+  renewed by `heartbeat`). A node whose lease ends stops counting connections at once, and
+  one survivor removes what it left in presence (`reap_dead_nodes`); after a lapse
+  (`heartbeat` returned False) the node writes its presence and counts again.
+
+`SharedState` bundles one node's stores, as `state.open_state(url)` makes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,6 +57,17 @@ class PresenceFullError(RessonanceError):
     """A new user would push a presence channel past its member limit; nothing was recorded."""
 
 
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What a presence subscribe recorded: whether the user is new to the channel (their
+    first connection in it), the channel's subscription count, and its roster after the
+    join (user_id -> user_info, no order promised)."""
+
+    new_member: bool
+    count: int
+    roster: dict[str, object]
+
+
 class PresenceStore(Protocol):
     async def join(self, app_id: str, channel: str, socket_id: str) -> int:
         """Count `socket_id` as subscribed; returns the channel's subscription count."""
@@ -68,7 +83,7 @@ class PresenceStore(Protocol):
         """Occupied channels starting with `prefix`, with their subscription counts."""
         ...
 
-    async def add_member(
+    async def join_presence(
         self,
         app_id: str,
         channel: str,
@@ -76,8 +91,9 @@ class PresenceStore(Protocol):
         user_id: str,
         user_info: object,
         max_users: int | None = None,
-    ) -> bool:
-        """Add a presence member connection; True when the user is new to the channel.
+    ) -> Joined:
+        """A presence subscribe in one atomic step (one round trip to a shared store): add
+        the member connection, `join` the channel, and read the roster.
 
         With `max_users`, a NEW user is refused (PresenceFullError, nothing recorded) when the
         channel already has that many users; the check and the add are one atomic step, so
@@ -108,19 +124,6 @@ class PresenceStore(Protocol):
 
     async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
         """Which of `user_ids` are signed in on at least one connection."""
-        ...
-
-    async def heartbeat(self) -> bool:
-        """Say this node is alive (a shared store expires nodes that stop saying it).
-
-        Returns False when this node's registration had lapsed (its first heartbeat, or the
-        store lost it: expired during an outage, or the store restarted empty); the node then
-        writes its connections' state again.
-        """
-        ...
-
-    async def reap_dead_nodes(self) -> list[Departure]:
-        """Remove the entries of nodes that stopped heartbeating; each is reaped once."""
         ...
 
 
@@ -197,11 +200,48 @@ class ConnectionCounter(Protocol):
         """The app's open connections across the nodes that are alive."""
         ...
 
-    async def heartbeat(self) -> bool:
-        """Keep this node's counts alive; False when its registration had lapsed."""
-        ...
-
     async def restore(self, counts: Mapping[str, int]) -> None:
         """Set this node's counts to `counts` (app id -> open connections); apps not in
-        `counts` have none here."""
+        `counts` have none here. After a lapse of the node's lease, this writes its true
+        counts again."""
         ...
+
+
+class Membership(Protocol):
+    """This node's lease among the nodes sharing the state, and the removal of dead ones.
+
+    A node renews its lease every liveness interval; it ends `node_ttl` after the last
+    renewal. From then on the node's connections no longer count (`ConnectionCounter`), and
+    within one more interval a survivor reaps it: its presence entries are removed once, and
+    returned as departures for the survivors to announce. A dead node's members are thus gone
+    within `node_ttl + interval`.
+    """
+
+    async def heartbeat(self) -> bool:
+        """Renew this node's lease; False when it had lapsed (the first heartbeat, an outage
+        longer than the TTL, or a store that restarted empty): the node then writes its
+        connections' presence (`PresenceStore`) and counts (`ConnectionCounter.restore`)
+        again."""
+        ...
+
+    async def reap_dead_nodes(self) -> list[Departure]:
+        """Remove what nodes whose lease ended left in presence; each is reaped once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SharedState:
+    """One node's stores of `--state`, made together by `open_state`.
+
+    `limiter` serves the app-wide limits (shared by every node); per-connection limits stay
+    in the node's memory. `close` releases what the stores hold (the Redis client), once,
+    when the node stops.
+    """
+
+    presence: PresenceStore
+    cache: CacheStore
+    limiter: RateLimiter
+    usage: UsageStore
+    connections: ConnectionCounter
+    membership: Membership
+    close: Callable[[], Awaitable[None]]

@@ -11,7 +11,15 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
 from ressonance.protocol.app import UNLIMITED
-from ressonance.state.base import CachedEvent, DayUsage, Decision, Departure, PresenceFullError
+from ressonance.state.base import (
+    CachedEvent,
+    DayUsage,
+    Decision,
+    Departure,
+    Joined,
+    PresenceFullError,
+    SharedState,
+)
 
 
 class MemoryPresenceStore:
@@ -48,7 +56,7 @@ class MemoryPresenceStore:
             if app == app_id and channel.startswith(prefix)
         }
 
-    async def add_member(
+    async def join_presence(
         self,
         app_id: str,
         channel: str,
@@ -56,18 +64,21 @@ class MemoryPresenceStore:
         user_id: str,
         user_info: object,
         max_users: int | None = None,
-    ) -> bool:
+    ) -> Joined:
         roster = self._members[app_id, channel]
         if max_users is not None and user_id not in roster and len(roster) >= max_users:
             if not roster:
                 del self._members[app_id, channel]
             raise PresenceFullError(channel)
-        self._member_of[app_id, channel, socket_id] = user_id
-        if user_id in roster:
-            roster[user_id][1].add(socket_id)
-            return False
-        roster[user_id] = (user_info, {socket_id})
-        return True
+        new_member = False
+        if self._member_of.setdefault((app_id, channel, socket_id), user_id) == user_id:
+            if user_id in roster:
+                roster[user_id][1].add(socket_id)
+            else:
+                roster[user_id] = (user_info, {socket_id})
+                new_member = True
+        count = await self.join(app_id, channel, socket_id)
+        return Joined(new_member, count, await self.members(app_id, channel))
 
     async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
         user_id = self._member_of.pop((app_id, channel, socket_id), None)
@@ -109,13 +120,6 @@ class MemoryPresenceStore:
 
     async def online(self, app_id: str, user_ids: tuple[str, ...]) -> set[str]:
         return {user_id for user_id in user_ids if (app_id, user_id) in self._users}
-
-    async def heartbeat(self) -> bool:
-        """One process is the whole cluster: its state cannot lapse."""
-        return True
-
-    async def reap_dead_nodes(self) -> list[Departure]:
-        return []
 
 
 class MemoryCacheStore:
@@ -205,8 +209,32 @@ class MemoryConnectionCounter:
     async def count(self, app_id: str) -> int:
         return self._counts.get(app_id, 0)
 
+    async def restore(self, counts: Mapping[str, int]) -> None:
+        self._counts = {app_id: n for app_id, n in counts.items() if n > 0}
+
+
+class MemoryMembership:
+    """One process is the whole cluster: its lease cannot lapse, and no node dies unseen."""
+
     async def heartbeat(self) -> bool:
         return True
 
-    async def restore(self, counts: Mapping[str, int]) -> None:
-        self._counts = {app_id: n for app_id, n in counts.items() if n > 0}
+    async def reap_dead_nodes(self) -> list[Departure]:
+        return []
+
+
+def memory_state(clock: Callable[[], float]) -> SharedState:
+    """The stores of one process that shares nothing (`--state memory://`)."""
+
+    async def close() -> None:
+        return None
+
+    return SharedState(
+        presence=MemoryPresenceStore(),
+        cache=MemoryCacheStore(clock),
+        limiter=MemoryRateLimiter(clock),
+        usage=MemoryUsageStore(),
+        connections=MemoryConnectionCounter(),
+        membership=MemoryMembership(),
+        close=close,
+    )

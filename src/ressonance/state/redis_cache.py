@@ -12,13 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ressonance.state.base import CachedEvent
+from ressonance.state.redis import text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisCacheStore:
@@ -42,7 +39,7 @@ class RedisCacheStore:
 
     async def get(self, app_id: str, channel: str) -> CachedEvent | None:
         raw = await self._redis.hgetall(self._key(app_id, channel))
-        value = {_text(k): _text(v) for k, v in raw.items()}
+        value = {text(k): text(v) for k, v in raw.items()}
         if not value:
             return None
         left = float(value["expires_at"]) - self._clock()

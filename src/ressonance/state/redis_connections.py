@@ -2,17 +2,16 @@
 
 Keys, under `{prefix}:`:
   connections:{app}     hash node_id -> that node's open connections of the app
-  connections:nodes     sorted set node_id -> when its registration expires (ms, server time)
+  leases                the node leases of `RedisMembership` (node_id -> when it ends)
 
-A node's counts are summed only while its registration is alive (refreshed by `heartbeat`
-every liveness interval, expiring `node_ttl` after the last one). `acquire` is one Lua
-script: it sums the live nodes' counts (dropping the fields of expired nodes), refuses at the
-limit, or adds one to this node's field, so concurrent admissions on several nodes never pass
-the limit together. Expiry uses the Redis server's clock (TIME), so nodes' clocks need not
-agree. The calling node always counts as alive: a connection admitted just before its first
-heartbeat is not lost (the heartbeat's `restore` rewrites the field anyway).
-
-A single Redis primary is assumed, as for presence (the scripts read keys they compute).
+A node's counts are summed only while its lease has not ended (renewed by the membership
+heartbeat every liveness interval, ending `node_ttl` after the last one). `acquire` is one
+Lua script: it sums the live nodes' counts (dropping the fields of nodes whose lease ended),
+refuses at the limit, or adds one to this node's field, so concurrent admissions on several
+nodes never pass the limit together. Leases use the Redis server's clock (TIME), so nodes'
+clocks need not agree. The calling node always counts as alive: a connection admitted just
+before its first heartbeat is not lost (after that heartbeat, `restore` rewrites the field
+anyway).
 """
 
 from __future__ import annotations
@@ -20,16 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
+from ressonance.state.redis import SERVER_NOW, leases_key
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-_NOW: Final = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-# KEYS: counts hash, nodes zset; ARGV: node id, limit (-1: none), 1 to add / 0 to only count.
+# KEYS: counts hash, leases; ARGV: node id, limit (-1: none), 1 to add / 0 to only count.
 _ACQUIRE: Final = (
-    _NOW
+    SERVER_NOW
     + """
 local total = 0
 local fields = redis.call('HGETALL', KEYS[1])
@@ -52,43 +49,25 @@ return total + 1
 _RELEASE: Final = """
 if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 """
-# KEYS: nodes zset; ARGV: node id, ttl ms. Returns 1 when the registration was still alive.
-_HEARTBEAT: Final = (
-    _NOW
-    + """
-local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if expires and tonumber(expires) > now then return 1 end
-return 0
-"""
-)
 
 
 class RedisConnectionCounter:
     """One instance per node: it counts that node's connections."""
 
-    def __init__(
-        self, redis: Redis, *, node_id: str, prefix: str = "ressonance", node_ttl: float = 10.0
-    ) -> None:
+    def __init__(self, redis: Redis, *, node_id: str, prefix: str = "ressonance") -> None:
         self._redis = redis
         self._node_id = node_id
         self._p = prefix
-        self._ttl_ms = int(node_ttl * 1000)
+        self._leases = leases_key(prefix)
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
-        self._heartbeat = redis.register_script(_HEARTBEAT)
         self._apps: set[str] = set()  # apps this node has written a count for
 
     def _key(self, app_id: str) -> str:
         return f"{self._p}:connections:{app_id}"
 
-    @property
-    def _nodes(self) -> str:
-        return f"{self._p}:connections:nodes"
-
     async def acquire(self, app_id: str, limit: int) -> int | None:
-        keys = [self._key(app_id), self._nodes]
+        keys = [self._key(app_id), self._leases]
         total = int(await self._acquire(keys, [self._node_id, limit, 1]))
         if total < 0:
             return None
@@ -99,11 +78,8 @@ class RedisConnectionCounter:
         await self._release([self._key(app_id)], [self._node_id])
 
     async def count(self, app_id: str) -> int:
-        keys = [self._key(app_id), self._nodes]
+        keys = [self._key(app_id), self._leases]
         return int(await self._acquire(keys, [self._node_id, -1, 0]))
-
-    async def heartbeat(self) -> bool:
-        return bool(await self._heartbeat([self._nodes], [self._node_id, self._ttl_ms]))
 
     async def restore(self, counts: Mapping[str, int]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

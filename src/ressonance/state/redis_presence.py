@@ -8,27 +8,26 @@ Keys, all under `{prefix}:`, with app ids keeping tenants apart:
   {app}:msock:{channel}    hash socket_id -> user_id
   {app}:user:{user_id}     set of signed-in socket ids
   node:{id}:entries        set of everything node `id` added, for reaping it
-  node:{id}:alive          key with a TTL, refreshed by heartbeat
-  nodes                    set of node ids
 
 Every decision that must be atomic (first or last member of a user, last subscriber of a
-channel) is one Lua script. A single Redis primary is assumed (not Redis Cluster: the keys of
-one operation do not share a hash slot).
+channel) is one Lua script, and a presence subscribe is one script (one round trip): the
+member, the occupancy and the roster together. Each script names every key it touches in
+KEYS; a single Redis primary is assumed for now (the keys of one script do not share a hash
+slot). The node's lease and the reaping of dead nodes are `RedisMembership`'s; `reap` is
+the part of it that removes one node's entries.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from ressonance.state.base import Departure, PresenceFullError
+from ressonance.state.base import Departure, Joined, PresenceFullError
+from ressonance.state.redis import entries_key, text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-log = logging.getLogger(__name__)
 
 SEP: Final = "\x1f"
 
@@ -45,22 +44,32 @@ local n = redis.call('HLEN', KEYS[1])
 if n == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 return n
 """
-_ADD_MEMBER: Final = """
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
-local most = tonumber(ARGV[5])
-if most >= 0 and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0
-   and redis.call('HLEN', KEYS[1]) >= most then return -1 end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[4], ARGV[4])
-local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-if n == 1 then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) return 1 end
-return 0
+# KEYS: roster, conns, msock, subs, channels, entries.
+# ARGV: socket, user, info JSON, max users (-1: none), node, channel, member entry, sub entry.
+# Returns {-1} when full, else {new member 0/1, subscription count, roster as user, info...}.
+_JOIN_PRESENCE: Final = """
+local new = 0
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then
+  local most = tonumber(ARGV[4])
+  if most >= 0 and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0
+     and redis.call('HLEN', KEYS[1]) >= most then return {-1} end
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[6], ARGV[7])
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+    new = 1
+  end
+end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+redis.call('SADD', KEYS[5], ARGV[6])
+redis.call('SADD', KEYS[6], ARGV[8])
+return {new, redis.call('HLEN', KEYS[4]), redis.call('HGETALL', KEYS[1])}
 """
 _REMOVE_MEMBER: Final = """
+redis.call('SREM', KEYS[4], ARGV[2])
 local user = redis.call('HGET', KEYS[3], ARGV[1])
 if not user then return false end
 redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('SREM', KEYS[4], ARGV[2])
 local n = redis.call('HINCRBY', KEYS[2], user, -1)
 if n > 0 then return false end
 redis.call('HDEL', KEYS[2], user)
@@ -81,23 +90,16 @@ return 0
 """
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class RedisPresenceStore:
     """Cluster-wide presence; one instance per node (it records what its node added)."""
 
-    def __init__(
-        self, redis: Redis, *, node_id: str, prefix: str = "ressonance", node_ttl: float = 10.0
-    ) -> None:
+    def __init__(self, redis: Redis, *, node_id: str, prefix: str = "ressonance") -> None:
         self._redis = redis
         self._node_id = node_id
         self._p = prefix
-        self._ttl_ms = int(node_ttl * 1000)
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
-        self._add_member = redis.register_script(_ADD_MEMBER)
+        self._join_presence = redis.register_script(_JOIN_PRESENCE)
         self._remove_member = redis.register_script(_REMOVE_MEMBER)
         self._add_user = redis.register_script(_ADD_USER)
         self._remove_user = redis.register_script(_REMOVE_USER)
@@ -106,7 +108,7 @@ class RedisPresenceStore:
         return f"{self._p}:{app_id}:{kind}:{name}" if name else f"{self._p}:{app_id}:{kind}"
 
     def _entries(self, node_id: str) -> str:
-        return f"{self._p}:node:{node_id}:entries"
+        return entries_key(self._p, node_id)
 
     def _channel_keys(self, app_id: str, channel: str, node_id: str) -> list[str]:
         return [
@@ -141,7 +143,7 @@ class RedisPresenceStore:
 
     async def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
         occupied = await self._redis.smembers(self._k(app_id, "channels"))
-        names = sorted(_text(n) for n in occupied)
+        names = sorted(text(n) for n in occupied)
         names = [n for n in names if n.startswith(prefix)]
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
@@ -149,7 +151,7 @@ class RedisPresenceStore:
             counts = await pipe.execute()
         return {name: int(count) for name, count in zip(names, counts, strict=True) if count}
 
-    async def add_member(
+    async def join_presence(
         self,
         app_id: str,
         channel: str,
@@ -157,15 +159,22 @@ class RedisPresenceStore:
         user_id: str,
         user_info: object,
         max_users: int | None = None,
-    ) -> bool:
-        entry = SEP.join(("m", app_id, channel, socket_id))
-        keys = self._member_keys(app_id, channel, self._node_id)
-        info = orjson.dumps(user_info)
+    ) -> Joined:
+        keys = [
+            *(self._k(app_id, kind, channel) for kind in ("roster", "conns", "msock", "subs")),
+            self._k(app_id, "channels"),
+            self._entries(self._node_id),
+        ]
         most = -1 if max_users is None else max_users
-        added = int(await self._add_member(keys, [socket_id, user_id, info, entry, most]))
-        if added < 0:
+        info = orjson.dumps(user_info)
+        args: list[str | bytes | int] = [socket_id, user_id, info, most, self._node_id, channel]
+        entries = [SEP.join((kind, app_id, channel, socket_id)) for kind in ("m", "s")]
+        reply = await self._join_presence(keys, [*args, *entries])
+        if int(reply[0]) < 0:
             raise PresenceFullError(channel)
-        return added == 1
+        new_member, count, flat = reply
+        roster = {text(flat[i]): orjson.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return Joined(bool(new_member), int(count), dict(sorted(roster.items())))
 
     async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
         return await self._remove_member_as(app_id, channel, socket_id, self._node_id)
@@ -180,7 +189,7 @@ class RedisPresenceStore:
 
     async def members(self, app_id: str, channel: str) -> dict[str, object]:
         raw = await self._redis.hgetall(self._k(app_id, "roster", channel))
-        return {_text(user): orjson.loads(info) for user, info in sorted(raw.items())}
+        return {text(user): orjson.loads(info) for user, info in sorted(raw.items())}
 
     async def user_count(self, app_id: str, channel: str) -> int:
         return int(await self._redis.hlen(self._k(app_id, "roster", channel)))
@@ -207,39 +216,15 @@ class RedisPresenceStore:
             found = await pipe.execute()
         return {user_id for user_id, hit in zip(user_ids, found, strict=True) if hit}
 
-    # --- node liveness ------------------------------------------------------------------
+    # --- reaping a dead node (for RedisMembership) -----------------------------------
 
-    async def heartbeat(self) -> bool:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(f"{self._p}:nodes", self._node_id)
-            pipe.set(f"{self._p}:node:{self._node_id}:alive", b"1", px=self._ttl_ms, get=True)
-            _, previous = await pipe.execute()
-        return previous is not None
-
-    async def reap_dead_nodes(self) -> list[Departure]:
-        departures: list[Departure] = []
-        nodes = await self._redis.smembers(f"{self._p}:nodes")
-        for raw in nodes:
-            node_id = _text(raw)
-            if node_id == self._node_id or await self._redis.exists(
-                f"{self._p}:node:{node_id}:alive"
-            ):
-                continue
-            lock = f"{self._p}:node:{node_id}:reaper"
-            if not await self._redis.set(lock, self._node_id, nx=True, px=self._ttl_ms * 3):
-                continue  # another node is reaping it
-            log.warning("event=node_dead node_id=%s reaper=%s", node_id, self._node_id)
-            departures += await self._reap(node_id)
-            await self._redis.srem(f"{self._p}:nodes", node_id)
-        return departures
-
-    async def _reap(self, node_id: str) -> list[Departure]:
+    async def reap(self, node_id: str) -> list[Departure]:
+        """Remove every entry node `node_id` added; what they left, as departures."""
         departures = []
         entries = await self._redis.smembers(self._entries(node_id))
         # Members first, so member_removed precedes the count that no longer includes them.
-        for entry in sorted((_text(e) for e in entries), key=lambda e: "msu".index(e[0])):
+        for entry in sorted((text(e) for e in entries), key=lambda e: "msu".index(e[0])):
             departures += await self._reap_entry(entry, node_id)
-        await self._redis.delete(self._entries(node_id))
         return departures
 
     async def _reap_entry(self, entry: str, node_id: str) -> list[Departure]:
@@ -253,14 +238,3 @@ class RedisPresenceStore:
         if await self._remove_user_as(app_id, name, socket_id, node_id):
             return [Departure(app_id, "", name, 0)]
         return []
-
-
-def connect(url: str) -> Any:
-    """A redis-py asyncio client for `url`, or a clear error when the extra is missing."""
-    try:
-        from redis.asyncio import Redis
-    except ImportError:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "redis:// needs the redis extra: pip install 'ressonance[redis]'"
-        ) from None
-    return Redis.from_url(url)

@@ -1,0 +1,149 @@
+"""Where apps come from (apps/sourcing.py): the environment's app, the state directory, and
+the embedded default registry with its development app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ressonance.apps.base import AppRecord
+from ressonance.apps.sourcing import (
+    AppSource,
+    app_from_environment,
+    development_app,
+    open_app_registry,
+    state_directory,
+)
+
+ENV_APP = {
+    "RESSONANCE_APP_ID": "200002",
+    "RESSONANCE_APP_KEY": "env-key",
+    "RESSONANCE_APP_SECRET": "env-secret",
+}
+
+
+# --- the environment ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", "off", "False", " OFF "])
+def test_false_booleans_from_the_environment(value: str) -> None:
+    app = app_from_environment({**ENV_APP, "RESSONANCE_APP_ENABLED": value})
+
+    assert app is not None
+    assert app.enabled is False
+
+
+def test_no_variables_no_app() -> None:
+    assert app_from_environment({"PATH": "/bin", "RESSONANCE_OTHER": "x"}) is None
+
+
+# --- where apps come from ---------------------------------------------------------------------
+
+
+def test_the_registry_url_of_each_source(tmp_path: Path) -> None:
+    record = AppRecord(id="1", key="k", secret="s")
+
+    assert AppSource(url="sqlite:////srv/apps.db", state_dir=tmp_path).registry_url == (
+        "sqlite:////srv/apps.db"
+    )
+    assert AppSource(static=True, file="/etc/r.toml").registry_url == "file:/etc/r.toml"
+    assert AppSource(static=True, fixed=(record,)).registry_url == ""  # nothing to open by URL
+    assert AppSource(state_dir=tmp_path).registry_url == f"sqlite:///{tmp_path}/ressonance.db"
+
+
+async def test_static_apps_are_a_file_store_with_the_environments_app() -> None:
+    record = AppRecord(id="1", key="k", secret="s")
+
+    registry = await open_app_registry(AppSource(static=True, fixed=(record,)))
+    try:
+        assert await registry.records() == [record]
+    finally:
+        await registry.close()
+
+
+def test_the_state_directory_follows_xdg_state_home(tmp_path: Path) -> None:
+    assert state_directory({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "ressonance"
+    assert state_directory({}) == Path.home() / ".local" / "state" / "ressonance"
+
+
+# --- the development app --------------------------------------------------------------------
+
+
+async def registry_records(source: AppSource) -> list[AppRecord]:
+    registry = await open_app_registry(source)
+    try:
+        return await registry.records()
+    finally:
+        await registry.close()
+
+
+def default_source(tmp_path: Path) -> AppSource:
+    """The embedded default, in a state directory under tmp_path."""
+    return AppSource(state_dir=tmp_path / "state")
+
+
+async def test_a_development_app_is_created_in_the_default_registry(tmp_path: Path) -> None:
+    [app] = await registry_records(default_source(tmp_path))
+
+    assert app.name == "development"
+    assert app.id.isdigit()
+    assert len(app.id) == 6
+    assert len(app.key) == 20
+    assert len(app.secret) == 32
+    assert (tmp_path / "state" / "ressonance.db").is_file()
+
+
+async def test_the_development_app_is_reused(tmp_path: Path) -> None:
+    first = await registry_records(default_source(tmp_path))
+    again = await registry_records(default_source(tmp_path))
+
+    assert again == first
+
+
+async def test_an_earlier_versions_development_app_keeps_its_credentials(tmp_path: Path) -> None:
+    saved = {"id": "123456", "key": "old-key", "secret": "old-secret"}
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "dev-app.json").write_text(json.dumps(saved))
+
+    [app] = await registry_records(default_source(tmp_path))
+
+    assert (app.id, app.key, app.secret, app.name) == (
+        "123456",
+        "old-key",
+        "old-secret",
+        "development",
+    )
+
+
+def test_a_damaged_legacy_file_gives_new_credentials(tmp_path: Path) -> None:
+    (tmp_path / "dev-app.json").write_text("{not json")
+
+    app = development_app(tmp_path)
+
+    assert app.name == "development"
+    assert development_app(tmp_path).key != app.key
+
+
+async def test_an_unwritable_state_directory_still_gives_an_app(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    source = AppSource(state_dir=blocked / "state")
+
+    first = await registry_records(source)
+    second = await registry_records(source)
+
+    assert [r.name for r in first] == [r.name for r in second] == ["development"]
+    assert first[0].key != second[0].key  # nothing could be saved, so new credentials each start
+
+
+async def test_the_development_app_is_only_added_to_an_empty_registry(tmp_path: Path) -> None:
+    source = default_source(tmp_path)
+    registry = await open_app_registry(source)
+    [dev] = await registry.records()
+    await registry.delete(dev.id)
+    await registry.create(AppRecord(id="7", key="mine", secret="s"))
+    await registry.close()
+
+    assert [r.key for r in await registry_records(source)] == ["mine"]
