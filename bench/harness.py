@@ -496,6 +496,7 @@ class ManagedServer(Server):
 @dataclass
 class RessonanceServer(ManagedServer):
     source: Path | None = None  # another checkout's src/ (the --baseline revision)
+    redis_url: str | None = None  # backbone and state (--redis); memory:// when None
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         python = REPO_DIR / ".venv" / "bin" / "python"
@@ -510,9 +511,12 @@ class RessonanceServer(ManagedServer):
             "RESSONANCE_APP_MAX_INBOUND_MESSAGES_PER_SEC": "1000000",
         }
         config = Path(tempfile.gettempdir()) / f"bench-ressonance-{self.port}.toml"
-        config.write_text(
+        text = (
             "[server]\nmax_connections_per_ip_per_sec = -1\nmax_pending_connections_per_ip = -1\n"
         )
+        if self.redis_url is not None:  # a prefix of its own: nothing left by an earlier run
+            text += f'backbone = "{self.redis_url}"\nkey_prefix = "bench{self.port}"\n'
+        config.write_text(text)
         self.config_file = config
         argv = [str(python if python.exists() else sys.executable), "-m", "ressonance", "serve"]
         argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
