@@ -511,7 +511,9 @@ class RessonanceServer(ManagedServer):
             "RESSONANCE_APP_MAX_INBOUND_MESSAGES_PER_SEC": "1000000",
         }
         config = Path(tempfile.gettempdir()) / f"bench-ressonance-{self.port}.toml"
-        text = "[server]\nmax_connections_per_ip_per_sec = -1\n"
+        text = (
+            "[server]\nmax_connections_per_ip_per_sec = -1\nmax_pending_connections_per_ip = -1\n"
+        )
         if self.redis_url is not None:  # a prefix of its own: nothing left by an earlier run
             text += f'backbone = "{self.redis_url}"\nkey_prefix = "bench{self.port}"\n'
         config.write_text(text)

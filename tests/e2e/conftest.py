@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,7 @@ def start_server(
     args: list[str] | None = None,
     client_ssl: ssl.SSLContext | None = None,
     env_app: bool = True,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> RunningServer:
     """Start `python -m ressonance serve` and wait until /readyz answers 200.
 
@@ -57,7 +58,8 @@ def start_server(
     --tls-key in `args`) the server is polled, and addressed, over https://. Without
     `env_app`, the server gets no RESSONANCE_APP_* app (pass `--apps URL` in `args`); the
     credentials in the RunningServer are then those the test puts in `extra_env`
-    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty.
+    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty. `preexec_fn` runs in the child before the
+    server starts (to set resource limits, for example).
     """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_APP")}
@@ -88,6 +90,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
+            preexec_fn=preexec_fn,
         )
     server = RunningServer(
         "127.0.0.1",

@@ -192,6 +192,7 @@ async def _serve(
             apps_refresh_seconds=settings.apps_refresh_seconds,
             admin=admin_api(settings, registry, node.usage),
             on_ready=ready,
+            connections=settings.connection_limits,
         )
     finally:
         await registry.close()
