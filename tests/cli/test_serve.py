@@ -5,6 +5,7 @@ Nothing here opens a port: `serve` is replaced where the command would start lis
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -151,23 +152,45 @@ def test_serve_runs_with_the_settings_of_flags_file_and_environment(
 
 
 @pytest.mark.parametrize(
-    ("argv", "level"),
+    ("argv", "environ", "level"),
     [
-        (["serve"], "INFO"),
-        (["serve", "--log-level", "debug"], "DEBUG"),
-        (["serve", "--log-level", "ERROR"], "ERROR"),
+        (["serve"], {}, logging.INFO),
+        (["serve", "--log-level", "debug"], {}, logging.DEBUG),
+        (["serve", "--log-level", "ERROR"], {}, logging.ERROR),
+        (["serve", "--debug"], {}, logging.DEBUG),
+        (["serve"], {"RESSONANCE_DEBUG": "1"}, logging.DEBUG),
+        (["serve"], {"RESSONANCE_LOG_LEVEL": "warning"}, logging.WARNING),
+        (["serve", "--log-level", "info"], {"RESSONANCE_DEBUG": "1"}, logging.INFO),
     ],
 )
-def test_the_log_level_comes_from_the_flag_or_the_file(
-    monkeypatch: pytest.MonkeyPatch, started: list[Settings], argv: list[str], level: str
+def test_the_log_level_comes_from_the_flag_the_environment_or_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[Settings],
+    argv: list[str],
+    environ: dict[str, str],
+    level: int,
 ) -> None:
-    levels: list[str] = []
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(logging.getLogger("ressonance"), "level", logging.NOTSET)
+    others: list[int] = []
     monkeypatch.setattr(
-        serve_command.logging, "basicConfig", lambda **kwargs: levels.append(kwargs["level"])
+        serve_command.logging, "basicConfig", lambda **kwargs: others.append(kwargs["level"])
     )
 
     assert cli.main(argv) == 0
-    assert levels == [level]
+    assert logging.getLogger("ressonance").level == level
+    assert others == [max(level, logging.WARNING)]  # other libraries: warnings and errors
+
+
+def test_debug_and_log_level_are_one_or_the_other(
+    capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--debug", "--log-level", "info"])
+
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert started == []
 
 
 # --- run_server -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 
 from ressonance import __version__
 from ressonance.apps import SHOWN_LIMIT
@@ -36,8 +35,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 6001)")
     run.add_argument("--config", metavar="FILE", help="TOML config file with [server] and [[apps]]")
-    run.add_argument(
+    verbosity = run.add_mutually_exclusive_group()
+    verbosity.add_argument(
         "--log-level", type=str.lower, choices=LOG_LEVELS, help="debug, info, warning or error"
+    )
+    verbosity.add_argument(
+        "--debug",
+        action="store_true",
+        help="log every connection, subscription, API call and refusal (= --log-level debug)",
     )
     run.add_argument(
         "--backbone", metavar="URL", help="memory:// (default), redis://host:6379/0 or nats://host"
@@ -75,21 +80,25 @@ def run(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             apps=args.apps,
+            log_level="debug" if args.debug else args.log_level,
         )
     except ConfigError as exc:
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.log_level:
-        settings = replace(settings, log_level=args.log_level)
     _configure_logging(settings)
     return run_server(settings)
 
 
 def _configure_logging(settings: Settings) -> None:
+    """Ours at the level asked for; other libraries' warnings and errors only, since their
+    debug and info lines (aiosqlite's every query, asyncio's, aiohttp's access log) are noise
+    to an operator."""
+    level = logging.getLevelName(settings.log_level.upper())
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=max(level, logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("ressonance").setLevel(level)
 
 
 def run_server(settings: Settings) -> int:

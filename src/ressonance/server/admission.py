@@ -129,7 +129,9 @@ class Admission:
     def under_pressure(self) -> bool:
         """Whether the node is short of room: its loop lags, or it is nearly full."""
         limits, metrics = self.limits, self.metrics
-        lag_ms = DEFAULT_LOOP_LAG_MS if limits.max_loop_lag_ms == UNLIMITED else limits.max_loop_lag_ms
+        lag_ms = (
+            DEFAULT_LOOP_LAG_MS if limits.max_loop_lag_ms == UNLIMITED else limits.max_loop_lag_ms
+        )
         if metrics.loop_lag * 1000 > lag_ms * PRESSURE_LAG_SHARE:
             return True
         most = limits.max_node_connections
