@@ -11,7 +11,8 @@ One source, never two, so that no app is defined twice (config.py refuses both a
 
 Rules: this module takes plain values (URLs, paths, an environment mapping), never the
 settings object, since apps/ sits below config.py; the command line passes them in. A state
-directory that cannot be created is logged and replaced by a database in memory.
+directory that cannot be created is logged and replaced by a database in memory. The state
+directory is 0700 and the database in it 0600 (apps/private_files.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ressonance.apps import open_registry
 from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
 from ressonance.apps.file import FileAppRegistry, record_from_table
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
+from ressonance.apps.private_files import private_directory
 from ressonance.apps.settings import text_value
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, App
 from ressonance.protocol.errors import ConfigError
@@ -137,7 +139,7 @@ async def open_app_registry(source: AppSource) -> AppRegistry:
 
 def _embedded_registry_url(state_dir: Path) -> str:
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(state_dir)  # 0700: it holds the app store and its secrets
     except OSError as exc:
         log.warning("event=state_dir_unwritable path=%s error=%r", state_dir, str(exc))
         return "sqlite:///:memory:"
