@@ -50,6 +50,8 @@ def start_server(
     args: list[str] | None = None,
     client_ssl: ssl.SSLContext | None = None,
     env_app: bool = True,
+    launcher: list[str] | None = None,
+    cwd: Path = REPO,
 ) -> RunningServer:
     """Start `python -m ressonance serve` and wait until /readyz answers 200.
 
@@ -57,10 +59,13 @@ def start_server(
     --tls-key in `args`) the server is polled, and addressed, over https://. Without
     `env_app`, the server gets no RESSONANCE_APP_* app (pass `--apps URL` in `args`); the
     credentials in the RunningServer are then those the test puts in `extra_env`
-    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty.
+    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty. `launcher` replaces `python -m ressonance`
+    (an installed `ressonance` script, run in `cwd` without this checkout's PYTHONPATH).
     """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_APP")}
+    if launcher is not None:
+        inherited.pop("PYTHONPATH", None)
     app_env = {
         "RESSONANCE_APP_ID": "424242",
         "RESSONANCE_APP_KEY": "e2e-key",
@@ -74,9 +79,7 @@ def start_server(
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "ressonance",
+                *(launcher or [sys.executable, "-m", "ressonance"]),
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -87,7 +90,7 @@ def start_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,
         )
     server = RunningServer(
         "127.0.0.1",
