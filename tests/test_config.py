@@ -762,6 +762,23 @@ def test_the_apps_url_comes_from_the_flag_the_environment_or_the_file(
     assert flagged.apps == ()
 
 
+def test_the_config_file_comes_from_the_flag_or_ressonance_config(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config('[server]\napps = "sqlite:///from-file.db"')
+    other = tmp_path / "other.toml"
+    other.write_text("[server]\nport = 7002\n")
+
+    from_env = load(tmp_path, environ={"RESSONANCE_CONFIG": path})
+    flagged = load(tmp_path, str(other), environ={"RESSONANCE_CONFIG": path})
+
+    assert from_env.registry_url == "sqlite:///from-file.db"
+    assert (flagged.port, flagged.apps_url) == (7002, "")
+    assert "cannot read config file" in config_error(
+        tmp_path, environ={"RESSONANCE_CONFIG": str(tmp_path / "missing.toml")}
+    )
+
+
 def test_static_apps_are_the_file_store_of_the_config_file(
     tmp_path: Path, config: WriteConfig
 ) -> None:

@@ -51,6 +51,8 @@ def start_server(
     client_ssl: ssl.SSLContext | None = None,
     env_app: bool = True,
     preexec_fn: Callable[[], None] | None = None,
+    launcher: list[str] | None = None,
+    cwd: Path = REPO,
 ) -> RunningServer:
     """Start `python -m ressonance serve` and wait until /readyz answers 200.
 
@@ -59,10 +61,14 @@ def start_server(
     `env_app`, the server gets no RESSONANCE_APP_* app (pass `--apps URL` in `args`); the
     credentials in the RunningServer are then those the test puts in `extra_env`
     (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty. `preexec_fn` runs in the child before the
-    server starts (to set resource limits, for example).
+    server starts (to set resource limits, for example). `launcher` replaces `python -m
+    ressonance` (an installed `ressonance` script, run in `cwd` without this checkout's
+    PYTHONPATH).
     """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_APP")}
+    if launcher is not None:
+        inherited.pop("PYTHONPATH", None)
     app_env = {
         "RESSONANCE_APP_ID": "424242",
         "RESSONANCE_APP_KEY": "e2e-key",
@@ -76,9 +82,7 @@ def start_server(
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "ressonance",
+                *(launcher or [sys.executable, "-m", "ressonance"]),
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -89,7 +93,7 @@ def start_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,
             preexec_fn=preexec_fn,
         )
     server = RunningServer(

@@ -34,7 +34,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run = examples.with_examples(commands, "serve", "run a node (WebSocket + HTTP API on one port)")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 6001)")
-    run.add_argument("--config", metavar="FILE", help="TOML config file with [server] and [[apps]]")
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config file with [server] and [[apps]] (default: $RESSONANCE_CONFIG)",
+    )
     verbosity = run.add_mutually_exclusive_group()
     verbosity.add_argument(
         "--log-level", type=str.lower, choices=LOG_LEVELS, help="debug, info, warning or error"

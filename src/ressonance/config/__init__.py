@@ -172,6 +172,8 @@ def load_settings(
 ) -> Settings:
     """Build the settings of one node, or raise ConfigError."""
     environ = os.environ if environ is None else environ
+    # One variable `serve` and `ressonance apps` both read, so they find the same app store.
+    config_file = config_file or environ.get("RESSONANCE_CONFIG") or None
     document = _read_toml(config_file) if config_file else {}
     unknown = set(document) - {"server", "apps", "plans"}
     if unknown:
