@@ -96,19 +96,18 @@ class Gate:
         self.openings.start(socket)
         try:
             opened, app = await self._session(socket, handshake)
-            address = self.admission.proxies.client_ip(
-                peer_address(socket.transport), handshake.forwarded_for
-            )
             if isinstance(opened, Session):
                 socket.start(opened)
-                log.debug(
-                    "event=connection_opened socket_id=%s app_id=%s address=%s",
-                    opened.socket_id,
-                    opened.connection.app.id,
-                    address,
-                )
+                if log.isEnabledFor(logging.DEBUG):  # the address is parsed for it only
+                    log.debug(
+                        "event=connection_opened socket_id=%s app_id=%s address=%s",
+                        opened.socket_id,
+                        opened.connection.app.id,
+                        self._address(socket, handshake),
+                    )
             elif opened is not None:
                 fields = _refusal_fields(opened, handshake)
+                address = self._address(socket, handshake)
                 self.refuse(socket, opened, app, address=address, **fields)
         except Exception:
             log.exception("event=open_failed")
@@ -116,6 +115,11 @@ class Gate:
         finally:
             self.openings.done(socket)
             socket.uncork()
+
+    def _address(self, socket: WebSocket, handshake: Handshake) -> str:
+        """The client's address, through trusted proxies (as admission counts it)."""
+        peer = peer_address(socket.transport)
+        return self.admission.proxies.client_ip(peer, handshake.forwarded_for)
 
     def refuse(
         self, socket: WebSocket, refusal: Refusal, app: App | None = None, **fields: str

@@ -156,12 +156,12 @@ class HttpApi:
         return response
 
     def _log(self, request: ApiRequest, endpoint: str, response: ApiResponse) -> None:
-        app_id = app_label(request.route.params.get("app_id"))
+        """A refusal's line, or with debug on an answer's; nothing is computed otherwise."""
         if 400 <= response.status < 500:
             self.refusals.refused(
                 "api",
                 response.status,
-                app_id,
+                app_label(request.route.params.get("app_id")),
                 str(response.body.get("error", "")),
                 method=quoted(request.method),
                 endpoint=endpoint,
@@ -171,7 +171,7 @@ class HttpApi:
                 "event=api_call method=%r endpoint=%s app_id=%s status=%d",
                 request.method[:20],
                 endpoint,
-                app_id or "-",
+                app_label(request.route.params.get("app_id")) or "-",
                 response.status,
             )
 
