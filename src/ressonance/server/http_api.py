@@ -11,6 +11,9 @@ resolved once by whoever read the request) and write back the `ApiResponse`. Rul
 - Every answer is counted by the route's endpoint name (never the raw path, which carries
   ids) and status; every published event's time to its local writes goes to the latency
   histogram.
+- Every refusal (a 4xx) is one INFO line with the app id and the reason, bounded by the
+  node's `RefusalLog`; with debug logs on, every other answer is one DEBUG line (method,
+  endpoint, app id, status). Never the signature, the body or the query.
 - It is given the parts of the node it uses (stores, quotas, metrics, the publish entry);
   it never imports the node (import-linter checks it).
 """
@@ -34,6 +37,7 @@ from ressonance.server import routes
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
+from ressonance.server.refusal_log import RefusalLog, app_label, quoted
 from ressonance.server.routes import Area, Endpoint, Route
 from ressonance.server.users import Users
 from ressonance.state.base import CacheStore, Decision, PresenceStore
@@ -110,10 +114,11 @@ class HttpApi:
         metrics: Metrics,
         readiness: Readiness,
         clock: Callable[[], float],
+        refusals: RefusalLog | None = None,
     ) -> None:
         """`publish` sends one event to each of its channels (`Node.publish`); `users` closes
         a user's connections for terminate; `readiness` tells a failure (500) from a backend
-        outage (503)."""
+        outage (503); `refusals` logs the 4xx answers (the node's; one of its own if None)."""
         self.apps = apps
         self.presence = presence
         self.cache = cache
@@ -123,6 +128,7 @@ class HttpApi:
         self.metrics = metrics
         self.readiness = readiness
         self.clock = clock
+        self.refusals = RefusalLog(clock) if refusals is None else refusals
         self._handlers: dict[Endpoint | None, Handler] = {
             routes.EVENTS: self._events,
             routes.BATCH_EVENTS: self._batch_events,
@@ -136,13 +142,38 @@ class HttpApi:
     async def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer `request`, and count the answer."""
         response = await self._answer(request)
-        self.metrics.http_request(endpoint_name(request.route), response.status)
+        endpoint = endpoint_name(request.route)
+        self.metrics.http_request(endpoint, response.status)
+        self._log(request, endpoint, response)
         return response
 
     def refuse(self, request: ApiRequest, error: ApiError) -> ApiResponse:
         """Answer `request` with `error` without handling it (a body over the size limit)."""
-        self.metrics.http_request(endpoint_name(request.route), error.status)
-        return error_response(error)
+        endpoint = endpoint_name(request.route)
+        self.metrics.http_request(endpoint, error.status)
+        response = error_response(error)
+        self._log(request, endpoint, response)
+        return response
+
+    def _log(self, request: ApiRequest, endpoint: str, response: ApiResponse) -> None:
+        """A refusal's line, or with debug on an answer's; nothing is computed otherwise."""
+        if 400 <= response.status < 500:
+            self.refusals.refused(
+                "api",
+                response.status,
+                app_label(request.route.params.get("app_id")),
+                str(response.body.get("error", "")),
+                method=quoted(request.method),
+                endpoint=endpoint,
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "event=api_call method=%r endpoint=%s app_id=%s status=%d",
+                request.method[:20],
+                endpoint,
+                app_label(request.route.params.get("app_id")) or "-",
+                response.status,
+            )
 
     async def _answer(self, request: ApiRequest) -> ApiResponse:
         try:

@@ -140,6 +140,7 @@ def http_api(node: Node) -> HttpApi:
         metrics=node.metrics,
         readiness=node.readiness,
         clock=node.clock,
+        refusals=node.refusals,
     )
 
 
@@ -160,6 +161,7 @@ def gate(
         admission=admission,
         registry=node.registry,
         metrics=node.metrics,
+        refusals=node.refusals,
         openings=Openings(connections),
     )
 
