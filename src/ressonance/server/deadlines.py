@@ -10,8 +10,8 @@ Rules:
 1. Time is counted in ticks (`TICK_SECONDS`), advanced by the listener's sweep; nothing here
    reads a clock. An item due in `seconds` expires between `seconds` and one tick later.
 2. Starting, moving or cancelling a deadline is a few dict operations, and a tick touches
-   only the items due in it (and the requests whose rate is checked): the items of a phase
-   fall due in the order they entered it; a `Wheel` keeps items of different waits.
+   only the items due in it (and the requests whose rate is checked): every item of a phase
+   waits as long, so the items of a phase fall due in the order they entered it.
 3. A request must also keep up a minimum rate: from its second tick on, it is checked once a
    tick, and closed when fewer than `min_request_bytes_per_sec` bytes arrived per whole
    tick since its first byte (a slow-loris trickle ends in seconds, not at the deadline).
@@ -51,51 +51,6 @@ class Phase(StrEnum):
 def ticks(seconds: float) -> int:
     """Ticks to wait so that at least `seconds` pass, whenever in a tick it starts."""
     return math.ceil(seconds / TICK_SECONDS) + 1
-
-
-class Wheel(Generic[T]):
-    """Items due at a tick; `advance()` moves one tick on and returns the items due then."""
-
-    __slots__ = ("_due", "_slots", "now")
-
-    def __init__(self) -> None:
-        self.now = 0
-        self._due: dict[T, int] = {}
-        self._slots: dict[int, dict[T, None]] = {}
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def __contains__(self, item: T) -> bool:
-        return item in self._due
-
-    def put(self, item: T, after: int) -> None:
-        """`item` is due `after` ticks from now (at least one), and no earlier."""
-        due = self.now + (after if after > 1 else 1)
-        old = self._due.get(item)
-        if old == due:
-            return
-        if old is not None:
-            del self._slots[old][item]
-        self._due[item] = due
-        slot = self._slots.get(due)
-        if slot is None:
-            slot = self._slots[due] = {}
-        slot[item] = None
-
-    def cancel(self, item: T) -> None:
-        due = self._due.pop(item, None)
-        if due is not None:
-            del self._slots[due][item]
-
-    def advance(self) -> list[T]:
-        self.now += 1
-        slot = self._slots.pop(self.now, None)
-        if not slot:
-            return []
-        for item in slot:
-            del self._due[item]
-        return list(slot)
 
 
 class Reading(Hashable, Protocol):
@@ -196,21 +151,34 @@ class Deadlines(Generic[R]):
 
 
 class Openings(Generic[T]):
-    """WebSockets between their 101 and their session: each must open in `upgrade_timeout`."""
+    """WebSockets between their 101 and their session: each must open in `upgrade_timeout`
+    (all wait as long, so they fall due in the order they started)."""
 
     def __init__(self, limits: ConnectionLimits | None = None) -> None:
-        self._wheel: Wheel[T] = Wheel()
+        self.now = 0
+        self._due: dict[T, int] = {}  # item -> tick it falls due, the earliest first
         self._after = ticks((limits or ConnectionLimits()).upgrade_timeout)
 
     def __len__(self) -> int:
-        return len(self._wheel)
+        return len(self._due)
 
     def start(self, item: T) -> None:
-        self._wheel.put(item, self._after)
+        due = self._due
+        if item in due:
+            del due[item]  # to the back
+        due[item] = self.now + self._after
 
     def done(self, item: T) -> None:
-        self._wheel.cancel(item)
+        self._due.pop(item, None)
 
     def tick(self) -> list[T]:
         """Advance one tick; the items still opening past their deadline."""
-        return self._wheel.advance()
+        self.now = now = self.now + 1
+        expired = []
+        for item, due in self._due.items():
+            if due > now:
+                break
+            expired.append(item)
+        for item in expired:
+            del self._due[item]
+        return expired
