@@ -38,9 +38,9 @@ _WEBSOCKET_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1
 _WEBSOCKET_KEY: Final = re.compile(r"[A-Za-z0-9+/]{22}==")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 % of a connect
 class Handshake:
-    """An upgrade to `/app/{key}`, as the opening policy needs it."""
+    """An upgrade to `/app/{key}`, as the opening policy needs it (read, never changed)."""
 
     key: str  # the app key from the path
     query: Mapping[str, str]
