@@ -62,7 +62,8 @@ def read_handshake(head: RequestHead, key: str) -> Handshake | None:
         return None
     if "sec-websocket-protocol" in headers or headers.get("upgrade", "").lower() != "websocket":
         return None
-    if "upgrade" not in tokens(headers.get("connection", "")):
+    connection = headers.get("connection", "")
+    if connection.lower() != "upgrade" and "upgrade" not in tokens(connection):
         return None
     if headers.get("sec-websocket-version") not in WEBSOCKET_VERSIONS:
         return None

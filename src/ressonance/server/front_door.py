@@ -91,7 +91,7 @@ def read_request(
     head = read_head(buffer, start, limits)
     if not isinstance(head, RequestHead):
         return head
-    route = routes.resolve(head.path)
+    route = routes.TABLE.resolve(head.path)
     endpoint = route.endpoint
     answer: Handshake | int | None = None
     if endpoint in _PUBLISHES:
@@ -299,7 +299,12 @@ class FrontDoor(asyncio.Protocol):
         else:
             self._buffer, self._start = data, 0
             if not self._busy:
-                self._doors.deadlines.start(self, Phase.REQUEST)  # its first byte
+                self._serve()
+                if not (self._busy or self._closing) and self._start < len(self._buffer):
+                    # Its first byte, and the request is not whole yet: timed from now on.
+                    # (One answered at once keeps the phase it had, and stops it if it leaves.)
+                    self._doors.deadlines.start(self, Phase.REQUEST)
+                return
         if self._busy:
             if len(self._buffer) - self._start > MAX_WAITING_BYTES and not self._paused:
                 self._paused = True
