@@ -21,7 +21,7 @@ Rules:
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -77,7 +77,8 @@ def read_handshake(head: RequestHead, key: str) -> Handshake | None:
 
 def accept_key(key: str) -> str:
     """The Sec-WebSocket-Accept value answering Sec-WebSocket-Key `key`."""
-    return base64.b64encode(hashlib.sha1(key.encode() + _WEBSOCKET_GUID).digest()).decode()
+    digest = hashlib.sha1(key.encode() + _WEBSOCKET_GUID).digest()
+    return binascii.b2a_base64(digest, newline=False).decode()  # base64.b64encode, a call less
 
 
 def protocol_problem(query: Mapping[str, str]) -> Refusal | None:

@@ -117,7 +117,10 @@ def _oversized(
 ) -> TooLarge | None:
     """Whether the complete head from `start` to `end` (its last CRLF CRLF) has too many
     header lines or one too long (as the web library counts them: one per CRLF)."""
-    if buffer.count(b"\r\n", start, end) > limits.max_headers:
+    # Each line before `end` but a first empty one is at least one byte and its CRLF: a head
+    # this short cannot have too many, and is not counted.
+    short = end - start <= 3 * limits.max_headers + 1
+    if not short and buffer.count(b"\r\n", start, end) > limits.max_headers:
         return TooLarge(f"Request has more than {limits.max_headers} header lines")
     if end - start <= limits.max_line_bytes:
         return None  # no line can be longer than the head
