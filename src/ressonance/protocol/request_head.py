@@ -87,9 +87,11 @@ def read_head(
     end = buffer.find(b"\r\n\r\n", start, start + limits.max_head_bytes)
     if end < 0:
         return _unfinished(buffer, start, limits)
-    too_large = _oversized(buffer, start, end, limits)
-    if too_large is not None:
-        return too_large
+    # (A head this short has neither too many lines nor one too long: see `_oversized`.)
+    if end - start > min(3 * limits.max_headers + 1, limits.max_line_bytes):
+        too_large = _oversized(buffer, start, end, limits)
+        if too_large is not None:
+            return too_large
     # Latin-1 maps every byte to one character; the pattern admits only ASCII ones.
     request = _HEAD.fullmatch(str(buffer[start : end + 2], "latin-1"))
     if request is None:
