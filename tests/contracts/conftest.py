@@ -38,6 +38,7 @@ from ressonance.protocol.app import (
     BOOL_SETTINGS,
     CHOICE_SETTINGS,
     INT_SETTINGS,
+    LIST_SETTINGS,
     App,
 )
 from ressonance.state import open_state
@@ -299,7 +300,7 @@ _DEFAULTS = App(id="", key="", secret="")
 
 def record_of(app: App) -> AppRecord:
     """`app` as a registry keeps it: every setting that differs from the default."""
-    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins")
+    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS)
     settings: dict[str, object] = {}
     for name in names:
         if name in _RECORD_FIELDS:
