@@ -44,6 +44,8 @@ from ressonance.protocol.app import (
 from ressonance.state import open_state
 from ressonance.state.base import (
     CacheStore,
+    HistoryStore,
+    IdempotencyStore,
     PresenceStore,
     RateLimiter,
     SharedState,
@@ -337,3 +339,13 @@ def _toml_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value)  # a basic TOML string is a JSON string
+
+
+@pytest.fixture
+def history(state: SharedState) -> HistoryStore:
+    return state.history
+
+
+@pytest.fixture
+def idempotency(state: SharedState) -> IdempotencyStore:
+    return state.idempotency
