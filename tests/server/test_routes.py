@@ -22,6 +22,11 @@ from ressonance.server.routes import Area, Endpoint, Route, RoutingTable, resolv
         ("/apps/1/channels/users", routes.CHANNEL, {"app_id": "1", "channel": "users"}),
         ("/apps/1/channels/room/users", routes.CHANNEL_USERS, {"app_id": "1", "channel": "room"}),
         (
+            "/apps/1/channels/chat-1/history",
+            routes.CHANNEL_HISTORY,
+            {"app_id": "1", "channel": "chat-1"},
+        ),
+        (
             "/apps/1/users/u 1/terminate_connections",
             routes.TERMINATE,
             {"app_id": "1", "user": "u 1"},

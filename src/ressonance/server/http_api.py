@@ -11,6 +11,9 @@ resolved once by whoever read the request) and write back the `ApiResponse`. Rul
 - Every answer is counted by the route's endpoint name (never the raw path, which carries
   ids) and status; every published event's time to its local writes goes to the latency
   histogram.
+- A publish may carry an idempotency key (`server.idempotency`); its answer names the
+  serial each channel that keeps history gave the event (`"serials"`, a field the Pusher
+  SDKs do not read), and `GET .../channels/{name}/history` reads that history.
 - It is given the parts of the node it uses (stores, quotas, metrics, the publish entry);
   it never imports the node (import-linter checks it).
 """
@@ -31,6 +34,8 @@ from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
 from ressonance.server import routes
+from ressonance.server.history import ChannelHistory
+from ressonance.server.idempotency import IdempotentPublishes
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
@@ -50,11 +55,19 @@ class ApiRequest:
     query: Mapping[str, str]
     body: bytes
     route: Route  # of `path`, resolved by whoever read the request
+    idempotency_key: str | None = None  # the Idempotency-Key header, as sent
 
     @classmethod
-    def at(cls, method: str, path: str, query: Mapping[str, str], body: bytes) -> ApiRequest:
+    def at(
+        cls,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        idempotency_key: str | None = None,
+    ) -> ApiRequest:
         """A request to `path`, routed here (for callers that have not routed it)."""
-        return cls(method, path, query, body, routes.resolve(path))
+        return cls(method, path, query, body, routes.resolve(path), idempotency_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +78,8 @@ class ApiResponse:
 
 
 Handler = Callable[[App, ApiRequest], Awaitable[JsonBody]]
-Publish = Callable[[App, rest.Trigger], Awaitable[None]]  # the node's publish
+# The node's publish: the serials the channels that keep history gave the event.
+Publish = Callable[[App, rest.Trigger], Awaitable[dict[str, int]]]
 UNKNOWN_ENDPOINT: Final = "unknown"
 
 
@@ -109,6 +123,8 @@ class HttpApi:
         publish: Publish,
         metrics: Metrics,
         readiness: Readiness,
+        history: ChannelHistory,
+        idempotency: IdempotentPublishes,
         clock: Callable[[], float],
     ) -> None:
         """`publish` sends one event to each of its channels (`Node.publish`); `users` closes
@@ -122,6 +138,8 @@ class HttpApi:
         self.publish = publish
         self.metrics = metrics
         self.readiness = readiness
+        self.history = history
+        self.idempotency = idempotency
         self.clock = clock
         self._handlers: dict[Endpoint | None, Handler] = {
             routes.EVENTS: self._events,
@@ -129,6 +147,7 @@ class HttpApi:
             routes.CHANNELS: self._channels,
             routes.CHANNEL: self._channel,
             routes.CHANNEL_USERS: self._users,
+            routes.CHANNEL_HISTORY: self._history,
             routes.TERMINATE: self._terminate,
             routes.TERMINATE_BY_KEY: self._terminate,
         }
@@ -200,28 +219,55 @@ class HttpApi:
 
     async def _events(self, app: App, request: ApiRequest) -> JsonBody:
         trigger = rest.parse_trigger(request.body, app)
-        await self._admit_events(app, len(trigger.channels))
-        await self._publish_timed(app, trigger)
-        if not trigger.info:
-            return {}
-        return {
-            "channels": await channel_attributes(self.presence, app, trigger.channels, trigger.info)
-        }
+
+        async def send() -> JsonBody:
+            await self._admit_events(app, len(trigger.channels))
+            serials = await self._publish_timed(app, trigger)
+            body: JsonBody = {}
+            if trigger.info:
+                body["channels"] = await channel_attributes(
+                    self.presence, app, trigger.channels, trigger.info
+                )
+            if serials:
+                body["serials"] = serials
+            return body
+
+        return await self._once(app, request, trigger.idempotency_key, send)
 
     async def _batch_events(self, app: App, request: ApiRequest) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
-        await self._admit_events(app, len(triggers))
-        for trigger in triggers:
-            await self._publish_timed(app, trigger)
-        if not any(trigger.info for trigger in triggers):
-            return {}
-        batch = []
-        for trigger in triggers:
-            attributes = await channel_attributes(
-                self.presence, app, trigger.channels, trigger.info
-            )
-            batch.append(attributes[trigger.channels[0]])
-        return {"batch": batch}
+
+        async def send() -> JsonBody:
+            await self._admit_events(app, len(triggers))
+            serials = [await self._publish_timed(app, trigger) for trigger in triggers]
+            body: JsonBody = {}
+            if any(trigger.info for trigger in triggers):
+                batch = []
+                for trigger in triggers:
+                    attributes = await channel_attributes(
+                        self.presence, app, trigger.channels, trigger.info
+                    )
+                    batch.append(attributes[trigger.channels[0]])
+                body["batch"] = batch
+            if any(serials):
+                body["serials"] = serials  # one object per event of the batch
+            return body
+
+        return await self._once(app, request, triggers[0].idempotency_key, send)
+
+    async def _once(
+        self,
+        app: App,
+        request: ApiRequest,
+        body_key: str | None,
+        send: Callable[[], Awaitable[JsonBody]],
+    ) -> JsonBody:
+        """`send()`, once per idempotency key (the header's, else the body's) if there is one."""
+        key = rest.idempotency_key(request.idempotency_key) or body_key
+        if key is None:
+            return await send()
+        fingerprint = b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body)
+        return await self.idempotency.once(app, key, fingerprint, send)
 
     async def _admit_events(self, app: App, events: int) -> None:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
@@ -249,10 +295,11 @@ class HttpApi:
         if refusal is not None:
             raise TooManyRequestsError("max_read_requests_per_sec", refusal)
 
-    async def _publish_timed(self, app: App, trigger: rest.Trigger) -> None:
+    async def _publish_timed(self, app: App, trigger: rest.Trigger) -> dict[str, int]:
         started = self.metrics.timer()
-        await self.publish(app, trigger)
+        serials = await self.publish(app, trigger)
         self.metrics.published(app.id, started)
+        return serials
 
     async def _channels(self, app: App, request: ApiRequest) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)
@@ -278,6 +325,12 @@ class HttpApi:
         await self._admit_read(app)
         members = await self.presence.members(app.id, name)
         return {"users": [{"id": user_id} for user_id in members]}
+
+    async def _history(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
+        query = rest.parse_history_query(name, request.query, app)
+        await self._admit_read(app)
+        return await self.history.answer(app, name, query)
 
     async def _terminate(self, app: App, request: ApiRequest) -> JsonBody:
         user_id = request.route.params["user"]

@@ -35,6 +35,7 @@ from ressonance.server.admin_api import AdminApi
 from ressonance.server.admission import Admission, AdmissionLimits
 from ressonance.server.gate import Gate
 from ressonance.server.http_api import HttpApi
+from ressonance.server.idempotency import IdempotentPublishes
 from ressonance.server.liveness import Liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
@@ -122,6 +123,8 @@ def _node(
         shared_limiter=state.limiter,
         connections=state.connections,
         membership=state.membership,
+        history=state.history,
+        idempotency=state.idempotency,
         close_state=state.close,
     )
 
@@ -137,6 +140,8 @@ def http_api(node: Node) -> HttpApi:
         publish=node.publish,
         metrics=node.metrics,
         readiness=node.readiness,
+        history=node.history,
+        idempotency=IdempotentPublishes(store=node.idempotency, metrics=node.metrics),
         clock=node.clock,
     )
 
