@@ -87,6 +87,7 @@ def test_endpoint_names_label_metrics_so_they_are_few_and_plain() -> None:
         "channels",
         "channel",
         "channel_users",
+        "channel_history",
         "terminate_connections",
     }
 
