@@ -534,3 +534,11 @@ def test_bad_history_queries_are_400(channel: str, query: dict[str, str], messag
         parse_history_query(channel, query, APP)
 
     assert caught.value.status == 400
+
+
+def test_a_publish_may_ask_for_the_serials_but_a_channel_listing_may_not() -> None:
+    trigger = parse_trigger(body({**EVENT, "channel": "a", "info": "serial"}), APP)
+
+    assert trigger.info == {"serial"}
+    with pytest.raises(ApiError, match="Unknown info attribute"):
+        parse_channels_query({"info": "serial"})

@@ -53,33 +53,43 @@ async def history(api: HttpApi, clock: FakeClock, channel: str = "chat-1", **que
 # --- serials in the publish answer -------------------------------------------------------------
 
 
-async def test_a_publish_answers_the_serial_of_each_history_channel(
+async def publish(api: HttpApi, clock: FakeClock, channel: str, n: int = 0) -> int:
+    """Publish to `channel`, asking for its serial; the serial."""
+    answer = await post(api, clock, event(channel, n, info="serial"))
+    serial = answer["channels"][channel]["serial"]
+    assert isinstance(serial, int)
+    return serial
+
+
+async def test_a_publish_asked_for_info_serial_answers_each_history_channels_serial(
     api: HttpApi, clock: FakeClock
 ) -> None:
-    first = await post(api, clock, event(["chat-1", "news"]))
-    second = await post(api, clock, event("chat-1", info="subscription_count"))
+    first = await post(api, clock, event(["chat-1", "news"], info="serial"))
+    second = await post(api, clock, event("chat-1", info="serial,subscription_count"))
 
-    assert set(first) == {"serials"}
-    assert set(first["serials"]) == {"chat-1"}
-    assert second == {
-        "channels": {"chat-1": {"subscription_count": 0}},
-        "serials": {"chat-1": first["serials"]["chat-1"] + 1},
-    }
+    serial = first["channels"]["chat-1"]["serial"]
+    assert first == {"channels": {"chat-1": {"serial": serial}, "news": {}}}
+    assert second == {"channels": {"chat-1": {"serial": serial + 1, "subscription_count": 0}}}
 
 
-async def test_a_publish_without_history_answers_as_pusher_does(
+async def test_a_publish_that_does_not_ask_answers_as_pusher_does(
     api: HttpApi, clock: FakeClock
 ) -> None:
+    assert await post(api, clock, event("chat-1")) == {}
     assert await post(api, clock, event("news")) == {}
 
 
-async def test_a_batch_answers_one_serial_object_per_event(api: HttpApi, clock: FakeClock) -> None:
-    body = {"batch": [event("chat-1"), event("news"), event("chat-2")]}
+async def test_a_batch_answers_each_events_serial_in_batch_order(
+    api: HttpApi, clock: FakeClock
+) -> None:
+    body = {
+        "batch": [event("chat-1", info="serial"), event("news", info="serial"), event("chat-2")]
+    }
 
     answer = await post(api, clock, body, "/apps/1/batch_events")
 
-    one, none, two = answer["serials"]
-    assert (set(one), none, set(two)) == ({"chat-1"}, {}, {"chat-2"})
+    one, none, two = answer["batch"]
+    assert (set(one), none, two) == ({"serial"}, {}, {})
 
 
 # --- the history read ------------------------------------------------------------------------
@@ -88,7 +98,7 @@ async def test_a_batch_answers_one_serial_object_per_event(api: HttpApi, clock: 
 async def test_history_answers_the_newest_events_in_order_with_the_bounds(
     api: HttpApi, clock: FakeClock
 ) -> None:
-    serials = [(await post(api, clock, event("chat-1", n)))["serials"]["chat-1"] for n in range(5)]
+    serials = [await publish(api, clock, "chat-1", n) for n in range(5)]
 
     page = await history(api, clock, limit="3")
 
@@ -110,7 +120,7 @@ async def test_history_answers_the_newest_events_in_order_with_the_bounds(
 async def test_history_pages_forward_with_after_and_backward_with_before(
     api: HttpApi, clock: FakeClock
 ) -> None:
-    s = [(await post(api, clock, event("chat-1", n)))["serials"]["chat-1"] for n in range(5)]
+    s = [await publish(api, clock, "chat-1", n) for n in range(5)]
 
     forward = await history(api, clock, after=str(s[0]), limit="2")
     rest = await history(api, clock, after=str(s[2]), limit="2")
@@ -215,13 +225,12 @@ async def test_keys_of_one_app_are_not_another_apps(make_node: MakeNode, clock: 
     api = http_api(await make_node(CHAT, other))
 
     ok(await api.handle(keyed(signed(clock, "POST", "/apps/1/events", event("chat-1")), "k")))
+    body = event("chat-1", info="serial")
     answer = ok(
-        await api.handle(
-            keyed(signed(clock, "POST", "/apps/2/events", event("chat-1"), app=other), "k")
-        )
+        await api.handle(keyed(signed(clock, "POST", "/apps/2/events", body, app=other), "k"))
     )
 
-    assert "serials" in answer
+    assert "serial" in answer["channels"]["chat-1"]  # published: not app 1's answer
 
 
 async def test_concurrent_requests_with_one_key_publish_once(

@@ -24,6 +24,8 @@ IDEMPOTENCY_KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,255}")
 HISTORY_LIMIT: Final = 100  # events a history read answers when it names no limit
 MAX_HISTORY_LIMIT: Final = 1000
 TRIGGER_INFO: Final = frozenset({"user_count", "subscription_count"})
+# A publish may also ask for the serial each channel that keeps history gave the event.
+PUBLISH_INFO: Final = TRIGGER_INFO | {"serial"}
 CHANNEL_INFO: Final = frozenset({"user_count", "subscription_count", "cache"})
 
 
@@ -96,7 +98,7 @@ def _trigger(body: Mapping[str, object], app: App, *, allow_many: bool) -> Trigg
         not isinstance(socket_id, str) or not SOCKET_ID_RE.fullmatch(socket_id)
     ):
         raise ApiError(400, "'socket_id' must look like 123.456")
-    info = _info(body.get("info"), TRIGGER_INFO)
+    info = _info(body.get("info"), PUBLISH_INFO)
     key = idempotency_key(body.get("idempotency_key")) if allow_many else None
     return Trigger(name, data, channels, socket_id, info, key)
 

@@ -11,9 +11,10 @@ resolved once by whoever read the request) and write back the `ApiResponse`. Rul
 - Every answer is counted by the route's endpoint name (never the raw path, which carries
   ids) and status; every published event's time to its local writes goes to the latency
   histogram.
-- A publish may carry an idempotency key (`server.idempotency`); its answer names the
-  serial each channel that keeps history gave the event (`"serials"`, a field the Pusher
-  SDKs do not read), and `GET .../channels/{name}/history` reads that history.
+- A publish may carry an idempotency key (`server.idempotency`), and ask with
+  `info=serial` for the serial each channel that keeps history gave the event (an
+  attribute of the channel, where `subscription_count` goes); `GET
+  .../channels/{name}/history` reads that history.
 - It is given the parts of the node it uses (stores, quotas, metrics, the publish entry);
   it never imports the node (import-linter checks it).
 """
@@ -223,14 +224,12 @@ class HttpApi:
         async def send() -> JsonBody:
             await self._admit_events(app, len(trigger.channels))
             serials = await self._publish_timed(app, trigger)
-            body: JsonBody = {}
-            if trigger.info:
-                body["channels"] = await channel_attributes(
-                    self.presence, app, trigger.channels, trigger.info
-                )
-            if serials:
-                body["serials"] = serials
-            return body
+            if not trigger.info:
+                return {}
+            attributes = await channel_attributes(
+                self.presence, app, trigger.channels, trigger.info, serials
+            )
+            return {"channels": attributes}
 
         return await self._once(app, request, trigger.idempotency_key, send)
 
@@ -240,18 +239,15 @@ class HttpApi:
         async def send() -> JsonBody:
             await self._admit_events(app, len(triggers))
             serials = [await self._publish_timed(app, trigger) for trigger in triggers]
-            body: JsonBody = {}
-            if any(trigger.info for trigger in triggers):
-                batch = []
-                for trigger in triggers:
-                    attributes = await channel_attributes(
-                        self.presence, app, trigger.channels, trigger.info
-                    )
-                    batch.append(attributes[trigger.channels[0]])
-                body["batch"] = batch
-            if any(serials):
-                body["serials"] = serials  # one object per event of the batch
-            return body
+            if not any(trigger.info for trigger in triggers):
+                return {}
+            batch = []
+            for trigger, given in zip(triggers, serials, strict=True):
+                attributes = await channel_attributes(
+                    self.presence, app, trigger.channels, trigger.info, given
+                )
+                batch.append(attributes[trigger.channels[0]])
+            return {"batch": batch}
 
         return await self._once(app, request, triggers[0].idempotency_key, send)
 
@@ -358,12 +354,19 @@ def _quota_unavailable(exc: Exception) -> ApiError:
 
 
 async def channel_attributes(
-    presence: PresenceStore, app: App, channels: Iterable[str], info: frozenset[str]
+    presence: PresenceStore,
+    app: App,
+    channels: Iterable[str],
+    info: frozenset[str],
+    serials: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, object]]:
-    """The `info` attributes of each channel (user_count on presence channels only, §5.1)."""
+    """The `info` attributes of each channel (user_count on presence channels only, §5.1;
+    `serial`, of a publish, on channels that keep history)."""
     result: dict[str, dict[str, object]] = {}
     for name in channels:
         attributes: dict[str, object] = {}
+        if "serial" in info and serials and name in serials:
+            attributes["serial"] = serials[name]
         is_presence = classify(name).is_presence
         if "user_count" in info and is_presence:
             attributes["user_count"] = await presence.user_count(app.id, name)
