@@ -14,8 +14,7 @@ retries within a second, so 8 s serve it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ import pytest
 from ressonance.client import ChannelMessage, PusherSocket, RestClient
 from tests.e2e.conftest import RunningServer, start_server, stop_server
 from tests.e2e.node_clients import require_chromium, run_scenario
+from tests.e2e.proxy import CuttableProxy, proxied
 
 pytestmark = pytest.mark.e2e
 
@@ -82,73 +82,6 @@ def test_the_web_build_in_chromium_recovers_a_cut(
 
 
 # --- the Python SDK, through a proxy of this test's own --------------------------------------
-
-
-class CuttableProxy:
-    """A loopback TCP proxy to `upstream`: `cut()` drops every connection and refuses new
-    ones until `restore()`."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.index = 0
-        self.cut_off = False
-        self.live: set[asyncio.StreamWriter] = set()
-        self.server: asyncio.Server | None = None
-        self.serving: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut_off:
-            writer.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self.serving.add(task)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.ports[self.index])
-        self.live |= {writer, up_writer}
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-            self.live.discard(writer)
-
-    def cut(self) -> None:
-        self.cut_off = True
-        for writer in list(self.live):
-            writer.transport.abort()
-        self.live.clear()
-
-    def restore(self, *, next_upstream: bool = False) -> None:
-        if next_upstream:
-            self.index = (self.index + 1) % len(self.ports)
-        self.cut_off = False
-
-    async def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-        await asyncio.gather(*self.serving, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
-async def proxied(ports: list[int]) -> AsyncIterator[tuple[CuttableProxy, int]]:
-    proxy = CuttableProxy(ports)
-    port = await proxy.start()
-    try:
-        yield proxy, port
-    finally:
-        await proxy.close()
 
 
 async def messages(sock: PusherSocket, count: int, seconds: float) -> list[ChannelMessage]:

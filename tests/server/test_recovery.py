@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from ressonance.backbone.base import Topic
+from ressonance.protocol import messages as m
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server import recovery
@@ -301,3 +303,24 @@ async def test_the_publish_answer_and_history_agree_across_channels(
 
 def test_an_app_without_history_pays_nothing_on_publish() -> None:
     assert App(id="1", key="k", secret="s").history_channels == ()
+
+
+async def test_a_live_copy_arriving_after_the_replay_is_dropped_then_the_session_takes_over(
+    node: Node, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "SETTLE_SECONDS", 0.01)
+    seen = await publish(node, 1)
+    # Kept by a publishing node that has not handed it to the backbone yet:
+    late = await node.history.record(CHAT, "chat-1", "message", '{"n":1}')
+    assert late is not None
+    client = connect_chat(connect)
+    await resume(client, "chat-1", seen[0])
+    frame = m.encode_channel_event("chat-1", "message", '{"n":1}', None, late)
+    await node.fanout.broadcast(CHAT, "chat-1", frame)  # ...and now it does
+    await publish(node, 1, start=2)
+    hold = node.hub.sessions(Topic(CHAT.id, "chat-1"))[0]
+    await asyncio.sleep(0.05)
+
+    assert numbers(client) == [1, 2]
+    assert isinstance(hold, recovery.LiveHold)
+    assert node.hub.sessions(Topic(CHAT.id, "chat-1")) == [client.session]

@@ -107,10 +107,10 @@ class Fanout:
         if self.hub.add(topic, session if stand_in is None else stand_in):
             await self.backbone.subscribe(topic)
 
-    def take_over(self, session: Session, topic: Topic) -> None:
-        """`session` replaces its stand-in under `topic` (if it is still indexed there)."""
-        if topic in session.topics:
-            self.hub.add(topic, session)
+    def take_over(self, session: Session, topic: Topic, stand_in: Recipient) -> None:
+        """`session` replaces `stand_in` under `topic`, if it still stands in for it there."""
+        if topic in session.topics and not session.closed:
+            self.hub.replace(topic, stand_in, session)
 
     async def unindex(self, session: Session, topic: Topic) -> None:
         session.topics.discard(topic)

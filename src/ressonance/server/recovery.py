@@ -10,14 +10,18 @@ itself (`server.subscriptions`), through the `Resumption` that `Recovery.begin` 
 3. `finish`, right after `subscription_succeeded`: the missed events are written, page by
    page (each page in writes of at most `CHUNK_BYTES`, the next once the client has taken
    most of the last: a slow reader is paced, not overrun); then the held frames, minus the
-   events already replayed (serial at most the last one written); then the session takes
-   the hold's place in the index. Nothing is awaited after the last read, so no frame slips
-   in between.
+   events already replayed (serial at most the last one written). Nothing is awaited after
+   the last read, so no frame slips in between. The hold then passes the live frames on,
+   still minus the replayed ones, for `SETTLE_SECONDS`, and the session takes its place in
+   the index (from then on a delivery to it is a plain write again).
 
 Why nothing is lost or doubled: the hold is indexed (and the backbone subscribed) before the
 first read, and an event gets its serial in the store before it is handed to the backbone.
 So an event kept after a read arrives into the hold, and one kept before it is in what the
-reads return (its live copy, if any, is dropped by serial).
+reads return; its live copy, if it comes at all, is dropped by serial, whether it arrives
+before the replay ends or after (the publishing node may hand it to the backbone a moment
+after the read saw it kept). The guarantee thus holds for publishes that reach this node
+within `SETTLE_SECONDS` of being kept, which on a working backbone is milliseconds.
 
 When the gap cannot be filled (the events after the serial are no longer kept, the serial
 is not of this log, the channel keeps no history, or a read fails half-way), the client
@@ -56,20 +60,29 @@ PAGE_EVENTS: Final = 500  # events read from the store at a time
 CHUNK_BYTES: Final = 64 * 1024  # replayed bytes written at a time
 DRAIN_POLL_SECONDS: Final = 0.005
 DRAIN_WAIT_SECONDS: Final = 10.0  # then the session's own output limits decide
+SETTLE_SECONDS: Final = 5.0  # replayed events' live copies are dropped this long after
 
 
 class LiveHold:
-    """Stands in for a session in the hub while its missed events are written (O(1) write)."""
+    """Stands in for a session in the hub: holds the topic's frames while the missed events
+    are written (an O(1) append), then passes them on minus the replayed ones."""
 
-    __slots__ = ("frames", "limit", "session", "socket_id")
+    __slots__ = ("frames", "limit", "replayed", "session", "socket_id")
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.socket_id = session.socket_id
         self.limit = session.max_buffer_messages
         self.frames: list[bytes] = []
+        self.replayed: int | None = None  # once passing on: the last serial replayed
 
     def write(self, frame: bytes) -> None:
+        replayed = self.replayed
+        if replayed is not None:
+            serial = serial_of(frame)
+            if serial is None or serial > replayed:
+                self.session.write(frame)
+            return
         frames = self.frames
         frames.append(frame)
         if len(frames) > self.limit and not self.session.closed:
@@ -193,16 +206,19 @@ class Resumption:
         session.send_frames(b"".join(frames), len(frames))
 
     def _release(self, written: int) -> None:
-        """The held frames not yet written, then the session in the hold's place."""
+        """The held frames not yet written; later ones pass, then the session takes over."""
         hold, session = self.stand_in, self.session
         if hold is None or session.closed:
             return
-        topic = Topic(self.app.id, self.channel.name)
         kept = [f for f in hold.frames if (serial := serial_of(f)) is None or serial > written]
         hold.frames = []
+        hold.replayed = written
         if kept:
             session.send_frames(b"".join(kept), len(kept))
-        self.recovery.fanout.take_over(session, topic)
+        topic = Topic(self.app.id, self.channel.name)
+        asyncio.get_running_loop().call_later(
+            SETTLE_SECONDS, self.recovery.fanout.take_over, session, topic, hold
+        )
 
     def _count(self, gap: str | None) -> None:
         counters = self.recovery.fanout.metrics.app(self.app.id)
