@@ -129,14 +129,15 @@ def stop_server(server: RunningServer) -> None:
 
 @pytest.fixture(scope="session")
 def ressonance_js() -> Path:
-    """clients/js (the `ressonance-js` add-on), installed from its lock file and built once
-    per session with npm, as a contributor builds it; the directory of its dist/."""
+    """clients/js (the `ressonance-js` add-on), installed from its lock file, built and its
+    types checked against pusher-js and laravel-echo (`npm test`) once per session, with npm
+    as a contributor does it; the directory of its dist/."""
     directory = REPO / "clients" / "js"
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm (Node.js >= 20) is required to build clients/js", pytrace=False)
-    steps = [[npm, "run", "build", "--silent"]]
-    if not (directory / "node_modules" / "esbuild").is_dir():
+    steps = [[npm, "run", "build", "--silent"], [npm, "test", "--silent"]]
+    if not (directory / "node_modules" / "pusher-js").is_dir():
         steps.insert(0, [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"])
     for step in steps:
         done = subprocess.run(step, cwd=directory, capture_output=True, text=True, check=False)
