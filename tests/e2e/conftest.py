@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,9 @@ def start_server(
     args: list[str] | None = None,
     client_ssl: ssl.SSLContext | None = None,
     env_app: bool = True,
+    preexec_fn: Callable[[], None] | None = None,
+    launcher: list[str] | None = None,
+    cwd: Path = REPO,
 ) -> RunningServer:
     """Start `python -m ressonance serve` and wait until /readyz answers 200.
 
@@ -58,10 +61,15 @@ def start_server(
     --tls-key in `args`) the server is polled, and addressed, over https://. Without
     `env_app`, the server gets no RESSONANCE_APP_* app (pass `--apps URL` in `args`); the
     credentials in the RunningServer are then those the test puts in `extra_env`
-    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty.
+    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty. `preexec_fn` runs in the child before the
+    server starts (to set resource limits, for example). `launcher` replaces `python -m
+    ressonance` (an installed `ressonance` script, run in `cwd` without this checkout's
+    PYTHONPATH).
     """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_APP")}
+    if launcher is not None:
+        inherited.pop("PYTHONPATH", None)
     app_env = {
         "RESSONANCE_APP_ID": "424242",
         "RESSONANCE_APP_KEY": "e2e-key",
@@ -77,9 +85,7 @@ def start_server(
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "ressonance",
+                *(launcher or [sys.executable, "-m", "ressonance"]),
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -90,7 +96,8 @@ def start_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,
+            preexec_fn=preexec_fn,
         )
     server = RunningServer(
         "127.0.0.1",

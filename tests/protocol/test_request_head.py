@@ -2,8 +2,9 @@
 
 Anything outside the strict subset is FOREIGN (for a body: None): the web library then answers
 it from the same bytes, so these tables list what must never be taken for ours as much as what
-must. Upgrades read from a head are in test_handshake.py; which paths the door answers is the
-routing table's (tests/server/test_routes.py and test_front_door.py).
+must. A head over a size limit is TooLarge, ours or not. Upgrades read from a head are in
+test_handshake.py; which paths the door answers is the routing table's
+(tests/server/test_routes.py and test_front_door.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import pytest
 from ressonance.protocol.request_head import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
+    MAX_LINE_BYTES,
+    HeadLimits,
     RequestHead,
+    TooLarge,
     Verdict,
     body_length,
     read_head,
+    request_path,
 )
 
 LIMIT = 1000
@@ -105,7 +110,6 @@ def test_query_reads_as_the_web_library_reads_it(target: str, query: dict[str, s
         head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS, "Upgrade: websocket"),  # twice
         head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS).replace(b"\r\nUpgrade", b"\nUpgrade"),
         head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS, "User-Agent: caf\u00e9"),
-        head("GET /app/k HTTP/1.1", *UPGRADE_HEADERS, *(f"X-{i}: y" for i in range(MAX_HEADERS))),
         publish("/apps/42/events", "Host: x", "Content-Length: 2", "Content-Length: 2"),
     ],
 )
@@ -194,11 +198,66 @@ def test_a_request_further_in_the_buffer() -> None:
     assert read_head(first + second[:-1], len(first)) is Verdict.INCOMPLETE
 
 
-def test_a_head_longer_than_the_limit_is_foreign() -> None:
-    long_head = publish("/apps/42/events", *PUBLISH_HEADERS, "X-Pad: " + "y" * MAX_HEAD_BYTES)
+def test_a_head_up_to_the_limit_is_read_and_one_byte_more_is_too_large() -> None:
+    short = publish("/apps/42/events", *PUBLISH_HEADERS)
+    pad = "y" * (MAX_HEAD_BYTES - len(short) - len("X-Pad: \r\n"))
+    lines = ("Host: x", "X-Pad: " + pad[: MAX_LINE_BYTES - 7], "X-Pad2: " + pad[MAX_LINE_BYTES:])
+    exact = publish("/apps/42/events", *lines, "Content-Length: 2")
+    size = len(exact)
+    assert size <= MAX_HEAD_BYTES
+    assert read(exact).size == size  # every line under the line limit
+    over = publish(
+        "/apps/42/events", *lines, "Content-Length: 2", "X: " + "z" * (1 + MAX_HEAD_BYTES - size)
+    )
+    assert read_head(over) == TooLarge("Request head is larger than 16 KB")
+
+
+def test_an_unfinished_head_is_too_large_once_it_reaches_the_limit() -> None:
+    lines = [f"X-{i}: " + "y" * 100 for i in range(MAX_HEAD_BYTES // 100)]
+    long_head = publish("/apps/42/events", *PUBLISH_HEADERS, *lines)
     assert read_head(long_head[: MAX_HEAD_BYTES - 1]) is Verdict.INCOMPLETE
-    assert read_head(long_head[:MAX_HEAD_BYTES]) is Verdict.FOREIGN
-    assert read_head(long_head) is Verdict.FOREIGN
+    assert read_head(long_head[:MAX_HEAD_BYTES]) == TooLarge("Request head is larger than 16 KB")
+
+
+def test_a_line_over_the_limit_is_too_large_before_the_head_ends() -> None:
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: "
+    line = start + b"c" * (MAX_LINE_BYTES - len(b"Cookie: "))
+    assert read_head(line) is Verdict.INCOMPLETE  # exactly the limit
+    assert read_head(line + b"c") == TooLarge("Request line or header line is longer than 8 KB")
+    assert read_head(b"GET /" + b"a" * MAX_LINE_BYTES) == TooLarge(
+        "Request line or header line is longer than 8 KB"
+    )
+
+
+def test_a_complete_head_with_a_line_over_the_limit_is_too_large() -> None:
+    wire = upgrade("/app/k", *UPGRADE_HEADERS, "Cookie: " + "c" * MAX_LINE_BYTES)
+    assert read_head(wire) == TooLarge("Request line or header line is longer than 8 KB")
+    limits = HeadLimits(max_head_bytes=4096, max_line_bytes=100, max_headers=MAX_HEADERS)
+    wire = upgrade(f"/app/{'k' * 100}")
+    assert read_head(wire, 0, limits) == TooLarge(
+        "Request line or header line is longer than 100 bytes"
+    )
+
+
+def test_more_headers_than_the_limit_is_too_large() -> None:
+    wire = head("GET /app/k HTTP/1.1", *(f"X-{i}: y" for i in range(MAX_HEADERS)))
+    assert read_head(wire) is Verdict.FOREIGN  # no Host, but not too many
+    wire = head("GET /app/k HTTP/1.1", *(f"X-{i}: y" for i in range(MAX_HEADERS + 1)))
+    assert read_head(wire) == TooLarge("Request has more than 128 header lines")
+
+
+@pytest.mark.parametrize(
+    ("wire", "path"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "/healthz"),
+        (b"GET /metrics?name[]=x HTTP/1.1\r\n\r\n", "/metrics"),
+        (b"POST /healthz HTTP/1.1\r\n\r\n", ""),
+        (b"GET /readyz\r\n\r\n", ""),
+    ],
+)
+def test_the_path_of_a_get_request(wire: bytes, path: str) -> None:
+    assert request_path(wire) == path
+    assert request_path(b"xx" + wire, 2) == path
 
 
 def test_binary_garbage_is_foreign() -> None:

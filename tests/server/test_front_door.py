@@ -18,19 +18,15 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_parser import HttpRequestParser
 from hypothesis import given, settings, strategies as st
 
-from ressonance.protocol.app import App
+from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.handshake import Handshake
 from ressonance.protocol.request_head import Verdict
 from ressonance.protocol.signing import sign_request
 from ressonance.server import front_door, routes
-from ressonance.server.front_door import (
-    IDLE_TIMEOUT_SECONDS,
-    SWEEP_SECONDS,
-    FrontDoor,
-    FrontDoors,
-    read_request,
-)
+from ressonance.server.deadlines import LINGER_SECONDS, Phase, ticks
+from ressonance.server.front_door import FrontDoor, FrontDoors, read_request
 from ressonance.server.http_api import ApiRequest, ApiResponse
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.node import Node
 from ressonance.server.service import gate, http_api, memory_node, sockets
 from ressonance.server.websocket import WebSocket
@@ -91,6 +87,13 @@ class FakeTransport:
         return b"".join(self.writes)
 
 
+class NoHalfClose(FakeTransport):
+    """A TLS transport: it cannot send EOF and keep reading."""
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
 class Fallback:
     """Stands for aiohttp's RequestHandler: records what it was given."""
 
@@ -106,7 +109,9 @@ class Fallback:
 
 
 class Harness:
-    def __init__(self, node: Node) -> None:
+    def __init__(
+        self, node: Node, limits: ConnectionLimits | None = None, capacity: int | None = None
+    ) -> None:
         self.node = node
         self.fallbacks: list[Fallback] = []
         self.sockets = sockets(node, 1 << 16)
@@ -116,20 +121,27 @@ class Harness:
             api=self.api,
             sockets=self.sockets,
             gate=gate(node),
+            metrics=node.metrics,
             fallback=self.fallback,
             max_body_bytes=1000,
             server_header=SERVER,
+            limits=limits,
+            capacity=capacity,
         )
 
     def fallback(self) -> Fallback:
         self.fallbacks.append(Fallback())
         return self.fallbacks[-1]
 
-    def connect(self) -> tuple[FrontDoor, FakeTransport]:
+    def connect(self, transport: FakeTransport | None = None) -> tuple[FrontDoor, FakeTransport]:
         door = self.doors()
-        transport = FakeTransport()
+        transport = transport or FakeTransport()
         door.connection_made(transport)  # type: ignore[arg-type]
         return door, transport
+
+    def sweep(self, count: int) -> None:
+        for _ in range(count):
+            self.doors.sweep()
 
 
 @pytest.fixture
@@ -257,7 +269,6 @@ async def test_pipelined_and_split_requests_are_answered_in_order(harness: Harne
         b"GET /apps/1/events HTTP/1.1\r\nHost: x\r\n\r\n",
         b"POST /app/app-key HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         b"\x16\x03\x01 not http at all\r\n\r\n",
-        b"X" * 9000,  # a head past the limit
     ],
 )
 async def test_what_the_door_does_not_answer_goes_to_aiohttp_whole(
@@ -397,17 +408,113 @@ async def test_a_failing_handler_closes_the_connection(
 async def test_idle_doors_are_closed_by_the_sweep(harness: Harness) -> None:
     _idle, idle_transport = harness.connect()
     active, active_transport = harness.connect()
-    sweeps = int(IDLE_TIMEOUT_SECONDS // SWEEP_SECONDS)
-    for _ in range(sweeps - 1):
-        harness.doors.sweep()
     active.data_received(publish())
     await settle()
-    harness.doors.sweep()
-    assert idle_transport.closed
-    assert not active_transport.closed
-    for _ in range(sweeps):
+    for _ in range(ticks(ConnectionLimits().first_byte_timeout)):
+        harness.doors.sweep()
+    assert idle_transport.closed  # never sent a byte
+    assert not active_transport.closed  # answered, and idle for less than the keep-alive
+    for _ in range(ticks(ConnectionLimits().keepalive_timeout)):
         harness.doors.sweep()
     assert active_transport.closed
+    assert harness.node.metrics.dropped == {"first_byte_timeout": 1, "keepalive_timeout": 1}
+
+
+async def test_a_head_over_the_limit_is_answered_431_and_never_buffered(
+    harness: Harness,
+) -> None:
+    door, transport = harness.connect()
+    door.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 10_000)
+    ((status, headers, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert headers["Connection"] == "close"
+    assert body == {"error": "Request line or header line is longer than 8 KB", "code": 431}
+    assert transport.eof_written
+    assert not harness.fallbacks  # aiohttp never sees it
+    door.data_received(b"c" * 100_000)  # what the client still sends is dropped
+    assert door.pending_bytes() == 0
+    harness.sweep(ticks(LINGER_SECONDS) - 1)
+    assert not transport.closed  # the client may still read the answer
+    harness.sweep(1)
+    assert transport.closed
+    assert harness.node.metrics.dropped == {"head_too_large": 1}
+
+
+async def test_over_tls_a_refusal_closes_at_once(harness: Harness) -> None:
+    door, transport = harness.connect(NoHalfClose())
+    door.data_received(b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n")
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert body["error"] == "Request has more than 128 header lines"
+    assert transport.closed
+
+
+async def test_a_trickled_request_gets_408_in_seconds(harness: Harness) -> None:
+    door, transport = harness.connect()
+    door.data_received(b"POST /apps/1/events HTTP/1.1\r\n")
+    harness.sweep(1)
+    assert transport.writes == []
+    harness.sweep(1)  # its second tick: under 100 bytes a second
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert body["error"] == "Request arriving too slowly (min_request_bytes_per_sec)"
+    assert harness.node.metrics.dropped == {"request_too_slow": 1}
+
+
+async def test_a_request_must_be_complete_within_the_request_timeout() -> None:
+    node = memory_node([APP])
+    limits = ConnectionLimits(request_timeout=3, min_request_bytes_per_sec=UNLIMITED)
+    harness = Harness(node, limits)
+    door, transport = harness.connect()
+    head = publish()
+    door.data_received(head[:-2])  # the body is 2 bytes short
+    harness.sweep(ticks(3) - 1)
+    assert transport.writes == []
+    harness.sweep(1)
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert body["error"] == "Request not received in time (request_timeout)"
+    harness.sweep(ticks(LINGER_SECONDS))
+    assert transport.closed
+    door.expire(Phase.KEEPALIVE)  # closed already: nothing more
+    assert harness.node.metrics.dropped == {"request_timeout": 1}
+
+
+async def test_a_request_being_answered_is_never_cut(harness: Harness) -> None:
+    released = asyncio.Event()
+    handle = harness.api.handle
+
+    async def slow(request: ApiRequest) -> ApiResponse:
+        await released.wait()
+        return await handle(request)
+
+    harness.doors.api.handle = slow  # type: ignore[method-assign]
+    door, transport = harness.connect()
+    door.data_received(publish())
+    await settle()
+    harness.sweep(ticks(ConnectionLimits().request_timeout) + 1)
+    assert not transport.closed
+    released.set()
+    await settle()
+    ((status, _, _),) = responses(transport.output)
+    assert status == "HTTP/1.1 200 OK"
+    harness.sweep(ticks(ConnectionLimits().keepalive_timeout))
+    assert transport.closed  # then idle
+
+
+async def test_past_the_capacity_only_probes_are_served() -> None:
+    harness = Harness(memory_node([APP]), capacity=0)
+    probe, _ = harness.connect()
+    assert probe.probes_only
+    probe.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    (fallback,) = harness.fallbacks
+    assert fallback.received.startswith(b"GET /healthz")
+    other, transport = harness.connect()
+    other.data_received(publish())
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 503 Service Unavailable"
+    assert body["error"].startswith("Server over capacity: only /healthz, /readyz and /metrics")
+    assert harness.node.metrics.dropped == {"over_capacity": 1}
 
 
 async def test_a_lost_connection_is_forgotten(harness: Harness) -> None:

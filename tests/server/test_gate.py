@@ -7,6 +7,7 @@ with the same code for a refusal, pusher:connection_established for a session.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -15,7 +16,9 @@ import pytest
 from ressonance.protocol.app import App
 from ressonance.protocol.handshake import Handshake
 from ressonance.server.admission import AdmissionLimits
+from ressonance.server.deadlines import ticks
 from ressonance.server.gate import PATH_NOT_FOUND, Gate, peer_address
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.node import Node
 from ressonance.server.service import gate, sockets
 from ressonance.server.websocket import WebSocket
@@ -26,8 +29,10 @@ from tests.server.test_front_door import FakeTransport
 PUSHER_JS = Handshake(APP.key, {"protocol": "7", "client": "js"}, None, ())
 
 
-def opened(node: Node, limits: AdmissionLimits | None = None) -> tuple[Gate, WebSocket]:
-    policy = gate(node, limits)
+def opened(
+    node: Node, limits: AdmissionLimits | None = None, connections: ConnectionLimits | None = None
+) -> tuple[Gate, WebSocket]:
+    policy = gate(node, limits, connections)
     transport = FakeTransport()
     socket = sockets(node, 1 << 16).adopt(transport, b"HTTP/1.1 101 Switching Protocols\r\n\r\n")  # type: ignore[arg-type]
     return policy, socket
@@ -133,6 +138,41 @@ async def test_a_refusal_from_elsewhere_is_counted_the_same_way(node: Node) -> N
     socket.uncork()
     refused_with(socket, 4005, "Path not found; use /app/{key}")
     assert node.metrics.refused == {"4005": 1}
+
+
+async def test_a_socket_not_opened_within_the_upgrade_timeout_is_refused_4100(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalled = asyncio.Event()
+    find_by_key = node.apps.find_by_key
+
+    async def slow(key: str) -> App | None:
+        await stalled.wait()  # a stalled app store or shared state
+        return await find_by_key(key)
+
+    monkeypatch.setattr(node.apps, "find_by_key", slow)
+    gate, socket = opened(node, connections=ConnectionLimits(upgrade_timeout=2))
+    opening = asyncio.create_task(gate.open(socket, PUSHER_JS))
+    await asyncio.sleep(0)
+    for _ in range(ticks(2) - 1):
+        gate.sweep()
+    assert socket.transport.writes == []  # type: ignore[attr-defined]  # still corked
+    gate.sweep()
+    refused_with(socket, 4100, "Server over capacity: connection not opened in time")
+    assert node.metrics.dropped == {"upgrade_timeout": 1}
+    stalled.set()
+    await opening  # the lookup ends: no session, and no second refusal
+    assert not node.registry.sessions
+    assert node.metrics.refused == {"4100": 1}
+
+
+async def test_an_opened_socket_is_no_longer_timed(node: Node) -> None:
+    gate, socket = opened(node, connections=ConnectionLimits(upgrade_timeout=1))
+    await gate.open(socket, PUSHER_JS)
+    for _ in range(ticks(1) + 1):
+        gate.sweep()
+    assert frames(socket) == ["pusher:connection_established"]
+    assert not node.metrics.dropped
 
 
 class Extra:

@@ -278,6 +278,20 @@ async def test_event_loop_lag_is_how_late_the_timer_woke_up(node: Node) -> None:
     assert value(node, "event_loop_lag_seconds") >= 0.04
 
 
+async def test_connections_the_entrance_drops_are_counted_by_reason(node: Node) -> None:
+    assert value(node, "open_connections") == 0
+    assert ("ressonance_connection_capacity", frozenset()) not in scrape(node)  # no limit known
+    node.metrics.connection_dropped("first_byte_timeout")
+    node.metrics.connection_dropped("first_byte_timeout")
+    node.metrics.connection_dropped("head_too_large")
+    node.metrics.open_connections = 7
+    node.metrics.connection_capacity = 872
+    assert value(node, "connections_dropped_total", reason="first_byte_timeout") == 2
+    assert value(node, "connections_dropped_total", reason="head_too_large") == 1
+    assert value(node, "open_connections") == 7
+    assert value(node, "connection_capacity") == 872
+
+
 # --- delivery: history, resumes, idempotency -------------------------------------------------
 
 

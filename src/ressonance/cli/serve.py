@@ -35,7 +35,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run = commands.add_parser("serve", help="run a node (WebSocket + HTTP API on one port)")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 6001)")
-    run.add_argument("--config", metavar="FILE", help="TOML config file with [server] and [[apps]]")
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config file with [server] and [[apps]] (default: $RESSONANCE_CONFIG)",
+    )
     run.add_argument(
         "--log-level", type=str.lower, choices=LOG_LEVELS, help="debug, info, warning or error"
     )
@@ -192,6 +196,7 @@ async def _serve(
             apps_refresh_seconds=settings.apps_refresh_seconds,
             admin=admin_api(settings, registry, node.usage),
             on_ready=ready,
+            connections=settings.connection_limits,
         )
     finally:
         await registry.close()

@@ -11,7 +11,10 @@ The checks run in this order; the first that says no refuses the connection:
 5. the node's own checks (`SessionRegistry.connect`: a disabled app 4003, the connection
    quota 4004 or 4100).
 
-Then the session starts on the socket.
+Then the session starts on the socket. A socket must get there within `upgrade_timeout`
+(`ConnectionLimits`, counted from the moment the gate has it): one still opening past it (a
+stalled app store or shared state) is refused with 4100 by the sweep (`Gate.sweep`, once a
+tick), and counted as dropped (`upgrade_timeout`).
 
 Rules:
 1. Every refusal is a `Refusal`: counted by code (`connections_refused`), then pusher:error
@@ -19,7 +22,8 @@ Rules:
 2. A failure while opening is logged and closes the socket with 1011; in every case the
    socket is uncorked at the end, so the 101, if corked with it, and the first frames leave
    in one write.
-3. A socket the client broke or left while the app was looked up gets no session.
+3. A socket the client broke or left while the app was looked up gets no session, and one
+   already closing (refused when its opening timed out, or left) is not refused again.
 4. No web library and nothing of the transport, the front door or the node (import-linter
    checks it): the peer's address is read from the socket's asyncio transport, and the gate
    is given the parts it uses.
@@ -35,6 +39,7 @@ from ressonance.apps.base import AppStore
 from ressonance.protocol.errors import ErrorCode
 from ressonance.protocol.handshake import Handshake, Refusal, origin_allowed, protocol_problem
 from ressonance.server.admission import Admission
+from ressonance.server.deadlines import Openings
 from ressonance.server.metrics import Metrics
 from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import Session
@@ -45,6 +50,9 @@ log = logging.getLogger(__name__)
 APP_NOT_FOUND: Final = Refusal(ErrorCode.APP_NOT_FOUND, "App key does not exist")
 ORIGIN_NOT_ALLOWED: Final = Refusal(ErrorCode.UNAUTHORIZED, "Origin not allowed")
 PATH_NOT_FOUND: Final = Refusal(ErrorCode.PATH_NOT_FOUND, "Path not found; use /app/{key}")
+NOT_OPENED_IN_TIME: Final = Refusal(
+    ErrorCode.OVER_CAPACITY, "Server over capacity: connection not opened in time"
+)
 
 
 def peer_address(transport: asyncio.BaseTransport) -> str | None:
@@ -67,14 +75,19 @@ class Gate:
         admission: Admission,
         registry: SessionRegistry,
         metrics: Metrics,
+        openings: Openings[WebSocket] | None = None,
     ) -> None:
+        """`openings` times the sockets being opened (`upgrade_timeout`; the default when
+        None)."""
         self.apps = apps
         self.admission = admission
         self.registry = registry
         self.metrics = metrics
+        self.openings: Openings[WebSocket] = Openings() if openings is None else openings
 
     async def open(self, socket: WebSocket, handshake: Handshake) -> None:
         """Start a session on `socket`, or refuse it; never raises."""
+        self.openings.start(socket)
         try:
             opened = await self._session(socket, handshake)
             if isinstance(opened, Session):
@@ -85,11 +98,23 @@ class Gate:
             log.exception("event=open_failed")
             socket.close(INTERNAL_ERROR, "Internal server error")
         finally:
+            self.openings.done(socket)
             socket.uncork()
 
     def refuse(self, socket: WebSocket, refusal: Refusal) -> None:
+        if socket.over:
+            return  # closing already (refused when its opening timed out, or left)
         self.metrics.connection_refused(refusal.code)
         socket.refuse(refusal.code, refusal.reason)
+
+    def sweep(self) -> None:
+        """One tick: refuse the sockets still opening past `upgrade_timeout`."""
+        for socket in self.openings.tick():
+            if socket.over:
+                continue
+            self.metrics.connection_dropped("upgrade_timeout")
+            self.refuse(socket, NOT_OPENED_IN_TIME)
+            socket.uncork()
 
     async def _session(self, socket: WebSocket, handshake: Handshake) -> Session | Refusal | None:
         """The new session, the first refusal, or None when the socket is already over."""

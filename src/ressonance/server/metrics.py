@@ -13,8 +13,9 @@ Rules:
    `code` (the close codes the server knows;
    any other code a client sends is counted as "other"), `endpoint` (the name of the HTTP API
    endpoint the request's route resolved to, `server.routes`, or "unknown"; never a raw path,
-   and the path is not parsed again for it), `status` and `limit` (the names of the
-   admission settings). No channel, socket, user or address label.
+   and the path is not parsed again for it), `status`, `limit` (the names of the admission
+   settings) and `reason` (the fixed reasons the entrance closes a connection for: `census`,
+   `deadlines`). No channel, socket, user or address label.
 4. Monotonic time (`timer`, injected) for durations; the node's wall clock is not used here.
 
 prometheus-client is used, not a hand-written exposition: per-node registries are one
@@ -128,6 +129,9 @@ class Metrics:
         self.throttled: dict[str, int] = {}  # admission refusals by the setting that refused
         self.http_requests: dict[tuple[str, str], int] = {}
         self.quota_refusals: dict[tuple[str, str], int] = {}
+        self.dropped: dict[str, int] = {}  # connections cut before a session, by reason
+        self.open_connections = 0  # every connection of the node, set once a tick
+        self.connection_capacity: int | None = None  # from the descriptor limit
         self.loop_lag = 0.0
         self.apps: dict[str, AppCounters] = {}
         self.publish_latency = Histogram(
@@ -166,6 +170,10 @@ class Metrics:
     def connection_throttled(self, setting: str) -> None:
         """A WebSocket refused by admission control; `setting` names the limit (bounded)."""
         self.throttled[setting] = self.throttled.get(setting, 0) + 1
+
+    def connection_dropped(self, reason: str) -> None:
+        """A connection closed by the entrance (a deadline, a size or count limit)."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     # --- deliveries, HTTP API, event loop ----------------------------------------------------
 
@@ -280,6 +288,31 @@ class _Collector:
         for setting, value in sorted(m.throttled.items()):
             throttled.add_metric([setting], value)
         yield from (current, peak, opened, closed, refused, throttled)
+        yield from self._entrance()
+
+    def _entrance(self) -> Iterator[Metric]:
+        m = self.metrics
+        dropped = _counter(
+            "connections_dropped",
+            "Connections the server closed before they became sessions (deadlines, head size, "
+            "per-address and descriptor limits), by reason",
+            ("reason",),
+        )
+        for reason, value in sorted(m.dropped.items()):
+            dropped.add_metric([reason], value)
+        open_ = _gauge(
+            "open_connections", "Every connection of the node: opening, HTTP and WebSocket"
+        )
+        open_.add_metric([], m.open_connections)
+        yield from (dropped, open_)
+        if m.connection_capacity is not None:
+            capacity = _gauge(
+                "connection_capacity",
+                "Connections served normally: the descriptor limit less those in use at start "
+                "and reserved_descriptors",
+            )
+            capacity.add_metric([], m.connection_capacity)
+            yield capacity
 
     def _apps(self) -> Iterator[Metric]:
         apps = sorted(self.metrics.apps.items())

@@ -33,9 +33,11 @@ from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.admin_api import AdminApi
 from ressonance.server.admission import Admission, AdmissionLimits
+from ressonance.server.deadlines import Openings
 from ressonance.server.gate import Gate
 from ressonance.server.http_api import HttpApi
 from ressonance.server.idempotency import IdempotentPublishes
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.liveness import Liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
@@ -146,9 +148,11 @@ def http_api(node: Node) -> HttpApi:
     )
 
 
-def gate(node: Node, limits: AdmissionLimits | None = None) -> Gate:
-    """The opening policy of new WebSockets to `node`, its admission under `limits` (the
-    defaults when None)."""
+def gate(
+    node: Node, limits: AdmissionLimits | None = None, connections: ConnectionLimits | None = None
+) -> Gate:
+    """The opening policy of new WebSockets to `node`, its admission under `limits` and its
+    `upgrade_timeout` from `connections` (the defaults when None)."""
     admission = Admission(
         limits,
         sessions=node.registry.sessions,
@@ -156,7 +160,13 @@ def gate(node: Node, limits: AdmissionLimits | None = None) -> Gate:
         clock=node.clock,
         limiter=node.quotas.limiter,  # app-wide: shared by every node of a cluster
     )
-    return Gate(apps=node.apps, admission=admission, registry=node.registry, metrics=node.metrics)
+    return Gate(
+        apps=node.apps,
+        admission=admission,
+        registry=node.registry,
+        metrics=node.metrics,
+        openings=Openings(connections),
+    )
 
 
 def sockets(node: Node, max_message_bytes: int) -> Sockets:
@@ -188,16 +198,19 @@ def transport(
     limits: TransportLimits,
     admission_limits: AdmissionLimits | None = None,
     admin: AdminApi | None = None,
+    connections: ConnectionLimits | None = None,
 ) -> Transport:
-    """The aiohttp application serving `node`'s outer ring (and `admin`, when given)."""
+    """The aiohttp application serving `node`'s outer ring (and `admin`, when given), each
+    connection bounded by `connections` until it is a session (the defaults when None)."""
     return Transport(
         api=http_api(node),
-        gate=gate(node, admission_limits),
+        gate=gate(node, admission_limits, connections),
         sockets=sockets(node, limits.max_ws_message_bytes),
         readiness=node.readiness,
         metrics=node.metrics,
         limits=limits,
         admin=admin,
+        connections=connections,
     )
 
 
@@ -217,6 +230,7 @@ async def serve(
     apps_refresh_seconds: float = 1.0,
     admin: AdminApi | None = None,
     on_ready: Callable[[], None] = lambda: None,
+    connections: ConnectionLimits | None = None,
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives, then drain and stop.
 
@@ -226,9 +240,10 @@ async def serve(
     With `catalog` (the node's app store, loaded), the registry behind it is polled every
     `apps_refresh_seconds` until the node stops; changed apps reach it through
     `SessionRegistry.apps_changed`. Whoever opened the registry closes it. With `admin`, the
-    port serves the admin API under /admin/v1.
+    port serves the admin API under /admin/v1. `connections` bounds every connection until it
+    is a session (deadlines, head sizes, per-address and descriptor limits).
     """
-    served = transport(node, limits, admission, admin)
+    served = transport(node, limits, admission, admin, connections)
     if catalog is not None:
         catalog.on_change = node.registry.apps_changed
     await node.start()

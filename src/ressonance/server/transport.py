@@ -15,11 +15,17 @@ Rules: nothing here decides whether a connection may open (that is the gate's) o
 path means (that is the routing table's); this module turns aiohttp's requests into ours
 and our answers into aiohttp's. It is given the outer ring it serves (HTTP API, gate,
 sockets, built by `server.service`) and never imports the node.
+
+Both ways in apply the same `ConnectionLimits` (`server.limits`): aiohttp's parser gets the
+head limits and its keep-alive timeout, the heads after the first on a handed-on connection
+pass a `Relay`, a body it reads has the request deadline, a TLS handshake the first-byte
+deadline, and the gate gives a WebSocket `upgrade_timeout` to open (`Gate.sweep`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket as sockets_module
 import ssl
 from collections.abc import Awaitable, Callable
@@ -31,15 +37,21 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.handshake import Handshake
+from ressonance.protocol.request_head import MAX_HEADERS
 from ressonance.server import routes
 from ressonance.server.admin_api import DISABLED, AdminApi, AdminRequest
+from ressonance.server.census import descriptor_budget
 from ressonance.server.front_door import SWEEP_SECONDS, FrontDoors
 from ressonance.server.gate import PATH_NOT_FOUND, Gate
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi, error_response
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.metrics import Metrics
 from ressonance.server.readiness import Readiness
+from ressonance.server.relay import Relay
 from ressonance.server.routes import Area, Endpoint, Route
 from ressonance.server.websocket import Sockets, WebSocket
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,7 @@ class _TakenOver(web.StreamResponse):
 class _FrontDoorSite(web.BaseSite):
     """A TCP site whose connections start with a front door instead of aiohttp's protocol."""
 
-    __slots__ = ("_doors", "_host", "_port", "_reuse_port")
+    __slots__ = ("_doors", "_handshake_timeout", "_host", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -74,8 +86,10 @@ class _FrontDoorSite(web.BaseSite):
         *,
         ssl_context: ssl.SSLContext | None,
         reuse_port: bool,
+        handshake_timeout: float,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=4096)
+        self._handshake_timeout = handshake_timeout
         self._doors = doors
         self._host = host
         self._port = port
@@ -95,20 +109,34 @@ class _FrontDoorSite(web.BaseSite):
             ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_port=self._reuse_port or None,
+            # The door sees a TLS connection only once its handshake is done: until then, this.
+            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
         )
         for listener in server.sockets:
             # Accepted sockets inherit it: aiohttp sets it on each of its connections.
             listener.setsockopt(sockets_module.SOL_SOCKET, sockets_module.SO_KEEPALIVE, 1)
 
 
-async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
-    """The request's body, or None when it is larger than `limit` (declared or as read)."""
+async def _read_bounded(request: web.Request, limit: int, seconds: float) -> bytes | None:
+    """The request's body, or None when it is larger than `limit` (declared or as read).
+
+    A body that does not arrive within `seconds` is answered 408 (request_timeout)."""
     if request.content_length is not None and request.content_length > limit:
         return None
     try:
-        return await request.read()
+        async with asyncio.timeout(seconds):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return None
+    except TimeoutError:
+        raise _request_timeout() from None
+
+
+def _request_timeout() -> web.HTTPRequestTimeout:
+    body = {"error": "Request body not received in time (request_timeout)", "code": 408}
+    return web.HTTPRequestTimeout(
+        body=orjson.dumps(body), content_type="application/json", headers={"Connection": "close"}
+    )
 
 
 def json_response(response: ApiResponse) -> web.Response:
@@ -133,10 +161,13 @@ class Transport:
         metrics: Metrics,
         limits: TransportLimits,
         admin: AdminApi | None = None,
+        connections: ConnectionLimits | None = None,
     ) -> None:
         """`sockets` take over the upgraded connections (their message size limit is
-        `limits.max_ws_message_bytes`); `readiness` answers /readyz, `metrics` /metrics."""
+        `limits.max_ws_message_bytes`); `readiness` answers /readyz, `metrics` /metrics;
+        `connections` bounds each connection until it is a session (defaults when None)."""
         self.limits = limits
+        self.connections = connections or ConnectionLimits()
         self.gate = gate
         self.api = api
         self.admin = admin
@@ -154,6 +185,7 @@ class Transport:
         }
         self.app = web.Application(client_max_size=limits.max_http_body_bytes)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)  # routes.py routes
+        self.app.on_response_prepare.append(self._answering)
 
     async def listen(
         self,
@@ -169,29 +201,72 @@ class Transport:
         the connection's transport is then the loop's SSL transport, which the `WebSocket`
         takes over just the same (it cannot half-close: `can_write_eof()` is false).
         """
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        connections = self.connections
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=connections.keepalive_timeout,
+            max_line_size=connections.max_request_line_bytes,
+            max_field_size=connections.max_request_line_bytes,
+            max_headers=MAX_HEADERS,
+        )
         await self._runner.setup()
         assert self._runner.server is not None
+        budget = descriptor_budget(connections.reserved_descriptors)
         self._doors = doors = FrontDoors(
             loop=asyncio.get_running_loop(),
             api=self.api,
             sockets=self.sockets,
             gate=self.gate,
-            fallback=self._runner.server,
+            metrics=self.metrics,
+            fallback=self._relay,
             max_body_bytes=self.limits.max_http_body_bytes,
             server_header=SERVER_SOFTWARE,
+            limits=connections,
+            capacity=budget.capacity,
         )
         site = _FrontDoorSite(
-            self._runner, doors, host, port, ssl_context=ssl_context, reuse_port=reuse_port
+            self._runner,
+            doors,
+            host,
+            port,
+            ssl_context=ssl_context,
+            reuse_port=reuse_port,
+            handshake_timeout=connections.first_byte_timeout,
         )
         await site.start()
         self._sweeper = asyncio.create_task(self._sweep(doors))
 
+    def _relay(self) -> Relay:
+        """The web library's protocol for a connection the door hands on, behind a `Relay`."""
+        assert self._runner is not None
+        assert self._runner.server is not None
+        assert self._doors is not None
+        return Relay(
+            self._runner.server(),
+            max_head_bytes=self.connections.max_request_head_bytes,
+            refusal=self._doors.refusal,
+            dropped=self.metrics.connection_dropped,
+        )
+
     @staticmethod
-    async def _sweep(doors: FrontDoors) -> None:
+    async def _answering(request: web.BaseRequest, _: web.StreamResponse) -> None:
+        """aiohttp begins an answer: once the body is in, the relay follows the next head."""
+        transport = request.transport
+        protocol = None if transport is None else transport.get_protocol()
+        if isinstance(protocol, Relay):
+            request.content.on_eof(protocol.request_done)
+
+    async def _sweep(self, doors: FrontDoors) -> None:
+        """Once a tick: the doors' deadlines and census, then the WebSockets still opening."""
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            doors.sweep()
+            try:
+                doors.sweep()
+                self.gate.sweep()
+            except Exception:  # the next tick must still come: deadlines depend on it
+                log.exception("event=sweep_failed")
 
     async def stop_accepting(self) -> None:
         """Close the listening socket; established connections carry on."""
@@ -242,7 +317,7 @@ class Transport:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._not_found(request)  # a WebSocket upgrade on an API path
         limit = self.limits.max_http_body_bytes
-        body = await _read_bounded(request, limit)
+        body = await _read_bounded(request, limit, self.connections.request_timeout)
         query = dict(request.query)
         if body is None:
             too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
@@ -255,7 +330,9 @@ class Transport:
     async def _admin(self, request: web.Request, route: Route) -> web.StreamResponse:
         if self.admin is None:
             return json_response(error_response(ApiError(404, DISABLED)))
-        body = await _read_bounded(request, self.admin.max_body_bytes)
+        body = await _read_bounded(
+            request, self.admin.max_body_bytes, self.connections.request_timeout
+        )
         authorization = request.headers.get("Authorization", "")
         admin_request = AdminRequest(
             request.method,
@@ -312,6 +389,8 @@ class Transport:
         if transport is None or transport.is_closing():
             return None
         socket = self.sockets.adopt(transport)
+        if self._doors is not None:
+            self._doors.census.upgraded(transport)  # counted as a WebSocket from now on
         handler.transport = None
         handler.connection_lost(None)
         if tail:
