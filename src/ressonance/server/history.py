@@ -30,17 +30,20 @@ class ChannelHistory:
     def __init__(self, *, store: HistoryStore, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
+        self.used = False  # some app of this node keeps history (then the metrics are read)
 
     async def record(self, app: App, channel: str, name: str, data: str) -> int | None:
         """Keep a published event if its channel keeps history: its serial, else None."""
         if not app.history_channels or not keeps_history(app, channel):
             return None
+        self.used = True
         serial = await self.store.append(app.id, channel, name, data, retention(app))
         self.metrics.app(app.id).history_writes += 1
         return serial
 
     async def position(self, app: App, channel: str) -> int:
         """The channel's newest serial (its log started if it had none)."""
+        self.used = True
         return await self.store.position(app.id, channel, retention(app))
 
     async def read(
@@ -53,6 +56,7 @@ class ChannelHistory:
         limit: int,
         newest: bool = False,
     ) -> HistoryPage:
+        self.used = True
         self.metrics.app(app.id).history_reads += 1
         return await self.store.read(
             app.id, channel, retention(app), after=after, before=before, limit=limit, newest=newest
@@ -94,7 +98,10 @@ class ChannelHistory:
         }
 
     async def refresh_metrics(self) -> None:
-        """Read the bytes each app keeps in history into the metrics (the timer calls this)."""
+        """Read the bytes each app keeps in history into the metrics (the timer calls this,
+        once this node has used history: on Redis it scans the history keys)."""
+        if not self.used:
+            return
         totals = await self.store.retained_bytes()
         for app_id, counters in self.metrics.apps.items():
             counters.history_bytes = totals.pop(app_id, 0)

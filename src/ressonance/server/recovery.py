@@ -187,12 +187,12 @@ class Resumption:
             chunk.append(frame)
             size += len(frame)
             if size >= CHUNK_BYTES:
-                await self._send(chunk, size)
+                await self._send(chunk)
                 chunk, size = [], 0
         if chunk:
-            await self._send(chunk, size)
+            await self._send(chunk)
 
-    async def _send(self, frames: list[bytes], size: int) -> None:
+    async def _send(self, frames: list[bytes]) -> None:
         """Write `frames` once the client has taken most of what it was sent before."""
         session = self.session
         waited = 0.0
