@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ressonance.protocol.errors import RessonanceError
 
@@ -234,8 +234,7 @@ class Membership(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Retention:
+class Retention(NamedTuple):
     """How much of a channel's history is kept: at most `size` events, none older than
     `ttl` seconds (an app's `history_size` and `history_ttl`)."""
 
@@ -243,9 +242,10 @@ class Retention:
     ttl: int
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEvent:
-    """One kept event: its serial, name, data (verbatim, as published) and publish time."""
+class HistoryEvent(NamedTuple):
+    """One kept event: its serial, name, data (verbatim, as published) and publish time.
+
+    A tuple of plain values, so the garbage collector stops tracking the many a log keeps."""
 
     serial: int
     name: str

@@ -20,19 +20,24 @@ SERIAL_TTL: Final = 86_400.0  # a log's serial outlives its events by a day
 SWEEP_SECONDS: Final = 60.0
 
 
+# A kept event: (serial, name, data, time_ms), a plain tuple of plain values, which the
+# garbage collector stops tracking (a HistoryEvent, a tuple subclass, would stay tracked).
+_Kept = tuple[int, str, str, int]
+
+
 @dataclass(slots=True)
 class _Log:
     last: int  # the newest serial given
     touched: float  # when it was last appended to or asked for its position
     ttl: int  # the retention it was last used with (for the sweep)
-    events: deque[HistoryEvent] = field(default_factory=deque)
+    events: deque[_Kept] = field(default_factory=deque)
     bytes: int = 0
 
     def trim(self, size: int, cutoff_ms: int) -> None:
         events = self.events
-        while events and (len(events) > size or events[0].time_ms < cutoff_ms):
-            gone = events.popleft()
-            self.bytes -= _size(gone.name, gone.data)
+        while events and (len(events) > size or events[0][3] < cutoff_ms):
+            _, name, data, _ = events.popleft()
+            self.bytes -= _size(name, data)
 
 
 def _size(name: str, data: str) -> int:
@@ -62,7 +67,7 @@ class MemoryHistoryStore:
         log = self._log(app_id, channel, retention)
         log.last += 1
         now_ms = int(self._clock() * 1000)
-        log.events.append(HistoryEvent(log.last, name, data, now_ms))
+        log.events.append((log.last, name, data, now_ms))
         log.bytes += _size(name, data)
         log.trim(retention.size, now_ms - retention.ttl * 1000)
         return log.last
@@ -88,15 +93,15 @@ class MemoryHistoryStore:
         events = log.events
         if not events:
             return HistoryPage([], None, log.last)
-        first = events[0].serial  # kept serials are consecutive, up to log.last
+        first = events[0][0]  # kept serials are consecutive, up to log.last
         low = first if after is None else max(first, after + 1)
         high = log.last if before is None else min(log.last, before - 1)
         if newest:
             low = max(low, high - limit + 1)
         else:
             high = min(high, low + limit - 1)
-        page = list(islice(events, low - first, high - first + 1)) if low <= high else []
-        return HistoryPage(page, first, log.last)
+        kept = islice(events, low - first, high - first + 1) if low <= high else ()
+        return HistoryPage([HistoryEvent._make(event) for event in kept], first, log.last)
 
     async def retained_bytes(self) -> dict[str, int]:
         totals: dict[str, int] = {}
