@@ -534,7 +534,7 @@ class RessonanceServer(ManagedServer):
         if self.redis_url is not None:  # a prefix of its own: nothing left by an earlier run
             server.update(backbone=self.redis_url, key_prefix=f"bench{self.port}")
         interpreter = str(python if python.exists() else sys.executable)
-        known = server_settings_of(interpreter, self.source)  # a baseline may predate some
+        known = server_settings_of(interpreter, self.source or REPO_DIR / "src")
         lines = [f"{key} = {json.dumps(value)}" for key, value in server.items() if key in known]
         config = Path(tempfile.gettempdir()) / f"bench-ressonance-{self.port}.toml"
         config.write_text("[server]\n" + "\n".join(lines) + "\n")
@@ -542,8 +542,9 @@ class RessonanceServer(ManagedServer):
         argv = [interpreter, "-m", "ressonance", "serve"]
         argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
         argv += ["--config", str(config)]
-        if self.source is not None:  # put first on the path: the venv's own copy is shadowed
-            env["PYTHONPATH"] = str(self.source)
+        # First on the path, so the venv's editable install (which may point at another
+        # checkout) is shadowed: this checkout's src/, or the baseline's.
+        env["PYTHONPATH"] = str(self.source if self.source is not None else REPO_DIR / "src")
         return argv, env, REPO_DIR
 
     def ready_path(self) -> str:

@@ -395,7 +395,10 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
             "apps[0].slow_client_policy: must be one of close, drop_oldest, not 'coalesce'",
         ),
         (APP_TOML + "slow_client_policy = 1", "apps[0].slow_client_policy: must be a string"),
-        ('[[apps]]\nid = 100001\nkey = "k"\nsecret = "s"', "apps[0].id: must be a string"),
+        (
+            '[[apps]]\nid = 100001\nkey = "k"\nsecret = "s"',
+            'apps[0].id: must be a string (quote it: id = "100001")',
+        ),
         ('[[apps]]\nid = "abc"\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
         ('[[apps]]\nid = ""\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
         ('[[apps]]\nid = "1"\nkey = ""\nsecret = "s"', "apps[0].key: must not be empty"),

@@ -34,6 +34,7 @@ from ressonance.apps.base import (
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.apps.sourcing import open_app_registry
+from ressonance.cli import examples
 from ressonance.config import Settings, load_settings
 from ressonance.protocol.errors import ConfigError, RessonanceError
 from ressonance.protocol.urls import redacted_url
@@ -102,7 +103,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "$RESSONANCE_APPS, the config file's, else the state directory's)",
     )
     common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    apps = commands.add_parser("apps", help="create, list, change and delete apps")
+    apps = examples.with_examples(commands, "apps", "create, list, change and delete apps")
     verbs = apps.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     create = verbs.add_parser("create", parents=[common], help="create an app (prints its secret)")

@@ -31,6 +31,9 @@ Rules:
    4301 naming the limit; once as many more are dropped without a one-second pause the
    client is closed with 4100 (over capacity: pusher-js reconnects after 1 s), never with a
    43xx code, which would stop pusher-js for good (§7) over what is only a rate.
+5. Every request refused (answered with pusher:error or pusher:subscription_error, here or
+   by the node through `subscription_refused`) is also kept as a `Refused` for the shell to
+   log (`refusals`); the client's answer does not depend on it.
 """
 
 from __future__ import annotations
@@ -124,6 +127,19 @@ class CloseRequested:
 Event = SubscribeRequested | Unsubscribed | ClientEventReceived | SignedIn | CloseRequested
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request of the client that was refused, as the client was told (rule 5)."""
+
+    request: str  # "subscribe", "signin", "client_event" or "message" (unreadable, or a flood)
+    channel: str | None
+    code: int | None
+    reason: str
+
+
+_REQUESTS: Final[dict[type, str]] = {m.Subscribe: "subscribe", m.Signin: "signin"}
+
+
 @dataclass(slots=True)
 class Connection:
     """Protocol state of one connection. `socket_id` is `digits.digits` (reference §0.6)."""
@@ -137,6 +153,7 @@ class Connection:
     ping_sent_at: float | None = None
     connected_at: float = 0.0
     _outbox: list[bytes] = field(default_factory=list)
+    _refused: list[Refused] = field(default_factory=list)
     _inbound: TokenBucket = field(init=False)
     _subscribes: TokenBucket = field(init=False)
     _dropped: int = 0  # frames dropped over the inbound rate in this flood
@@ -160,6 +177,14 @@ class Connection:
     def send(self, message: bytes) -> None:
         self._outbox.append(message)
 
+    def refusals(self) -> list[Refused]:
+        """The requests refused since the last call, in order (rule 5); an empty list (not
+        to be changed) when there is none, without allocating one per message."""
+        out = self._refused
+        if out:
+            self._refused = []
+        return out
+
     def receive(self, text: str, now: float) -> list[Event]:
         """Handle one text frame received at `now`."""
         self.last_seen = now
@@ -178,11 +203,14 @@ class Connection:
                 )
             )
             return []
+        request = "message"
         try:
             message = m.parse_client_message(text)
+            request = _REQUESTS.get(type(message), "client_event")  # the only others that fail
             return self._dispatch(message)
         except ProtocolError as exc:
             self.send(m.error(exc.message, exc.code, exc.channel))
+            self._refused.append(Refused(request, exc.channel, exc.code, exc.message))
         except SubscriptionError as exc:
             self.subscription_refused(exc)
         return []
@@ -209,13 +237,12 @@ class Connection:
         self._dropped = before + count
         limit = self.app.max_inbound_messages_per_sec
         if before == 0:
-            self.send(
-                m.error(
-                    f"Rate limit exceeded: more than {limit} messages per second "
-                    "(max_inbound_messages_per_sec); messages are being dropped",
-                    ErrorCode.LIMIT_REACHED,
-                )
+            reason = (
+                f"Rate limit exceeded: more than {limit} messages per second "
+                "(max_inbound_messages_per_sec); messages are being dropped"
             )
+            self.send(m.error(reason, ErrorCode.LIMIT_REACHED))
+            self._refused.append(Refused("message", None, ErrorCode.LIMIT_REACHED, reason))
         if before <= limit < self._dropped:  # the (limit + 1)th drop of this flood
             reason = f"Too many messages per second (max_inbound_messages_per_sec = {limit})"
             return CloseRequested(ErrorCode.OVER_CAPACITY, reason)
@@ -350,6 +377,7 @@ class Connection:
         self.send(
             m.subscription_error(refusal.channel, refusal.kind, refusal.message, refusal.status)
         )
+        self._refused.append(Refused("subscribe", refusal.channel, refusal.status, refusal.message))
 
     def _unsubscribe(self, name: str) -> list[Event]:
         joined = self.channels.pop(name, None)
@@ -419,7 +447,7 @@ class Connection:
             return ProtocolError(reason, ErrorCode.CLIENT_EVENT_REJECTED, name)
 
         if not self.app.enable_client_messages:
-            raise reject("Client events are not enabled for this app")
+            raise reject("Client events are not enabled for this app (enable_client_messages)")
         joined = self.channels.get(name)
         channel = classify(name) if joined is None else joined.channel
         if not channel.accepts_client_events:

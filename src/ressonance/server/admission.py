@@ -8,9 +8,17 @@ Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the ap
    `metrics.loop_lag`). Nothing is counted against the client for it.
 2. More than `max_connections_per_ip_per_sec` new connections from the client's address in
    this second, counted on this node only (fixed one-second windows; a dict of the addresses
-   seen this second, so memory is bounded by one second's traffic). The address is the
-   peer's, or what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64,
-   the block one host usually holds, so rotating through it gains nothing.
+   seen this second, so memory is bounded by one second's traffic), while the node is under
+   pressure (`per_ip_rate_when = "under_pressure"`, the default) or at all times
+   (`"always"`). Under pressure means: the loop lags more than a quarter of
+   `max_loop_lag_ms`, or the node holds three quarters of `max_node_connections` or of its
+   descriptor capacity (`metrics.connection_capacity`). A node with room admits any burst
+   from one address (a load test, an office behind one NAT, every client behind a proxy
+   not listed in `trusted_proxies`); a node short of room refuses first the addresses that
+   open the most. Connections are counted in both modes, so an address that opened many
+   this second is the first refused when pressure comes. The address is the peer's, or
+   what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64, the block
+   one host usually holds, so rotating through it gains nothing.
 3. More than the app's `max_connections_per_sec` new connections, counted by the rate
    limiter of the app-wide quotas (`Quotas.limiter`: shared by every node of a cluster,
    like the app's other rates). When it cannot be reached, an app with this limit is
@@ -28,6 +36,7 @@ import math
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
+from typing import Final
 
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
@@ -40,6 +49,15 @@ log = logging.getLogger(__name__)
 
 _Hit = tuple[str, str]  # the setting that refused, and the reason the client reads
 
+UNDER_PRESSURE: Final = "under_pressure"
+ALWAYS: Final = "always"
+PER_IP_RATE_MODES: Final = (UNDER_PRESSURE, ALWAYS)
+DEFAULT_LOOP_LAG_MS: Final = 2000
+# Under pressure: the loop lags more than this share of max_loop_lag_ms (of the default when
+# that is off), or the node holds this share of its connection or descriptor capacity.
+PRESSURE_LAG_SHARE: Final = 0.25
+PRESSURE_CAPACITY_SHARE: Final = 0.75
+
 
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
@@ -47,8 +65,9 @@ class AdmissionLimits:
 
     max_connections_per_ip_per_sec: int = 60
     max_node_connections: int = UNLIMITED
-    max_loop_lag_ms: int = 2000
+    max_loop_lag_ms: int = DEFAULT_LOOP_LAG_MS
     trusted_proxies: tuple[str, ...] = ()
+    per_ip_rate_when: str = UNDER_PRESSURE
 
 
 class Admission:
@@ -107,6 +126,22 @@ class Admission:
             )
         return None
 
+    def under_pressure(self) -> bool:
+        """Whether the node is short of room: its loop lags, or it is nearly full."""
+        limits, metrics = self.limits, self.metrics
+        lag_ms = (
+            DEFAULT_LOOP_LAG_MS if limits.max_loop_lag_ms == UNLIMITED else limits.max_loop_lag_ms
+        )
+        if metrics.loop_lag * 1000 > lag_ms * PRESSURE_LAG_SHARE:
+            return True
+        most = limits.max_node_connections
+        if most != UNLIMITED and len(self.sessions) >= most * PRESSURE_CAPACITY_SHARE:
+            return True
+        capacity = metrics.connection_capacity
+        return capacity is not None and metrics.open_connections >= (
+            capacity * PRESSURE_CAPACITY_SHARE
+        )
+
     def _over_ip_rate(self, peer: str | None, forwarded_for: Iterable[str]) -> _Hit | None:
         limit = self.limits.max_connections_per_ip_per_sec
         if limit == UNLIMITED:
@@ -125,10 +160,17 @@ class Admission:
         client_ip, key = address
         count = self._per_ip.get(key, 0)
         if count >= limit:
-            return "max_connections_per_ip_per_sec", (
-                f"Too many connections from {client_ip}: more than {limit} per second; "
-                "retry later (max_connections_per_ip_per_sec)"
-            )
+            if self.limits.per_ip_rate_when == ALWAYS:
+                return "max_connections_per_ip_per_sec", (
+                    f"Too many connections from {client_ip}: more than {limit} per second; "
+                    "retry later (max_connections_per_ip_per_sec)"
+                )
+            if self.under_pressure():
+                return "max_connections_per_ip_per_sec", (
+                    f"Too many connections from {client_ip}: more than {limit} per second "
+                    "while the server is under pressure; retry later "
+                    "(max_connections_per_ip_per_sec)"
+                )
         self._per_ip[key] = count + 1
         return None
 

@@ -17,8 +17,10 @@ stalled app store or shared state) is refused with 4100 by the sweep (`Gate.swee
 tick), and counted as dropped (`upgrade_timeout`).
 
 Rules:
-1. Every refusal is a `Refusal`: counted by code (`connections_refused`), then pusher:error
-   with the code and a close with the same code.
+1. Every refusal is a `Refusal`: counted by code (`connections_refused`), logged (one INFO
+   line with the app, the client's address and the reason, bounded by `RefusalLog`), then
+   pusher:error with the code and a close with the same code. An opened session is one
+   DEBUG line (socket id, app, address).
 2. A failure while opening is logged and closes the socket with 1011; in every case the
    socket is uncorked at the end, so the 101, if corked with it, and the first frames leave
    in one write.
@@ -36,11 +38,13 @@ import logging
 from typing import Final
 
 from ressonance.apps.base import AppStore
+from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.protocol.handshake import Handshake, Refusal, origin_allowed, protocol_problem
 from ressonance.server.admission import Admission
 from ressonance.server.deadlines import Openings
 from ressonance.server.metrics import Metrics
+from ressonance.server.refusal_log import RefusalLog, quoted
 from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import Session
 from ressonance.server.websocket import INTERNAL_ERROR, WebSocket
@@ -75,25 +79,36 @@ class Gate:
         admission: Admission,
         registry: SessionRegistry,
         metrics: Metrics,
+        refusals: RefusalLog | None = None,
         openings: Openings[WebSocket] | None = None,
     ) -> None:
-        """`openings` times the sockets being opened (`upgrade_timeout`; the default when
-        None)."""
+        """`refusals` logs what is refused (the node's; one of its own if None); `openings`
+        times the sockets being opened (`upgrade_timeout`; the default when None)."""
         self.apps = apps
         self.admission = admission
         self.registry = registry
         self.metrics = metrics
+        self.refusals = RefusalLog(admission.clock) if refusals is None else refusals
         self.openings: Openings[WebSocket] = Openings() if openings is None else openings
 
     async def open(self, socket: WebSocket, handshake: Handshake) -> None:
         """Start a session on `socket`, or refuse it; never raises."""
         self.openings.start(socket)
         try:
-            opened = await self._session(socket, handshake)
+            opened, app = await self._session(socket, handshake)
             if isinstance(opened, Session):
                 socket.start(opened)
+                if log.isEnabledFor(logging.DEBUG):  # the address is parsed for it only
+                    log.debug(
+                        "event=connection_opened socket_id=%s app_id=%s address=%s",
+                        opened.socket_id,
+                        opened.connection.app.id,
+                        self._address(socket, handshake),
+                    )
             elif opened is not None:
-                self.refuse(socket, opened)
+                fields = _refusal_fields(opened, handshake)
+                address = self._address(socket, handshake)
+                self.refuse(socket, opened, app, address=address, **fields)
         except Exception:
             log.exception("event=open_failed")
             socket.close(INTERNAL_ERROR, "Internal server error")
@@ -101,35 +116,60 @@ class Gate:
             self.openings.done(socket)
             socket.uncork()
 
-    def refuse(self, socket: WebSocket, refusal: Refusal) -> None:
+    def _address(self, socket: WebSocket, handshake: Handshake) -> str:
+        """The client's address, through trusted proxies (as admission counts it)."""
+        peer = peer_address(socket.transport)
+        return self.admission.proxies.client_ip(peer, handshake.forwarded_for)
+
+    def refuse(
+        self, socket: WebSocket, refusal: Refusal, app: App | None = None, **fields: str
+    ) -> None:
+        """Refuse `socket` (rule 1); `fields` go to the log line (the address by default)."""
         if socket.over:
             return  # closing already (refused when its opening timed out, or left)
         self.metrics.connection_refused(refusal.code)
+        fields.setdefault("address", peer_address(socket.transport) or "-")
+        app_id = None if app is None else app.id
+        self.refusals.refused("connection", refusal.code, app_id, refusal.reason, **fields)
         socket.refuse(refusal.code, refusal.reason)
 
     def sweep(self) -> None:
-        """One tick: refuse the sockets still opening past `upgrade_timeout`."""
+        """One tick: refuse the sockets still opening past `upgrade_timeout`; report the
+        refusals a full log window held back."""
         for socket in self.openings.tick():
             if socket.over:
                 continue
             self.metrics.connection_dropped("upgrade_timeout")
             self.refuse(socket, NOT_OPENED_IN_TIME)
             socket.uncork()
+        self.refusals.flush()
 
-    async def _session(self, socket: WebSocket, handshake: Handshake) -> Session | Refusal | None:
-        """The new session, the first refusal, or None when the socket is already over."""
+    async def _session(
+        self, socket: WebSocket, handshake: Handshake
+    ) -> tuple[Session | Refusal | None, App | None]:
+        """The new session, the first refusal, or None when the socket is already over; and
+        the app, once its key is known."""
         refusal = protocol_problem(handshake.query)
         if refusal is not None:
-            return refusal
+            return refusal, None
         app = await self.apps.find_by_key(handshake.key)
         if app is None:
-            return APP_NOT_FOUND
+            return APP_NOT_FOUND, None
         if not origin_allowed(handshake.origin, app.allowed_origins):
-            return ORIGIN_NOT_ALLOWED
+            return ORIGIN_NOT_ALLOWED, app
         peer = peer_address(socket.transport)
         refusal = await self.admission.admit(app, peer, handshake.forwarded_for)
         if refusal is not None:
-            return refusal
+            return refusal, app
         if socket.over:
-            return None  # the client broke the protocol or left during the lookup
-        return await self.registry.connect(app, socket)
+            return None, app  # the client broke the protocol or left during the lookup
+        return await self.registry.connect(app, socket), app
+
+
+def _refusal_fields(refusal: Refusal, handshake: Handshake) -> dict[str, str]:
+    """What a refusal's log line says besides the reason: the key or the Origin refused."""
+    if refusal is APP_NOT_FOUND:
+        return {"key": quoted(handshake.key)}
+    if refusal is ORIGIN_NOT_ALLOWED:
+        return {"origin": quoted(handshake.origin or "")}
+    return {}

@@ -15,6 +15,9 @@ resolved once by whoever read the request) and write back the `ApiResponse`. Rul
   `info=serial` for the serial each channel that keeps history gave the event (an
   attribute of the channel, where `subscription_count` goes); `GET
   .../channels/{name}/history` reads that history.
+- Every refusal (a 4xx) is one INFO line with the app id and the reason, bounded by the
+  node's `RefusalLog`; with debug logs on, every other answer is one DEBUG line (method,
+  endpoint, app id, status). Never the signature, the body or the query.
 - It is given the parts of the node it uses (stores, quotas, metrics, the publish entry);
   it never imports the node (import-linter checks it).
 """
@@ -36,10 +39,11 @@ from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
 from ressonance.server import routes
 from ressonance.server.history import ChannelHistory
-from ressonance.server.idempotency import IdempotentPublishes
+from ressonance.server.idempotency import IdempotentPublishes, KeyedRequest
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
+from ressonance.server.refusal_log import RefusalLog, app_label, quoted
 from ressonance.server.routes import Area, Endpoint, Route
 from ressonance.server.users import Users
 from ressonance.state.base import CacheStore, Decision, PresenceStore
@@ -127,10 +131,11 @@ class HttpApi:
         history: ChannelHistory,
         idempotency: IdempotentPublishes,
         clock: Callable[[], float],
+        refusals: RefusalLog | None = None,
     ) -> None:
         """`publish` sends one event to each of its channels (`Node.publish`); `users` closes
         a user's connections for terminate; `readiness` tells a failure (500) from a backend
-        outage (503)."""
+        outage (503); `refusals` logs the 4xx answers (the node's; one of its own if None)."""
         self.apps = apps
         self.presence = presence
         self.cache = cache
@@ -142,6 +147,7 @@ class HttpApi:
         self.history = history
         self.idempotency = idempotency
         self.clock = clock
+        self.refusals = RefusalLog(clock) if refusals is None else refusals
         self._handlers: dict[Endpoint | None, Handler] = {
             routes.EVENTS: self._events,
             routes.BATCH_EVENTS: self._batch_events,
@@ -156,13 +162,38 @@ class HttpApi:
     async def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer `request`, and count the answer."""
         response = await self._answer(request)
-        self.metrics.http_request(endpoint_name(request.route), response.status)
+        endpoint = endpoint_name(request.route)
+        self.metrics.http_request(endpoint, response.status)
+        self._log(request, endpoint, response)
         return response
 
     def refuse(self, request: ApiRequest, error: ApiError) -> ApiResponse:
         """Answer `request` with `error` without handling it (a body over the size limit)."""
-        self.metrics.http_request(endpoint_name(request.route), error.status)
-        return error_response(error)
+        endpoint = endpoint_name(request.route)
+        self.metrics.http_request(endpoint, error.status)
+        response = error_response(error)
+        self._log(request, endpoint, response)
+        return response
+
+    def _log(self, request: ApiRequest, endpoint: str, response: ApiResponse) -> None:
+        """A refusal's line, or with debug on an answer's; nothing is computed otherwise."""
+        if 400 <= response.status < 500:
+            self.refusals.refused(
+                "api",
+                response.status,
+                app_label(request.route.params.get("app_id")),
+                str(response.body.get("error", "")),
+                method=quoted(request.method),
+                endpoint=endpoint,
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "event=api_call method=%r endpoint=%s app_id=%s status=%d",
+                request.method[:20],
+                endpoint,
+                app_label(request.route.params.get("app_id")) or "-",
+                response.status,
+            )
 
     async def _answer(self, request: ApiRequest) -> ApiResponse:
         try:
@@ -231,7 +262,7 @@ class HttpApi:
             )
             return {"channels": attributes}
 
-        return await self._once(app, request, trigger.idempotency_key, send)
+        return await self.idempotency.once(app, request_of(request), trigger.idempotency_key, send)
 
     async def _batch_events(self, app: App, request: ApiRequest) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
@@ -249,21 +280,8 @@ class HttpApi:
                 batch.append(attributes[trigger.channels[0]])
             return {"batch": batch}
 
-        return await self._once(app, request, triggers[0].idempotency_key, send)
-
-    async def _once(
-        self,
-        app: App,
-        request: ApiRequest,
-        body_key: str | None,
-        send: Callable[[], Awaitable[JsonBody]],
-    ) -> JsonBody:
-        """`send()`, once per idempotency key (the header's, else the body's) if there is one."""
-        key = rest.idempotency_key(request.idempotency_key) or body_key
-        if key is None:
-            return await send()
-        fingerprint = b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body)
-        return await self.idempotency.once(app, key, fingerprint, send)
+        key = triggers[0].idempotency_key
+        return await self.idempotency.once(app, request_of(request), key, send)
 
     async def _admit_events(self, app: App, events: int) -> None:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
@@ -333,6 +351,11 @@ class HttpApi:
         rest.validate_user_id(user_id)
         await self.users.terminate(app, user_id)
         return {}
+
+
+def request_of(request: ApiRequest) -> KeyedRequest:
+    """What an idempotency key is checked against: the header's key and the request."""
+    return KeyedRequest(request.idempotency_key, request.method, request.path, request.body)
 
 
 def endpoint_name(route: Route) -> str:

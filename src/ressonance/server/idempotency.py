@@ -22,10 +22,11 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 
+from ressonance.protocol import rest
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ApiError
 from ressonance.server.metrics import Metrics
@@ -40,6 +41,16 @@ POLL_SECONDS: Final = 0.05
 Answer = dict[str, object]
 
 
+class KeyedRequest(NamedTuple):
+    """A publish request as far as its idempotency goes: the `Idempotency-Key` header (None
+    without one) and what makes two requests the same one."""
+
+    header: str | None
+    method: str
+    path: str
+    body: bytes
+
+
 class IdempotentPublishes:
     """Answers a keyed publish once per key, cluster-wide (see the module docstring)."""
 
@@ -48,16 +59,32 @@ class IdempotentPublishes:
         self.metrics = metrics
 
     async def once(
-        self, app: App, key: str, request: bytes, answer: Callable[[], Awaitable[Answer]]
+        self,
+        app: App,
+        request: KeyedRequest,
+        body_key: str | None,
+        answer: Callable[[], Awaitable[Answer]],
+    ) -> Answer:
+        """`answer()`, once per idempotency key (the header's, else `body_key`); with no key
+        at all, every time."""
+        key = rest.idempotency_key(request.header) or body_key
+        if key is None:
+            return await answer()
+        return await self._once(app, key, request, answer)
+
+    async def _once(
+        self, app: App, key: str, request: KeyedRequest, answer: Callable[[], Awaitable[Answer]]
     ) -> Answer:
         """`answer()` if `key` is new, else the answer it was first given."""
-        fingerprint = hashlib.sha256(request).hexdigest()
+        method, path, body = request[1:]
+        fingerprint = hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), body))
+        digest = fingerprint.hexdigest()
         waited = 0.0
         while True:
-            claim = await self._claim(app, key, fingerprint)
+            claim = await self._claim(app, key, digest)
             if claim.owned:
                 break
-            if claim.fingerprint != fingerprint:
+            if claim.fingerprint != digest:
                 raise ApiError(422, "This Idempotency-Key was used with a different request")
             if claim.answer is not None:
                 self.metrics.app(app.id).idempotent_replays += 1

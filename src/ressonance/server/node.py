@@ -16,6 +16,10 @@ The parts, each built here with its collaborators and none aware of `Node`:
 node's lifecycle, the dispatch of each connection's protocol events, the HTTP publish,
 departures of dead nodes and the timer loop, and nothing that only forwards to a part.
 
+What a connection asks for and is refused (by the protocol core, the subscriptions or the
+client events) is logged by the node's `RefusalLog`, one bounded INFO line each; with
+debug logs on, its subscribes, unsubscribes and sign-ins are one DEBUG line each.
+
 Rules: the parts are public attributes for whoever wires a node (`server.service` builds
 the outer ring from them: the HTTP API, the gate and its admission, the sockets and
 liveness, each given only the parts it uses). Nothing else reaches through a node for a
@@ -38,6 +42,7 @@ from ressonance.protocol.connection import (
     ClientEventReceived,
     CloseRequested,
     Event,
+    Refused,
     SignedIn,
     SubscribeRequested,
     Unsubscribed,
@@ -52,6 +57,7 @@ from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
 from ressonance.server.recovery import Recovery
+from ressonance.server.refusal_log import RefusalLog, quoted
 from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
@@ -113,6 +119,7 @@ class Node:
         self.clock = clock
         self.output_limits = OutputLimits(max_buffer_bytes, max_buffer_messages)
         self.metrics = Metrics() if metrics is None else metrics
+        self.refusals = RefusalLog(clock)
         self.usage: UsageStore = MemoryUsageStore() if usage is None else usage
         self.connections: ConnectionCounter = (
             MemoryConnectionCounter() if connections is None else connections
@@ -189,6 +196,22 @@ class Node:
             except Exception as exc:  # a backend outage: answer it, keep the connection
                 log.warning("event=handle_failed socket_id=%s error=%r", session.socket_id, exc)
                 self._answer_failure(session, event)
+        refused = session.connection.refusals()
+        if refused:
+            self._log_refusals(session, refused)
+
+    def _log_refusals(self, session: Session, refused: Iterable[Refused]) -> None:
+        app_id = session.connection.app.id
+        for refusal in refused:
+            channel = None if refusal.channel is None else quoted(refusal.channel)
+            self.refusals.refused(
+                refusal.request,
+                refusal.code,
+                app_id,
+                refusal.reason,
+                socket_id=session.socket_id,
+                channel=channel,
+            )
 
     def _answer_failure(self, session: Session, event: Event) -> None:
         if isinstance(event, SubscribeRequested):
@@ -208,10 +231,22 @@ class Node:
                 )
             case Unsubscribed():
                 await self.subscriptions.leave(session, event.channel, event.member)
+                log.debug(
+                    "event=unsubscribed socket_id=%s channel=%s",
+                    session.socket_id,
+                    event.channel.name,
+                )
             case ClientEventReceived():
-                await self.client_events.relay(session, event)
+                refusal = await self.client_events.relay(session, event)
+                if refusal is not None:
+                    code = ErrorCode.CLIENT_EVENT_REJECTED
+                    refused = Refused("client_event", event.channel.name, code, refusal)
+                    self._log_refusals(session, [refused])
             case SignedIn():
                 await self.users.signed_in(session, event.user)
+                log.debug(
+                    "event=signed_in socket_id=%s user_id=%s", session.socket_id, event.user.id
+                )
             case CloseRequested():
                 session.close(event.code, event.reason)
 

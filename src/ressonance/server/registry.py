@@ -11,7 +11,8 @@ Rules:
 3. Closing: the local index is always cleaned; what the session left in the shared stores
    (its slot, channels, members, signed-in user) is removed, and a cleanup that fails in a
    store outage is retried (`retry_cleanups`, from the liveness loop). Every cleanup step is
-   idempotent, so a half-done cleanup is simply run again.
+   idempotent, so a half-done cleanup is simply run again. With debug logs on, a close is
+   one DEBUG line (code, reason, how long the connection lived).
 4. One sweep (`poll`) runs every session's timers, not a timer per socket.
 5. A change of apps applies to live connections at once (`apps_changed`).
 """
@@ -31,6 +32,7 @@ from ressonance.protocol.handshake import Refusal
 from ressonance.server.fanout import Fanout
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import CONNECTIONS, Quotas
+from ressonance.server.refusal_log import quoted
 from ressonance.server.session import Outlet, OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
@@ -124,6 +126,8 @@ class SessionRegistry:
             return
         session.flush_pending()  # what it was sent before it closed, and its slow-client close
         self.metrics.connection_closed(session.counters, session.close_code or code)
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_closed(session, code)
         session.closed = True
         try:
             await self._forget(session)
@@ -134,6 +138,22 @@ class SessionRegistry:
             await self.fanout.unindex_all(session)
             if not self.sessions:  # after the cleanup above, so a drain waits for it
                 self._empty.set()
+
+    def _log_closed(self, session: Session, client_code: int | None) -> None:
+        if session.close_code is not None:
+            code, reason = session.close_code, quoted(session.close_reason)
+        elif client_code is not None:
+            code, reason = client_code, "'closed by the client'"
+        else:
+            code, reason = None, "'connection lost'"
+        log.debug(
+            "event=connection_closed socket_id=%s app_id=%s code=%s reason=%s duration_s=%.1f",
+            session.socket_id,
+            session.connection.app.id,
+            code,
+            reason,
+            self.clock() - session.connection.connected_at,
+        )
 
     async def _forget(self, session: Session) -> None:
         connection = session.connection

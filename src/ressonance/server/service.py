@@ -145,6 +145,7 @@ def http_api(node: Node) -> HttpApi:
         history=node.history,
         idempotency=IdempotentPublishes(store=node.idempotency, metrics=node.metrics),
         clock=node.clock,
+        refusals=node.refusals,
     )
 
 
@@ -165,6 +166,7 @@ def gate(
         admission=admission,
         registry=node.registry,
         metrics=node.metrics,
+        refusals=node.refusals,
         openings=Openings(connections),
     )
 

@@ -85,6 +85,7 @@ class Session:
         "_pending",
         "_queued",
         "close_code",
+        "close_reason",
         "closed",
         "connection",
         "counters",
@@ -112,6 +113,7 @@ class Session:
         self.topics: set[Topic] = set()
         self.closed = False
         self.close_code: int | None = None
+        self.close_reason = ""
         self._drop_oldest = connection.app.slow_client_policy == "drop_oldest"
         self._queued = 0  # frames written while the transport's buffer was not empty
         self._held: deque[bytes] | None = None  # drop_oldest: frames kept back, oldest first
@@ -253,5 +255,6 @@ class Session:
                 return
             self.closed = True
             self.close_code = code
+            self.close_reason = reason
             self._held = None
             self.outlet.close(code, reason)

@@ -89,6 +89,12 @@ class Subscriptions:
         roster = None if member is None else m.presence_roster(joined.roster)
         session.connection.subscription_succeeded(channel, member, roster, serial)
         session.flush()
+        log.debug(
+            "event=subscribed socket_id=%s channel=%s user_id=%s",
+            session.socket_id,
+            channel.name,
+            "-" if member is None else member.user_id,
+        )
         await resumption.finish()
         # The subscription stands from here: a failure below is logged, never answered with
         # a subscription_error that would contradict the success the client already has.
