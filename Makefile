@@ -30,9 +30,11 @@ $(TEST_STAMP): pyproject.toml requirements.lock
 run: $(RUN_STAMP)
 	$(BIN)/ressonance serve $(ARGS)
 
-## e2e-deps: the real clients the end-to-end tests drive (npm packages, Debian chromium)
+## e2e-deps: the real clients the end-to-end tests drive (npm packages, Debian chromium), and
+## the ressonance-js add-on built from clients/js (the tests rebuild it too)
 e2e-deps:
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
 
 ## lock: refresh requirements.lock after a change to pyproject.toml (keeps the pins it still
@@ -106,7 +108,7 @@ unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/protocol tests/server tests/contracts -q
 
 clean:
-	rm -rf $(VENV) $(LOWEST) $(JS)/node_modules .tools site dist .pytest_cache .mypy_cache .ruff_cache .coverage .fuzz
+	rm -rf $(VENV) $(LOWEST) $(JS)/node_modules clients/js/node_modules clients/js/dist .tools site dist .pytest_cache .mypy_cache .ruff_cache .coverage .fuzz
 
 ## bench: Ressonance next to Soketi 1.6.1 on loopback, every scenario (~15 min; never part of `make test`).
 ## `make bench BENCH_ARGS=--quick` runs the small sizes (~2 minutes).

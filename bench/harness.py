@@ -512,6 +512,7 @@ def server_settings_of(python: str, source: Path | None) -> frozenset[str]:
 class RessonanceServer(ManagedServer):
     source: Path | None = None  # another checkout's src/ (the --baseline revision)
     redis_url: str | None = None  # backbone and state (--redis); memory:// when None
+    app_env: dict[str, str] = field(default_factory=dict)  # more RESSONANCE_APP_* (--app-setting)
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         python = REPO_DIR / ".venv" / "bin" / "python"
@@ -524,6 +525,7 @@ class RessonanceServer(ManagedServer):
             "RESSONANCE_APP_SECRET": self.creds.secret,
             "RESSONANCE_APP_MAX_SUBSCRIPTIONS_PER_SEC": "1000000",
             "RESSONANCE_APP_MAX_INBOUND_MESSAGES_PER_SEC": "1000000",
+            **self.app_env,
         }
         server: dict[str, object] = {
             "max_connections_per_ip_per_sec": -1,

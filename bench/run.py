@@ -94,6 +94,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="REF",
         help="also run Ressonance at git revision REF (a temporary worktree) as target 'baseline'",
     )
+    parser.add_argument(
+        "--app-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an app setting for this checkout's Ressonance only, as RESSONANCE_APP_NAME (the "
+        "baseline runs without it): e.g. history_channels=* against --baseline",
+    )
     external = parser.add_argument_group("--target external (a server you started yourself)")
     external.add_argument("--host", default="127.0.0.1", help="loopback address of the server")
     external.add_argument("--port", type=int, default=6001)
@@ -223,7 +231,11 @@ def make_server(target: str, args: argparse.Namespace, port: int) -> Server:
     creds = Credentials()
     redis = args.redis_url
     if target == "ressonance":
-        return RessonanceServer("ressonance", "127.0.0.1", port, creds, pin=pin, redis_url=redis)
+        settings = dict(setting.split("=", 1) for setting in args.app_setting)
+        app_env = {f"RESSONANCE_APP_{name.upper()}": value for name, value in settings.items()}
+        return RessonanceServer(
+            "ressonance", "127.0.0.1", port, creds, pin=pin, redis_url=redis, app_env=app_env
+        )
     if target == "baseline":
         return RessonanceServer(
             "baseline", "127.0.0.1", port, creds, pin=pin, source=args.baseline_src, redis_url=redis

@@ -36,6 +36,24 @@ def test_false_booleans_from_the_environment(value: str) -> None:
     assert app.enabled is False
 
 
+@pytest.mark.parametrize(
+    "value",
+    ['["chat-*", "private-orders-*"]', "chat-*,private-orders-*", " chat-*, private-orders-* "],
+)
+def test_history_channels_from_the_environment_as_json_or_a_comma_list(value: str) -> None:
+    environ = {
+        **ENV_APP,
+        "RESSONANCE_APP_HISTORY_CHANNELS": value,
+        "RESSONANCE_APP_HISTORY_TTL": "60",
+    }
+
+    app = app_from_environment(environ)
+
+    assert app is not None
+    assert app.history_channels == ("chat-*", "private-orders-*")
+    assert app.history_ttl == 60
+
+
 def test_no_variables_no_app() -> None:
     assert app_from_environment({"PATH": "/bin", "RESSONANCE_OTHER": "x"}) is None
 

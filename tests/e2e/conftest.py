@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -76,6 +77,8 @@ def start_server(
         "RESSONANCE_APP_ENABLE_CLIENT_MESSAGES": "true",
         "RESSONANCE_APP_WATCHLIST": "true",
         "RESSONANCE_APP_SUBSCRIPTION_COUNT": "true",
+        # Every channel keeps history: unmodified clients must not notice (issue 12).
+        "RESSONANCE_APP_HISTORY_CHANNELS": "*",
     }
     env = {**inherited, **(app_env if env_app else {}), **(extra_env or {})}
     log_path = tmp_path / f"server-{port}.log"
@@ -129,6 +132,25 @@ def stop_server(server: RunningServer) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def ressonance_js() -> Path:
+    """clients/js (the `ressonance-js` add-on), installed from its lock file, built and its
+    types checked against pusher-js and laravel-echo (`npm test`) once per session, with npm
+    as a contributor does it; the directory of its dist/."""
+    directory = REPO / "clients" / "js"
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm (Node.js >= 20) is required to build clients/js", pytrace=False)
+    steps = [[npm, "run", "build", "--silent"], [npm, "test", "--silent"]]
+    if not (directory / "node_modules" / "pusher-js").is_dir():
+        steps.insert(0, [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"])
+    for step in steps:
+        done = subprocess.run(step, cwd=directory, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(step[1:])} in clients/js failed:\n{done.stdout}{done.stderr}")
+    return directory / "dist"
 
 
 @pytest.fixture

@@ -210,6 +210,19 @@ async def test_a_publish_is_answered_as_aiohttp_answers_it(harness: Harness) -> 
     assert not transport.closed  # kept alive for the next request
 
 
+async def test_the_idempotency_key_header_reaches_the_api(harness: Harness) -> None:
+    door, transport = harness.connect()
+    door.data_received(publish(Idempotency_Key="order-1"))
+    await settle()
+    door.data_received(publish(Idempotency_Key="order-1"))
+    await settle()
+
+    first, second = responses(transport.output)
+
+    assert first[0] == second[0] == "HTTP/1.1 200 OK"
+    assert harness.node.metrics.app(APP.id).idempotent_replays == 1
+
+
 async def test_errors_carry_the_api_json_body(harness: Harness) -> None:
     door, transport = harness.connect()
     door.data_received(publish().replace(b"auth_key=app-key", b"auth_key=nope"))

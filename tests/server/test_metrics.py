@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.service import http_api, memory_node
 from tests.fakes import FakeClock
-from tests.server.clients import Client, trigger
+from tests.server.clients import Client, run_timers_until, trigger
 from tests.server.conftest import APP, Connect, MakeNode
 from tests.server.test_http_api import signed
 
@@ -289,3 +290,32 @@ async def test_connections_the_entrance_drops_are_counted_by_reason(node: Node) 
     assert value(node, "connections_dropped_total", reason="head_too_large") == 1
     assert value(node, "open_connections") == 7
     assert value(node, "connection_capacity") == 872
+
+
+# --- delivery: history, resumes, idempotency -------------------------------------------------
+
+
+async def test_history_writes_reads_bytes_resumes_and_duplicates_are_counted(
+    make_node: MakeNode, clock: FakeClock
+) -> None:
+    chat = dataclasses.replace(APP, history_channels=("chat-*",))
+    node = await make_node(chat)
+    api = http_api(node)
+    body = {"name": "e", "channel": "chat-1", "data": "12345", "idempotency_key": "k"}
+    for _ in range(2):
+        assert (await api.handle(signed(clock, "POST", "/apps/1/events", body))).status == 200
+    recovered, gap = Client.connect(node, chat), Client.connect(node, chat)
+    last = (await node.history.read(chat, "chat-1", limit=1, newest=True)).events[0].serial
+    for client, after in ((recovered, last), (gap, 1)):
+        await client.send(
+            {"event": "pusher:subscribe", "data": {"channel": "chat-1", "resume_after": after}}
+        )
+    await run_timers_until(node, lambda: node.metrics.app(chat.id).history_bytes > 0)
+
+    app_id = {"app_id": chat.id}
+    assert value(node, "history_writes_total", **app_id) == 1
+    assert value(node, "history_reads_total", **app_id) == 3  # the test's and two resumes
+    assert value(node, "history_retained_bytes", **app_id) == len("e") + len("12345")
+    assert value(node, "idempotent_duplicates_total", **app_id) == 1
+    assert value(node, "resume_requests_total", outcome="recovered", **app_id) == 1
+    assert value(node, "resume_requests_total", outcome="gap", **app_id) == 1

@@ -22,6 +22,11 @@ from ressonance.server.routes import Area, Endpoint, Route, RoutingTable, resolv
         ("/apps/1/channels/users", routes.CHANNEL, {"app_id": "1", "channel": "users"}),
         ("/apps/1/channels/room/users", routes.CHANNEL_USERS, {"app_id": "1", "channel": "room"}),
         (
+            "/apps/1/channels/chat-1/history",
+            routes.CHANNEL_HISTORY,
+            {"app_id": "1", "channel": "chat-1"},
+        ),
+        (
             "/apps/1/users/u 1/terminate_connections",
             routes.TERMINATE,
             {"app_id": "1", "user": "u 1"},
@@ -82,6 +87,7 @@ def test_endpoint_names_label_metrics_so_they_are_few_and_plain() -> None:
         "channels",
         "channel",
         "channel_users",
+        "channel_history",
         "terminate_connections",
     }
 

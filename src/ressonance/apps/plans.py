@@ -8,6 +8,7 @@ redefine `free`) in the config file's `[plans.NAME]` tables.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,16 +18,22 @@ from ressonance.protocol.app import (
     BOOL_SETTINGS,
     CHOICE_SETTINGS,
     INT_SETTINGS,
+    LIST_SETTINGS,
     UNLIMITED,
     UNLIMITED_SETTINGS,
     App,
 )
 from ressonance.protocol.errors import ConfigError
 
-# What a plan may set: the limits and features, never the credentials or the name.
+# What a plan may set: the limits and features, never the credentials or the name (nor the
+# origins an app's pages are served from).
 PLAN_SETTINGS: Final = (
     frozenset(INT_SETTINGS) | frozenset(BOOL_SETTINGS) - {"enabled"} | frozenset(CHOICE_SETTINGS)
-)
+) | {"history_channels"}
+
+# A history pattern: channel name characters, with `*` for any run of them.
+_HISTORY_PATTERN: Final = re.compile(r"[A-Za-z0-9_\-=@,.;*]{1,200}")
+MAX_HISTORY_PATTERNS: Final = 100
 
 Settings = Mapping[str, object]
 
@@ -57,7 +64,22 @@ def setting_value(name: str, value: object, where: str) -> object:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
         return tuple(value)
+    if name == "history_channels":
+        return _history_patterns(value, where)
     raise ConfigError(f"{where}: unknown setting")
+
+
+def _history_patterns(value: object, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) > MAX_HISTORY_PATTERNS
+        or not all(isinstance(v, str) and _HISTORY_PATTERN.fullmatch(v) for v in value)
+    ):
+        raise ConfigError(
+            f"{where}: must be a list of at most {MAX_HISTORY_PATTERNS} channel name patterns, "
+            'like ["chat-*", "private-orders-*"] (letters, digits, -_=@,.; and * only)'
+        )
+    return tuple(value)
 
 
 def _int_value(value: object, where: str, *, unlimited: bool) -> int:
@@ -113,7 +135,7 @@ def resolve(
             raise ConfigError(f"plan: no plan named {plan[:40]!r}")
         settings.update(chosen.settings)
     settings.update(overrides or {})
-    unknown = sorted(set(settings) - PLAN_SETTINGS - {"allowed_origins"})
+    unknown = sorted(set(settings) - PLAN_SETTINGS - set(LIST_SETTINGS))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown app setting")
     checked = {name: setting_value(name, value, name) for name, value in settings.items()}

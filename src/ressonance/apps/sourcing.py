@@ -33,7 +33,13 @@ from ressonance.apps.file import FileAppRegistry, record_from_table
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
 from ressonance.apps.private_files import private_directory
 from ressonance.apps.settings import text_value
-from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, App
+from ressonance.protocol.app import (
+    BOOL_SETTINGS,
+    CHOICE_SETTINGS,
+    INT_SETTINGS,
+    LIST_SETTINGS,
+    App,
+)
 from ressonance.protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -155,7 +161,7 @@ def app_from_environment(
 
 
 def _env_value(setting: str, raw: str, variable: str) -> object:
-    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins"):
+    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS):
         return text_value(setting, raw, variable)
     if setting in _APP_STRINGS:
         return raw

@@ -90,8 +90,12 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeRequested:
+    """A subscribe whose auth holds; `resume_after` is the last history serial a
+    reconnecting client saw (`protocol.history`), None from unmodified clients."""
+
     channel: Channel
     member: Member | None
+    resume_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +294,7 @@ class Connection:
         channel = classify(name)
         member = self._authorize(channel, request)
         self.pending.add(name)
-        return SubscribeRequested(channel, member)
+        return SubscribeRequested(channel, member, request.resume_after)
 
     def _authorize(self, channel: Channel, request: m.Subscribe) -> Member | None:
         if channel.kind is ChannelKind.USER:
@@ -358,11 +362,15 @@ class Connection:
             )
         return Member(user_id, user_info)
 
-    def subscription_succeeded(self, channel: Channel, member: Member | None, data: object) -> None:
-        """The node accepted a subscription; `data` is the presence roster or None."""
+    def subscription_succeeded(
+        self, channel: Channel, member: Member | None, data: object, serial: int | None = None
+    ) -> None:
+        """The node accepted a subscription; `data` is the presence roster or None, `serial`
+        the channel's newest history serial when it keeps history (`protocol.history`)."""
         self.pending.discard(channel.name)
         self.channels[channel.name] = Subscription(channel, member)
-        self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, {} if data is None else data, channel.name))
+        roster = {} if data is None else data
+        self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, roster, channel.name, serial))
 
     def subscription_refused(self, refusal: SubscriptionError) -> None:
         self.pending.discard(refusal.channel)

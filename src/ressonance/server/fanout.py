@@ -11,7 +11,8 @@ Rules (ARCHITECTURE.md "Data flows" 1, "Encode once"):
    their fanout frames until the end of the loop turn; the turn's first delivery schedules
    one `flush`, which writes each waiting session's frames in one write.
 3. A topic's first local session subscribes the backbone to it, its last one unsubscribes
-   (interest-based delivery).
+   (interest-based delivery). A session may be indexed through a stand-in that holds its
+   frames for a while (`server.recovery`), until it `take_over`s.
 
 This is the hot path: keep the number of calls per delivery as it is.
 """
@@ -25,7 +26,7 @@ import logging
 from ressonance.backbone.base import Backbone, BackboneMessage, Topic
 from ressonance.protocol.app import App
 from ressonance.protocol.frames import text_frame
-from ressonance.server.hub import Hub
+from ressonance.server.hub import Hub, Recipient
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.session import Session
@@ -98,10 +99,18 @@ class Fanout:
 
     # --- topics -------------------------------------------------------------------------
 
-    async def index(self, session: Session, topic: Topic) -> None:
+    async def index(
+        self, session: Session, topic: Topic, stand_in: Recipient | None = None
+    ) -> None:
+        """Index `session` under `topic`, or `stand_in` in its place (same socket id)."""
         session.topics.add(topic)
-        if self.hub.add(topic, session):
+        if self.hub.add(topic, session if stand_in is None else stand_in):
             await self.backbone.subscribe(topic)
+
+    def take_over(self, session: Session, topic: Topic, stand_in: Recipient) -> None:
+        """`session` replaces `stand_in` under `topic`, if it still stands in for it there."""
+        if topic in session.topics and not session.closed:
+            self.hub.replace(topic, stand_in, session)
 
     async def unindex(self, session: Session, topic: Topic) -> None:
         session.topics.discard(topic)

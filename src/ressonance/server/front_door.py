@@ -342,7 +342,8 @@ class FrontDoor(asyncio.Protocol):
         self._start = end
         body = bytes(memoryview(buffer)[body_start:end])
         self._busy = True
-        api_request = ApiRequest("POST", head.path, head.query, body, route)
+        key = head.headers.get("idempotency-key")
+        api_request = ApiRequest("POST", head.path, head.query, body, route, key)
         doors.spawn(self._answer(api_request))
 
     async def _answer(self, request: ApiRequest) -> None:

@@ -11,6 +11,10 @@ resolved once by whoever read the request) and write back the `ApiResponse`. Rul
 - Every answer is counted by the route's endpoint name (never the raw path, which carries
   ids) and status; every published event's time to its local writes goes to the latency
   histogram.
+- A publish may carry an idempotency key (`server.idempotency`), and ask with
+  `info=serial` for the serial each channel that keeps history gave the event (an
+  attribute of the channel, where `subscription_count` goes); `GET
+  .../channels/{name}/history` reads that history.
 - Every refusal (a 4xx) is one INFO line with the app id and the reason, bounded by the
   node's `RefusalLog`; with debug logs on, every other answer is one DEBUG line (method,
   endpoint, app id, status). Never the signature, the body or the query.
@@ -34,6 +38,8 @@ from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
 from ressonance.server import routes
+from ressonance.server.history import ChannelHistory
+from ressonance.server.idempotency import IdempotentPublishes, KeyedRequest
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
@@ -56,11 +62,19 @@ class ApiRequest:
     query: Mapping[str, str]
     body: bytes
     route: Route  # of `path`, resolved by whoever read the request
+    idempotency_key: str | None = None  # the Idempotency-Key header, as sent
 
     @classmethod
-    def at(cls, method: str, path: str, query: Mapping[str, str], body: bytes) -> ApiRequest:
+    def at(
+        cls,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        idempotency_key: str | None = None,
+    ) -> ApiRequest:
         """A request to `path`, routed here (for callers that have not routed it)."""
-        return cls(method, path, query, body, routes.resolve(path))
+        return cls(method, path, query, body, routes.resolve(path), idempotency_key)
 
 
 @dataclass(slots=True)
@@ -71,7 +85,8 @@ class ApiResponse:
 
 
 Handler = Callable[[App, ApiRequest], Awaitable[JsonBody]]
-Publish = Callable[[App, rest.Trigger], Awaitable[None]]  # the node's publish
+# The node's publish: the serials the channels that keep history gave the event.
+Publish = Callable[[App, rest.Trigger], Awaitable[dict[str, int]]]
 UNKNOWN_ENDPOINT: Final = "unknown"
 
 
@@ -115,6 +130,8 @@ class HttpApi:
         publish: Publish,
         metrics: Metrics,
         readiness: Readiness,
+        history: ChannelHistory,
+        idempotency: IdempotentPublishes,
         clock: Callable[[], float],
         refusals: RefusalLog | None = None,
     ) -> None:
@@ -129,6 +146,8 @@ class HttpApi:
         self.publish = publish
         self.metrics = metrics
         self.readiness = readiness
+        self.history = history
+        self.idempotency = idempotency
         self.clock = clock
         self.refusals = RefusalLog(clock) if refusals is None else refusals
         self._handlers: dict[Endpoint | None, Handler] = {
@@ -137,6 +156,7 @@ class HttpApi:
             routes.CHANNELS: self._channels,
             routes.CHANNEL: self._channel,
             routes.CHANNEL_USERS: self._users,
+            routes.CHANNEL_HISTORY: self._history,
             routes.TERMINATE: self._terminate,
             routes.TERMINATE_BY_KEY: self._terminate,
         }
@@ -233,28 +253,37 @@ class HttpApi:
 
     async def _events(self, app: App, request: ApiRequest) -> JsonBody:
         trigger = rest.parse_trigger(request.body, app)
-        await self._admit_events(app, len(trigger.channels))
-        await self._publish_timed(app, trigger)
-        if not trigger.info:
-            return {}
-        return {
-            "channels": await channel_attributes(self.presence, app, trigger.channels, trigger.info)
-        }
+
+        async def send() -> JsonBody:
+            await self._admit_events(app, len(trigger.channels))
+            serials = await self._publish_timed(app, trigger)
+            if not trigger.info:
+                return {}
+            attributes = await channel_attributes(
+                self.presence, app, trigger.channels, trigger.info, serials
+            )
+            return {"channels": attributes}
+
+        return await self.idempotency.once(app, request_of(request), trigger.idempotency_key, send)
 
     async def _batch_events(self, app: App, request: ApiRequest) -> JsonBody:
         triggers = rest.parse_batch(request.body, app)
-        await self._admit_events(app, len(triggers))
-        for trigger in triggers:
-            await self._publish_timed(app, trigger)
-        if not any(trigger.info for trigger in triggers):
-            return {}
-        batch = []
-        for trigger in triggers:
-            attributes = await channel_attributes(
-                self.presence, app, trigger.channels, trigger.info
-            )
-            batch.append(attributes[trigger.channels[0]])
-        return {"batch": batch}
+
+        async def send() -> JsonBody:
+            await self._admit_events(app, len(triggers))
+            serials = [await self._publish_timed(app, trigger) for trigger in triggers]
+            if not any(trigger.info for trigger in triggers):
+                return {}
+            batch = []
+            for trigger, given in zip(triggers, serials, strict=True):
+                attributes = await channel_attributes(
+                    self.presence, app, trigger.channels, trigger.info, given
+                )
+                batch.append(attributes[trigger.channels[0]])
+            return {"batch": batch}
+
+        key = triggers[0].idempotency_key
+        return await self.idempotency.once(app, request_of(request), key, send)
 
     async def _admit_events(self, app: App, events: int) -> None:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
@@ -282,10 +311,11 @@ class HttpApi:
         if refusal is not None:
             raise TooManyRequestsError("max_read_requests_per_sec", refusal)
 
-    async def _publish_timed(self, app: App, trigger: rest.Trigger) -> None:
+    async def _publish_timed(self, app: App, trigger: rest.Trigger) -> dict[str, int]:
         started = self.metrics.timer()
-        await self.publish(app, trigger)
+        serials = await self.publish(app, trigger)
         self.metrics.published(app.id, started)
+        return serials
 
     async def _channels(self, app: App, request: ApiRequest) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)
@@ -312,11 +342,22 @@ class HttpApi:
         members = await self.presence.members(app.id, name)
         return {"users": [{"id": user_id} for user_id in members]}
 
+    async def _history(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
+        query = rest.parse_history_query(name, request.query, app)
+        await self._admit_read(app)
+        return await self.history.answer(app, name, query)
+
     async def _terminate(self, app: App, request: ApiRequest) -> JsonBody:
         user_id = request.route.params["user"]
         rest.validate_user_id(user_id)
         await self.users.terminate(app, user_id)
         return {}
+
+
+def request_of(request: ApiRequest) -> KeyedRequest:
+    """What an idempotency key is checked against: the header's key and the request."""
+    return KeyedRequest(request.idempotency_key, request.method, request.path, request.body)
 
 
 def endpoint_name(route: Route) -> str:
@@ -338,12 +379,19 @@ def _quota_unavailable(exc: Exception) -> ApiError:
 
 
 async def channel_attributes(
-    presence: PresenceStore, app: App, channels: Iterable[str], info: frozenset[str]
+    presence: PresenceStore,
+    app: App,
+    channels: Iterable[str],
+    info: frozenset[str],
+    serials: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, object]]:
-    """The `info` attributes of each channel (user_count on presence channels only, §5.1)."""
+    """The `info` attributes of each channel (user_count on presence channels only, §5.1;
+    `serial`, of a publish, on channels that keep history)."""
     result: dict[str, dict[str, object]] = {}
     for name in channels:
         attributes: dict[str, object] = {}
+        if "serial" in info and serials and name in serials:
+            attributes["serial"] = serials[name]
         is_presence = classify(name).is_presence
         if "user_count" in info and is_presence:
             attributes["user_count"] = await presence.user_count(app.id, name)

@@ -72,9 +72,15 @@ class AppCounters:
         "bytes_out",
         "connections",
         "dropped",
+        "history_bytes",
+        "history_reads",
+        "history_writes",
+        "idempotent_replays",
         "messages_in",
         "messages_out",
         "published",
+        "resumes_gap",
+        "resumes_recovered",
         "slow_disconnects",
     )
 
@@ -87,6 +93,12 @@ class AppCounters:
         self.published = 0
         self.slow_disconnects = 0
         self.dropped = 0
+        self.history_writes = 0  # events kept in history
+        self.history_reads = 0  # history reads: the HTTP API's and resumes'
+        self.history_bytes = 0  # bytes of history kept (the store's figure, refreshed)
+        self.resumes_recovered = 0
+        self.resumes_gap = 0
+        self.idempotent_replays = 0  # publishes answered from an Idempotency-Key, not sent
 
     def sent(self, frame: bytes, count: int = 1) -> None:
         """`frame` was handed to `count` of this app's connections."""
@@ -215,6 +227,13 @@ _APP_COUNTERS: Final = (
         "Messages dropped by the drop_oldest slow-client policy",
         "dropped",
     ),
+    ("history_writes", "Events kept in channel history", "history_writes"),
+    ("history_reads", "Reads of channel history (HTTP API and resumes)", "history_reads"),
+    (
+        "idempotent_duplicates",
+        "Publishes with a known Idempotency-Key, answered without sending again",
+        "idempotent_replays",
+    ),
 )
 
 
@@ -306,3 +325,18 @@ class _Collector:
             for app_id, counters in apps:
                 family.add_metric([app_id], getattr(counters, attribute))
             yield family
+        retained = _gauge(
+            "history_retained_bytes",
+            "Bytes of event names and data kept in history (the whole cluster's, on shared state)",
+            ("app_id",),
+        )
+        resumes = _counter(
+            "resume_requests",
+            "Subscriptions that asked to resume, by outcome (recovered, or gap: told it failed)",
+            ("app_id", "outcome"),
+        )
+        for app_id, counters in apps:
+            retained.add_metric([app_id], counters.history_bytes)
+            resumes.add_metric([app_id, "recovered"], counters.resumes_recovered)
+            resumes.add_metric([app_id, "gap"], counters.resumes_gap)
+        yield from (retained, resumes)

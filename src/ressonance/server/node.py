@@ -11,7 +11,8 @@ Data flows (ARCHITECTURE.md "Data flows"):
 
 The parts, each built here with its collaborators and none aware of `Node`:
 `SessionRegistry` (opening and closing sessions), `Fanout` (topics and delivery),
-`Subscriptions`, `ClientEvents`, `Users`, `Quotas` and `Readiness`. `Node` keeps the
+`Subscriptions` (with `Recovery`, resume after reconnect), `ClientEvents`, `Users`,
+`Quotas`, `Readiness` and `ChannelHistory` (serials on publish). `Node` keeps the
 node's lifecycle, the dispatch of each connection's protocol events, the HTTP publish,
 departures of dead nodes and the timer loop, and nothing that only forwards to a part.
 
@@ -50,10 +51,12 @@ from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.protocol.rest import Trigger
 from ressonance.server.client_events import ClientEvents
 from ressonance.server.fanout import Fanout
+from ressonance.server.history import ChannelHistory
 from ressonance.server.hub import Hub
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
+from ressonance.server.recovery import Recovery
 from ressonance.server.refusal_log import RefusalLog, quoted
 from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import OutputLimits, Session
@@ -63,14 +66,19 @@ from ressonance.state.base import (
     CacheStore,
     ConnectionCounter,
     Departure,
+    HistoryStore,
+    IdempotencyStore,
     Membership,
     PresenceStore,
     RateLimiter,
     UsageStore,
 )
 from ressonance.state.memory import MemoryConnectionCounter, MemoryMembership, MemoryUsageStore
+from ressonance.state.memory_history import MemoryHistoryStore, MemoryIdempotencyStore
 
 log = logging.getLogger(__name__)
+
+HISTORY_METRICS_SECONDS = 15.0  # how often the bytes kept in history are read for /metrics
 
 
 class Node:
@@ -93,13 +101,17 @@ class Node:
         shared_limiter: RateLimiter | None = None,
         connections: ConnectionCounter | None = None,
         membership: Membership | None = None,
+        history: HistoryStore | None = None,
+        idempotency: IdempotencyStore | None = None,
         close_state: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`limiter` serves per-connection limits (a connection lives on one node: memory);
         `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
         `usage` and `connections` meter and enforce the app quotas (memory when None).
         `membership` is the node's lease among the nodes (`server.liveness` renews it);
-        `close_state` releases the shared state's client when the node stops."""
+        `history` keeps the channels' history and `idempotency` the HTTP API's idempotency
+        keys (memory when None); `close_state` releases the shared state's client when the
+        node stops."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
@@ -113,6 +125,9 @@ class Node:
             MemoryConnectionCounter() if connections is None else connections
         )
         self.membership: Membership = MemoryMembership() if membership is None else membership
+        self.idempotency: IdempotencyStore = (
+            MemoryIdempotencyStore(clock) if idempotency is None else idempotency
+        )
         self._close_state = close_state
         self.quotas = Quotas(
             usage=self.usage,
@@ -130,8 +145,16 @@ class Node:
             metrics=self.metrics,
             quotas=self.quotas,
         )
+        self.history = ChannelHistory(
+            store=MemoryHistoryStore(clock) if history is None else history, metrics=self.metrics
+        )
         self.subscriptions = Subscriptions(
-            apps=apps, presence=presence, cache=cache, fanout=self.fanout, clock=clock
+            apps=apps,
+            presence=presence,
+            cache=cache,
+            fanout=self.fanout,
+            recovery=Recovery(history=self.history, fanout=self.fanout),
+            clock=clock,
         )
         self.users = Users(presence=presence, fanout=self.fanout)
         self.client_events = ClientEvents(limiter=limiter, quotas=self.quotas, fanout=self.fanout)
@@ -203,7 +226,9 @@ class Node:
     async def _handle(self, session: Session, event: Event) -> None:
         match event:
             case SubscribeRequested():
-                await self.subscriptions.subscribe(session, event.channel, event.member)
+                await self.subscriptions.subscribe(
+                    session, event.channel, event.member, event.resume_after
+                )
             case Unsubscribed():
                 await self.subscriptions.leave(session, event.channel, event.member)
                 log.debug(
@@ -227,15 +252,23 @@ class Node:
 
     # --- HTTP API -----------------------------------------------------------------------
 
-    async def publish(self, app: App, trigger: Trigger) -> None:
-        """Publish one event to each of its channels: encoded once per channel."""
+    async def publish(self, app: App, trigger: Trigger) -> dict[str, int]:
+        """Publish one event to each of its channels: encoded once per channel. The serials
+        the channels that keep history gave it, by channel (empty for the others)."""
         self.quotas.count(app.id, len(trigger.channels))  # one per channel; deliveries apart
         broadcast = self.fanout.broadcast
+        serials: dict[str, int] = {}
         for channel in trigger.channels:
-            message = m.encode_channel_event(channel, trigger.name, trigger.data)
+            serial = None
+            if app.history_channels:  # the one check every other publish pays
+                serial = await self.history.record(app, channel, trigger.name, trigger.data)
+                if serial is not None:
+                    serials[channel] = serial
+            message = m.encode_channel_event(channel, trigger.name, trigger.data, None, serial)
             if classify(channel).cached:
                 await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
             await broadcast(app, channel, message, trigger.socket_id)
+        return serials
 
     # --- cluster and timers -------------------------------------------------------------
 
@@ -257,6 +290,7 @@ class Node:
     async def run_timers(self, interval: float) -> None:
         """The one timer loop of a node; cancelled when it stops."""
         loop = asyncio.get_running_loop()
+        history_due = loop.time()
         while True:
             due = loop.time() + interval
             await asyncio.sleep(interval)
@@ -268,5 +302,8 @@ class Node:
                 log.exception("event=timer_failed")
             try:
                 await self.quotas.flush()
+                if loop.time() >= history_due:
+                    history_due = loop.time() + HISTORY_METRICS_SECONDS
+                    await self.history.refresh_metrics()
             except Exception as exc:  # a store outage: the counts wait for the next tick
                 log.warning("event=usage_flush_failed error=%r", exc)

@@ -82,6 +82,7 @@ BATCH_EVENTS: Final = Endpoint(Area.HTTP_API, "batch_events", _APP + "/batch_eve
 CHANNELS: Final = Endpoint(Area.HTTP_API, "channels", _APP + "/channels", ("GET",))
 CHANNEL: Final = Endpoint(Area.HTTP_API, "channel", _CHANNEL, ("GET",))
 CHANNEL_USERS: Final = Endpoint(Area.HTTP_API, "channel_users", _CHANNEL + "/users", ("GET",))
+CHANNEL_HISTORY: Final = Endpoint(Area.HTTP_API, "channel_history", _CHANNEL + "/history", ("GET",))
 TERMINATE: Final = Endpoint(Area.HTTP_API, "terminate_connections", _APP + _TERMINATE, ("POST",))
 # The PyPI SDK signs and requests this path without /apps/{id} (reference §5.5).
 TERMINATE_BY_KEY: Final = Endpoint(Area.HTTP_API, "terminate_connections", _TERMINATE, ("POST",))
@@ -108,6 +109,7 @@ ENDPOINTS: Final = (
     CHANNELS,
     CHANNEL,
     CHANNEL_USERS,
+    CHANNEL_HISTORY,
     TERMINATE,
     TERMINATE_BY_KEY,
     ADMIN_OPENAPI,

@@ -36,6 +36,7 @@ from ressonance.server.admission import Admission, AdmissionLimits
 from ressonance.server.deadlines import Openings
 from ressonance.server.gate import Gate
 from ressonance.server.http_api import HttpApi
+from ressonance.server.idempotency import IdempotentPublishes
 from ressonance.server.limits import ConnectionLimits
 from ressonance.server.liveness import Liveness
 from ressonance.server.metrics import Metrics
@@ -124,6 +125,8 @@ def _node(
         shared_limiter=state.limiter,
         connections=state.connections,
         membership=state.membership,
+        history=state.history,
+        idempotency=state.idempotency,
         close_state=state.close,
     )
 
@@ -139,6 +142,8 @@ def http_api(node: Node) -> HttpApi:
         publish=node.publish,
         metrics=node.metrics,
         readiness=node.readiness,
+        history=node.history,
+        idempotency=IdempotentPublishes(store=node.idempotency, metrics=node.metrics),
         clock=node.clock,
         refusals=node.refusals,
     )

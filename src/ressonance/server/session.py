@@ -234,6 +234,16 @@ class Session:
         self.counters.sent(frame)
         self._write(frame)
 
+    def send_frames(self, frames: bytes, count: int) -> None:
+        """`count` whole frames built for this session alone (a history replay), in one write
+        after whatever is pending."""
+        if self._pending is not None:
+            self.flush_pending()
+        counters = self.counters
+        counters.messages_out += count
+        counters.bytes_out += len(frames)
+        self._write(frames)
+
     def error(self, message: str, code: int | None, channel: str | None = None) -> None:
         self.send(m.error(message, code, channel))
 

@@ -323,7 +323,8 @@ class Transport:
             too_large = ApiError(413, f"Request body is larger than {limit // 1024} KB")
             unread = ApiRequest(request.method, request.path, query, b"", route)
             return json_response(self.api.refuse(unread, too_large))
-        api_request = ApiRequest(request.method, request.path, query, body, route)
+        key = request.headers.get("Idempotency-Key")
+        api_request = ApiRequest(request.method, request.path, query, body, route, key)
         return json_response(await self.api.handle(api_request))
 
     async def _admin(self, request: web.Request, route: Route) -> web.StreamResponse:

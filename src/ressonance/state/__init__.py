@@ -1,11 +1,11 @@
 """`--state`: what a node shares with the others, behind one factory and one Redis client.
 
 `open_state(url)` picks the stores by URL scheme and returns them as one `SharedState`:
-presence, cache channels, app-wide rate limits, usage, connection counts and the node's
-membership (its lease, and the reaping of dead nodes). memory:// (or no URL) keeps them in
-this process; redis://, rediss:// and unix:// share them through one Redis (or Valkey)
-client. The Redis client library is imported only when such a URL is used (the `redis`
-extra).
+presence, cache channels, app-wide rate limits, usage, connection counts, the node's
+membership (its lease, and the reaping of dead nodes), channel history and idempotency keys.
+memory:// (or no URL) keeps them in this process; redis://, rediss:// and unix:// share them
+through one Redis (or Valkey) client. The Redis client library is imported only when such a
+URL is used (the `redis` extra).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def _redis_state(
     from ressonance.state.redis import connect
     from ressonance.state.redis_cache import RedisCacheStore
     from ressonance.state.redis_connections import RedisConnectionCounter
+    from ressonance.state.redis_history import RedisHistoryStore
+    from ressonance.state.redis_idempotency import RedisIdempotencyStore
     from ressonance.state.redis_membership import RedisMembership
     from ressonance.state.redis_presence import RedisPresenceStore
     from ressonance.state.redis_ratelimit import RedisRateLimiter
@@ -73,5 +75,7 @@ def _redis_state(
         usage=RedisUsageStore(redis, prefix),
         connections=RedisConnectionCounter(redis, node_id=node_id, prefix=prefix),
         membership=membership,
+        history=RedisHistoryStore(redis, clock, prefix),
+        idempotency=RedisIdempotencyStore(redis, prefix),
         close=close,
     )

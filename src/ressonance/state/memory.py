@@ -20,6 +20,7 @@ from ressonance.state.base import (
     PresenceFullError,
     SharedState,
 )
+from ressonance.state.memory_history import MemoryHistoryStore, MemoryIdempotencyStore
 
 
 class MemoryPresenceStore:
@@ -236,5 +237,7 @@ def memory_state(clock: Callable[[], float]) -> SharedState:
         usage=MemoryUsageStore(),
         connections=MemoryConnectionCounter(),
         membership=MemoryMembership(),
+        history=MemoryHistoryStore(clock),
+        idempotency=MemoryIdempotencyStore(clock),
         close=close,
     )
