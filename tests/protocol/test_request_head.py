@@ -244,6 +244,8 @@ def test_more_headers_than_the_limit_is_too_large() -> None:
     assert read_head(wire) is Verdict.FOREIGN  # no Host, but not too many
     wire = head("GET /app/k HTTP/1.1", *(f"X-{i}: y" for i in range(MAX_HEADERS + 1)))
     assert read_head(wire) == TooLarge("Request has more than 128 header lines")
+    shortest = b"\r\n" + b"a\r\n" * MAX_HEADERS + b"a\r\n\r\n"  # the fewest bytes for 129
+    assert read_head(shortest) == TooLarge("Request has more than 128 header lines")
 
 
 @pytest.mark.parametrize(

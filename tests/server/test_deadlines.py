@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from ressonance.protocol.app import UNLIMITED
-from ressonance.server.deadlines import Deadlines, Openings, Phase, Wheel, ticks
+from ressonance.server.deadlines import Deadlines, Openings, Phase, ticks
 from ressonance.server.limits import ConnectionLimits
 
 
@@ -31,32 +31,6 @@ def advance(deadlines: Deadlines[Conn], count: int) -> list[tuple[Conn, Phase]]:
 @pytest.mark.parametrize(("seconds", "expected"), [(10.0, 11), (0.5, 2), (1.0, 2), (75.0, 76)])
 def test_a_deadline_waits_at_least_its_seconds(seconds: float, expected: int) -> None:
     assert ticks(seconds) == expected
-
-
-def test_the_wheel_returns_items_at_their_tick_only() -> None:
-    wheel: Wheel[str] = Wheel()
-    wheel.put("a", 2)
-    wheel.put("b", 1)
-    wheel.put("c", 0)  # at least one tick
-    assert len(wheel) == 3
-    assert "a" in wheel
-    assert sorted(wheel.advance()) == ["b", "c"]
-    assert wheel.advance() == ["a"]
-    assert wheel.advance() == []
-    assert len(wheel) == 0
-
-
-def test_moving_or_cancelling_an_item() -> None:
-    wheel: Wheel[str] = Wheel()
-    wheel.put("a", 1)
-    wheel.put("a", 1)  # the same tick: nothing moves
-    wheel.put("a", 3)
-    wheel.put("b", 1)
-    wheel.cancel("b")
-    wheel.cancel("never there")
-    assert wheel.advance() == []
-    assert wheel.advance() == []
-    assert wheel.advance() == ["a"]
 
 
 def test_a_silent_connection_expires_after_the_first_byte_timeout() -> None:
@@ -144,3 +118,14 @@ def test_openings_expire_after_the_upgrade_timeout() -> None:
     assert openings.tick() == []
     assert openings.tick() == []
     assert openings.tick() == ["slow"]
+
+
+def test_an_opening_started_again_waits_from_then() -> None:
+    openings: Openings[str] = Openings(ConnectionLimits(upgrade_timeout=1))
+    openings.start("again")
+    openings.start("other")
+    openings.tick()
+    openings.start("again")
+    assert openings.tick() == ["other"]
+    assert openings.tick() == ["again"]
+    assert len(openings) == 0

@@ -87,9 +87,11 @@ def read_head(
     end = buffer.find(b"\r\n\r\n", start, start + limits.max_head_bytes)
     if end < 0:
         return _unfinished(buffer, start, limits)
-    too_large = _oversized(buffer, start, end, limits)
-    if too_large is not None:
-        return too_large
+    # (A head this short has neither too many lines nor one too long: see `_oversized`.)
+    if end - start > min(3 * limits.max_headers + 1, limits.max_line_bytes):
+        too_large = _oversized(buffer, start, end, limits)
+        if too_large is not None:
+            return too_large
     # Latin-1 maps every byte to one character; the pattern admits only ASCII ones.
     request = _HEAD.fullmatch(str(buffer[start : end + 2], "latin-1"))
     if request is None:
@@ -117,7 +119,10 @@ def _oversized(
 ) -> TooLarge | None:
     """Whether the complete head from `start` to `end` (its last CRLF CRLF) has too many
     header lines or one too long (as the web library counts them: one per CRLF)."""
-    if buffer.count(b"\r\n", start, end) > limits.max_headers:
+    # Each line before `end` but a first empty one is at least one byte and its CRLF: a head
+    # this short cannot have too many, and is not counted.
+    short = end - start <= 3 * limits.max_headers + 1
+    if not short and buffer.count(b"\r\n", start, end) > limits.max_headers:
         return TooLarge(f"Request has more than {limits.max_headers} header lines")
     if end - start <= limits.max_line_bytes:
         return None  # no line can be longer than the head

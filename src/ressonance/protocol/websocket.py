@@ -42,28 +42,30 @@ _UNUSABLE_CLOSE_CODES: Final = frozenset((1004, NO_STATUS, 1006))
 UNLIMITED: Final = 1 << 62
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (a frozen dataclass's __init__ sets each field through object.__setattr__:
+# ~1 % of a connect or publish each); built per frame read, never changed once built.
+@dataclass(slots=True)
 class TextReceived:
     """A whole text message, decoded."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BinaryReceived:
     """A whole binary message."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PingReceived:
     """A ping: answer with a pong carrying the same payload."""
 
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseReceived:
     """The client's close frame; `code` is 1005 when it carried none."""
 
@@ -71,7 +73,7 @@ class CloseReceived:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failed:
     """The client broke the protocol: close with `code`."""
 

@@ -158,6 +158,10 @@ class Census(Generic[D]):
         self._events: dict[str, int] = {}  # sheds and refusals since the last log line
         self._logged = -LOG_EVERY_TICKS  # the first shed is logged at once
         self.pending = 0  # counted connections that are not WebSockets
+        # Doors an address may have before `_room_at` decides (None: no per-address limit).
+        self._address_limit = (
+            self.limits.max_pending_connections_per_ip if self.limits.per_address_limited else None
+        )
 
     def open_connections(self) -> int:
         return self.pending + self._websockets()
@@ -170,10 +174,12 @@ class Census(Generic[D]):
     def arrive(self, door: D) -> bool:
         """Count a new connection; False when it had to be closed at once."""
         address = address_of(door.transport)
-        if not self._room_at(address):
+        count = self._counts.get(address, 0)
+        limit = self._address_limit
+        if limit is not None and count >= limit and not self._room_at(address):
             return self._refuse(door, "per_address_limit")
         capacity = self.capacity
-        if capacity is not None and self.open_connections() >= capacity:
+        if capacity is not None and self.pending + self._websockets() >= capacity:
             victim = self._sheddable()
             if victim is not None:
                 self._shed(victim, "shed_for_capacity")
@@ -185,8 +191,11 @@ class Census(Generic[D]):
                 door.probes_only = True
                 self._note("probes_only")
         self._entries[door] = (address, self.deadlines.now)
-        self._by_address.setdefault(address, {})[door] = None
-        self._counts[address] = self._counts.get(address, 0) + 1
+        doors = self._by_address.get(address)
+        if doors is None:
+            doors = self._by_address[address] = {}
+        doors[door] = None
+        self._counts[address] = self._counts.get(address, 0) + 1  # _room_at may have shed one
         self.pending += 1
         self.deadlines.start(door, Phase.FIRST_BYTE)
         return True
@@ -244,10 +253,8 @@ class Census(Generic[D]):
     # --- making room ---------------------------------------------------------------------
 
     def _room_at(self, address: str) -> bool:
-        """Whether `address` may open one more connection (after shedding one if need be)."""
-        limit = self.limits.max_pending_connections_per_ip
-        if not self.limits.per_address_limited or self._counts.get(address, 0) < limit:
-            return True
+        """Whether `address`, at its limit, may open one more connection (after shedding
+        one if need be)."""
         parsed = parse_address(address.partition("/")[0])
         if parsed is not None and self._proxies.trusts(parsed):
             return True

@@ -9,8 +9,9 @@ the client reads the answer before the connection closes.
 Rules:
 1. Time is counted in ticks (`TICK_SECONDS`), advanced by the listener's sweep; nothing here
    reads a clock. An item due in `seconds` expires between `seconds` and one tick later.
-2. A `Wheel` keeps each item in the slot of its due tick: starting, moving or cancelling a
-   deadline is a few dict operations, and a tick touches only the items due in it.
+2. Starting, moving or cancelling a deadline is a few dict operations, and a tick touches
+   only the items due in it (and the requests whose rate is checked): every item of a phase
+   waits as long, so the items of a phase fall due in the order they entered it.
 3. A request must also keep up a minimum rate: from its second tick on, it is checked once a
    tick, and closed when fewer than `min_request_bytes_per_sec` bytes arrived per whole
    tick since its first byte (a slow-loris trickle ends in seconds, not at the deadline).
@@ -52,51 +53,6 @@ def ticks(seconds: float) -> int:
     return math.ceil(seconds / TICK_SECONDS) + 1
 
 
-class Wheel(Generic[T]):
-    """Items due at a tick; `advance()` moves one tick on and returns the items due then."""
-
-    __slots__ = ("_due", "_slots", "now")
-
-    def __init__(self) -> None:
-        self.now = 0
-        self._due: dict[T, int] = {}
-        self._slots: dict[int, dict[T, None]] = {}
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def __contains__(self, item: T) -> bool:
-        return item in self._due
-
-    def put(self, item: T, after: int) -> None:
-        """`item` is due `after` ticks from now (at least one), and no earlier."""
-        due = self.now + max(after, 1)
-        old = self._due.get(item)
-        if old == due:
-            return
-        if old is not None:
-            del self._slots[old][item]
-        self._due[item] = due
-        slot = self._slots.get(due)
-        if slot is None:
-            slot = self._slots[due] = {}
-        slot[item] = None
-
-    def cancel(self, item: T) -> None:
-        due = self._due.pop(item, None)
-        if due is not None:
-            del self._slots[due][item]
-
-    def advance(self) -> list[T]:
-        self.now += 1
-        slot = self._slots.pop(self.now, None)
-        if not slot:
-            return []
-        for item in slot:
-            del self._due[item]
-        return list(slot)
-
-
 class Reading(Hashable, Protocol):
     """What the deadlines read of a connection in its request phase."""
 
@@ -109,49 +65,44 @@ R = TypeVar("R", bound=Reading)
 
 
 class Deadlines(Generic[R]):
-    """The phase and deadline of each connection of one listener."""
+    """The phase and deadline of each connection of one listener.
+
+    Every item of a phase waits as long, so the items of a phase, kept in the order they
+    entered it, also fall due in that order: a tick takes them from the front until one is
+    not due (rule 2, without a wheel: starting or stopping a phase is two dict operations).
+    """
 
     def __init__(self, limits: ConnectionLimits | None = None) -> None:
         self.limits = limits = limits or ConnectionLimits()
-        self._wheel: Wheel[R] = Wheel()
+        self.now = 0  # the ticks advanced so far
         # connection -> (phase, tick it started, tick its deadline falls)
         self._phases: dict[R, tuple[Phase, int, int]] = {}
-        self._members: dict[Phase, dict[R, None]] = {phase: {} for phase in Phase}
         self._ticks = {
             Phase.FIRST_BYTE: ticks(limits.first_byte_timeout),
             Phase.REQUEST: ticks(limits.request_timeout),
             Phase.KEEPALIVE: ticks(limits.keepalive_timeout),
             Phase.LINGER: ticks(LINGER_SECONDS),
         }
+        self._members: dict[Phase, dict[R, None]] = {phase: {} for phase in self._ticks}
         self._rate = limits.min_request_bytes_per_sec if limits.rate_checked else 0
 
     def __len__(self) -> int:
         return len(self._phases)
 
-    @property
-    def now(self) -> int:
-        return self._wheel.now
-
     def start(self, item: R, phase: Phase) -> None:
         """`item` enters `phase` now; its deadline replaces any earlier one."""
-        now = self._wheel.now
-        deadline = now + self._ticks[phase]
+        now = self.now
         old = self._phases.get(item)
         if old is not None:
             del self._members[old[0]][item]
-        self._phases[item] = (phase, now, deadline)
+        self._phases[item] = (phase, now, now + self._ticks[phase])
         self._members[phase][item] = None  # the newest of its phase
-        if phase is Phase.REQUEST and self._rate:
-            self._wheel.put(item, 2)  # the first rate check, in its second tick
-        else:
-            self._wheel.put(item, deadline - now)
 
     def stop(self, item: R) -> None:
         """`item` left every timed phase (a request is being answered, or it is gone)."""
         state = self._phases.pop(item, None)
         if state is not None:
             del self._members[state[0]][item]
-            self._wheel.cancel(item)
 
     def phase(self, item: R) -> Phase | None:
         state = self._phases.get(item)
@@ -160,35 +111,38 @@ class Deadlines(Generic[R]):
     def started(self, item: R) -> int:
         """The tick `item` entered its phase (`now` when it has none)."""
         state = self._phases.get(item)
-        return self._wheel.now if state is None else state[1]
+        return self.now if state is None else state[1]
 
     def tick(self) -> list[tuple[R, Phase]]:
         """Advance one tick; every item whose phase is over, with the reason."""
-        expired = []
-        for item in self._wheel.advance():
-            phase, started, deadline = self._phases[item]
-            reason = self._verdict(item, phase, started, deadline)
-            if reason is None:
-                self._wheel.put(item, 1)  # the next rate check
-            else:
-                del self._phases[item]
-                del self._members[phase][item]
-                expired.append((item, reason))
+        self.now += 1
+        expired: list[tuple[R, Phase]] = []
+        for phase, members in self._members.items():
+            rated = phase is Phase.REQUEST and self._rate > 0
+            for item in members:
+                reason = self._verdict(item, rated)
+                if reason is not None:
+                    expired.append((item, reason))
+                elif not rated:
+                    break  # the next ones entered later: not due either
+        for item, _reason in expired:
+            del self._members[self._phases.pop(item)[0]][item]
         return expired
 
-    def _verdict(self, item: R, phase: Phase, started: int, deadline: int) -> Phase | None:
-        now = self._wheel.now
+    def _verdict(self, item: R, rated: bool) -> Phase | None:
+        phase, started, deadline = self._phases[item]
+        now = self.now
         if now >= deadline:
             return phase
-        # Only a request with a rate checked is due before its deadline.
-        if item.pending_bytes() < self._rate * (now - started - 1):
+        # A request is checked from its second tick on (rule 3).
+        if rated and item.pending_bytes() < self._rate * (now - started - 1):
             return Phase.TOO_SLOW
         return None
 
     def oldest(self, phase: Phase) -> Iterator[R]:
         """The items in `phase` that entered it before this tick, the longest in it first
         (take what is needed before changing anything)."""
-        now = self._wheel.now
+        now = self.now
         phases = self._phases
         for item in self._members[phase]:
             if phases[item][1] >= now:
@@ -197,21 +151,34 @@ class Deadlines(Generic[R]):
 
 
 class Openings(Generic[T]):
-    """WebSockets between their 101 and their session: each must open in `upgrade_timeout`."""
+    """WebSockets between their 101 and their session: each must open in `upgrade_timeout`
+    (all wait as long, so they fall due in the order they started)."""
 
     def __init__(self, limits: ConnectionLimits | None = None) -> None:
-        self._wheel: Wheel[T] = Wheel()
+        self.now = 0
+        self._due: dict[T, int] = {}  # item -> tick it falls due, the earliest first
         self._after = ticks((limits or ConnectionLimits()).upgrade_timeout)
 
     def __len__(self) -> int:
-        return len(self._wheel)
+        return len(self._due)
 
     def start(self, item: T) -> None:
-        self._wheel.put(item, self._after)
+        due = self._due
+        if item in due:
+            del due[item]  # to the back
+        due[item] = self.now + self._after
 
     def done(self, item: T) -> None:
-        self._wheel.cancel(item)
+        self._due.pop(item, None)
 
     def tick(self) -> list[T]:
         """Advance one tick; the items still opening past their deadline."""
-        return self._wheel.advance()
+        self.now = now = self.now + 1
+        expired = []
+        for item, due in self._due.items():
+            if due > now:
+                break
+            expired.append(item)
+        for item in expired:
+            del self._due[item]
+        return expired

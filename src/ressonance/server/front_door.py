@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import orjson
 
@@ -91,7 +91,7 @@ def read_request(
     head = read_head(buffer, start, limits)
     if not isinstance(head, RequestHead):
         return head
-    route = routes.resolve(head.path)
+    route = routes.TABLE.resolve(head.path)
     endpoint = route.endpoint
     answer: Handshake | int | None = None
     if endpoint in _PUBLISHES:
@@ -136,7 +136,7 @@ class FrontDoors:
         self.deadlines: Deadlines[FrontDoor] = Deadlines(limits)
         self.census: Census[FrontDoor] = Census(
             self.deadlines,
-            websockets=lambda: len(sockets.open),
+            websockets=sockets.open.__len__,  # the set's own method: no Python frame
             capacity=capacity,
             dropped=metrics.connection_dropped,
         )
@@ -242,7 +242,8 @@ class FrontDoor(asyncio.Protocol):
         return len(self._buffer) - self._start
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
+        # uvloop's transport does not subclass asyncio.Transport (no cast(): a call less)
+        self.transport = transport  # type: ignore[assignment]
         self._doors.open.add(self)
         self._doors.census.arrive(self)  # counted, first-byte deadline; or closed at once
 
@@ -299,7 +300,12 @@ class FrontDoor(asyncio.Protocol):
         else:
             self._buffer, self._start = data, 0
             if not self._busy:
-                self._doors.deadlines.start(self, Phase.REQUEST)  # its first byte
+                self._serve()
+                if not (self._busy or self._closing) and self._start < len(self._buffer):
+                    # Its first byte, and the request is not whole yet: timed from now on.
+                    # (One answered at once keeps the phase it had, and stops it if it leaves.)
+                    self._doors.deadlines.start(self, Phase.REQUEST)
+                return
         if self._busy:
             if len(self._buffer) - self._start > MAX_WAITING_BYTES and not self._paused:
                 self._paused = True

@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 JsonBody = dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, and
+# one of each is built per publish. Neither is changed once built.
+@dataclass(slots=True)
 class ApiRequest:
     method: str
     path: str
@@ -75,7 +77,7 @@ class ApiRequest:
         return cls(method, path, query, body, routes.resolve(path), idempotency_key)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApiResponse:
     status: int
     body: JsonBody

@@ -64,7 +64,7 @@ CLOSE_TIMEOUT_SECONDS: Final = 10.0
 MAX_INBOX: Final = 64
 # The read budget of one connection in one loop turn (rule 5): about 0.1 ms of parsing. Text
 # messages parsed also wait in the inbox, so a turn parses no more than it has room for.
-FRAMES_PER_TURN: Final = 64
+FRAMES_PER_TURN: Final = 64  # at most MAX_INBOX and MAX_EARLY_FRAMES (`_read` counts on it)
 BYTES_PER_TURN: Final = 64 * 1024
 MAX_EARLY_FRAMES: Final = 64  # frames other than text parsed before the session opens
 BINARY_REFUSED: Final = "Binary frames are not supported; send JSON text"
@@ -204,7 +204,8 @@ class WebSocket(asyncio.Protocol):
             self._within_rate(early)
         if self._lost or self._inbox:
             self._sockets.spawn(self)
-        self._pace()
+        if self._paused or self._reader.backlog or self._inbox or self._early:
+            self._pace()  # (with nothing paused or waiting, reading goes on as it is)
 
     def refuse(self, code: int, reason: str) -> None:
         """pusher:error with `code` first, then a close with the same code (reference §1)."""
@@ -222,10 +223,14 @@ class WebSocket(asyncio.Protocol):
         if self._lost:
             return
         reader = self._reader
-        events = reader.feed(data, self._budget(), BYTES_PER_TURN)
+        # Nothing waiting: the whole turn's budget (MAX_INBOX and MAX_EARLY_FRAMES are larger).
+        budget = self._budget() if self._inbox or self._early else FRAMES_PER_TURN
+        events = reader.feed(data, budget, BYTES_PER_TURN)
         if events or reader.frames:  # a header that fails is an event but no frame
             self._handle(events, reader.frames)
-        self._pace()
+        # With nothing paused or waiting there is room and no backlog: nothing to pace.
+        if self._paused or reader.backlog or self._inbox or self._early:
+            self._pace()
 
     def _budget(self) -> int:
         """How many frames may be parsed now: within the turn's budget and the inbox."""
