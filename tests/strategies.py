@@ -193,11 +193,20 @@ class Raw:
 Intent = Subscribe | Unsubscribe | Signin | ClientEvent | Envelope | Raw
 
 
+def _encodable(text: str) -> bool:
+    """Whether `text` is valid UTF-8 (a lone surrogate is not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def render(intent: Intent, app: App, socket_id: str, ascii_only: bool = True) -> str:
     """The text of the frame a client would send for `intent` on connection `socket_id`."""
     match intent:
         case Subscribe(channel, signed, channel_data, auth, data_as_text):
-            if signed:
+            if signed and _encodable(channel + (channel_data or "")):  # else none could sign it
                 auth = channel_auth(app.key, app.secret, socket_id, channel, channel_data or "")
             data: dict[str, object] = {"channel": channel, "auth": auth}
             if channel_data is not None:

@@ -402,7 +402,10 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
             "apps[0].slow_client_policy: must be one of close, drop_oldest, not 'coalesce'",
         ),
         (APP_TOML + "slow_client_policy = 1", "apps[0].slow_client_policy: must be a string"),
-        ('[[apps]]\nid = 100001\nkey = "k"\nsecret = "s"', "apps[0].id: must be a string"),
+        (
+            '[[apps]]\nid = 100001\nkey = "k"\nsecret = "s"',
+            'apps[0].id: must be a string (quote it: id = "100001")',
+        ),
         ('[[apps]]\nid = "abc"\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
         ('[[apps]]\nid = ""\nkey = "k"\nsecret = "s"', "apps[0].id: must be digits only"),
         ('[[apps]]\nid = "1"\nkey = ""\nsecret = "s"', "apps[0].key: must not be empty"),
@@ -818,6 +821,23 @@ def test_the_apps_url_comes_from_the_flag_the_environment_or_the_file(
     assert flagged.apps == ()
 
 
+def test_the_config_file_comes_from_the_flag_or_ressonance_config(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config('[server]\napps = "sqlite:///from-file.db"')
+    other = tmp_path / "other.toml"
+    other.write_text("[server]\nport = 7002\n")
+
+    from_env = load(tmp_path, environ={"RESSONANCE_CONFIG": path})
+    flagged = load(tmp_path, str(other), environ={"RESSONANCE_CONFIG": path})
+
+    assert from_env.registry_url == "sqlite:///from-file.db"
+    assert (flagged.port, flagged.apps_url) == (7002, "")
+    assert "cannot read config file" in config_error(
+        tmp_path, environ={"RESSONANCE_CONFIG": str(tmp_path / "missing.toml")}
+    )
+
+
 def test_static_apps_are_the_file_store_of_the_config_file(
     tmp_path: Path, config: WriteConfig
 ) -> None:
@@ -936,3 +956,86 @@ def test_bad_plans_and_app_sources_are_named(
     tmp_path: Path, config: WriteConfig, text: str, message: str
 ) -> None:
     assert config_error(tmp_path, config(text)).startswith(message)
+
+
+# --- connection limits (issue "Hold the line under hostile traffic") ---------------------------
+
+
+def test_connection_limits_and_their_defaults(tmp_path: Path, config: WriteConfig) -> None:
+    defaults = load(tmp_path).connection_limits
+    assert (defaults.first_byte_timeout, defaults.request_timeout) == (10.0, 10.0)
+    assert (defaults.keepalive_timeout, defaults.upgrade_timeout) == (75.0, 10.0)
+    assert defaults.min_request_bytes_per_sec == 100
+    assert (defaults.max_request_head_bytes, defaults.max_request_line_bytes) == (16384, 8192)
+    assert defaults.max_pending_connections_per_ip == 1024
+    assert defaults.reserved_descriptors == 128
+
+    settings = load(
+        tmp_path,
+        config(
+            "[server]\nfirst_byte_timeout = 2\nrequest_timeout = 3.5\nkeepalive_timeout = 30\n"
+            "upgrade_timeout = 4\nmin_request_bytes_per_sec = -1\nmax_request_head_kb = 32\n"
+            "max_request_line_kb = 4\nmax_pending_connections_per_ip = -1\n"
+            'reserved_descriptors = 64\ntrusted_proxies = ["10.0.0.0/8"]\n'
+        ),
+    )
+    limits = settings.connection_limits
+    assert (limits.first_byte_timeout, limits.request_timeout) == (2.0, 3.5)
+    assert (limits.keepalive_timeout, limits.upgrade_timeout) == (30.0, 4.0)
+    assert limits.min_request_bytes_per_sec == -1
+    assert not limits.rate_checked
+    assert (limits.max_request_head_bytes, limits.max_request_line_bytes) == (32768, 4096)
+    assert limits.head.max_head_bytes == 32768
+    assert not limits.per_address_limited
+    assert limits.reserved_descriptors == 64
+    assert limits.trusted_proxies == ("10.0.0.0/8",)
+
+
+def test_connection_limits_from_the_environment_win_over_the_file(
+    tmp_path: Path, config: WriteConfig
+) -> None:
+    path = config("[server]\nkeepalive_timeout = 30\nmax_pending_connections_per_ip = 10\n")
+    environ = {
+        "RESSONANCE_KEEPALIVE_TIMEOUT": "5.5",
+        "RESSONANCE_FIRST_BYTE_TIMEOUT": "3",
+        "RESSONANCE_MAX_PENDING_CONNECTIONS_PER_IP": "-1",
+        "RESSONANCE_RESERVED_DESCRIPTORS": "256",
+    }
+    limits = load(tmp_path, path, environ=environ).connection_limits
+    assert (limits.keepalive_timeout, limits.first_byte_timeout) == (5.5, 3.0)
+    assert limits.max_pending_connections_per_ip == -1
+    assert limits.reserved_descriptors == 256
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RESSONANCE_REQUEST_TIMEOUT", "soon", "RESSONANCE_REQUEST_TIMEOUT: must be a number of"),
+        ("RESSONANCE_REQUEST_TIMEOUT", "0", "RESSONANCE_REQUEST_TIMEOUT: must be a positive"),
+        ("RESSONANCE_UPGRADE_TIMEOUT", "inf", "RESSONANCE_UPGRADE_TIMEOUT: must be a positive"),
+        ("RESSONANCE_MAX_REQUEST_HEAD_KB", "1.5", "RESSONANCE_MAX_REQUEST_HEAD_KB: must be an"),
+        ("RESSONANCE_MAX_REQUEST_LINE_KB", "0", "RESSONANCE_MAX_REQUEST_LINE_KB: must be a pos"),
+        ("RESSONANCE_MIN_REQUEST_BYTES_PER_SEC", "-2", "RESSONANCE_MIN_REQUEST_BYTES_PER_SEC:"),
+    ],
+)
+def test_bad_connection_limits_in_the_environment_are_named(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    assert config_error(tmp_path, environ={variable: value}).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("first_byte_timeout = 0", "server.first_byte_timeout: must be a positive number"),
+        ("keepalive_timeout = nan", "server.keepalive_timeout: must be a positive number"),
+        ("request_timeout = true", "server.request_timeout: must be a positive number"),
+        ("max_request_head_kb = -1", "server.max_request_head_kb: must be a positive integer"),
+        ("reserved_descriptors = 0", "server.reserved_descriptors: must be a positive integer"),
+        ("max_pending_connections_per_ip = 0", "server.max_pending_connections_per_ip: must"),
+    ],
+)
+def test_bad_connection_limits_in_the_file_are_named(
+    tmp_path: Path, config: WriteConfig, text: str, message: str
+) -> None:
+    assert config_error(tmp_path, config("[server]\n" + text)).startswith(message)

@@ -55,3 +55,25 @@ def test_setting_values_name_an_unknown_setting_and_the_no_limit_value() -> None
     with pytest.raises(ConfigError, match=r"^x: must be a positive integer$"):
         setting_value("activity_timeout", -1, "x")
     assert setting_value("max_connections", -1, "x") == -1
+
+
+def test_a_plan_sets_history_and_an_app_overrides_it() -> None:
+    plan = Plan("chatty", {"history_channels": ["chat-*"], "history_size": 500, "history_ttl": 60})
+
+    on_plan = resolve(id="1", key="k", secret="s", plan="chatty", plans={"chatty": plan})
+    own = resolve(
+        id="1",
+        key="k",
+        secret="s",
+        plan="chatty",
+        overrides={"history_channels": ["orders-*"]},
+        plans={"chatty": plan},
+    )
+
+    assert (on_plan.history_channels, on_plan.history_size, on_plan.history_ttl) == (
+        ("chat-*",),
+        500,
+        60,
+    )
+    assert own.history_channels == ("orders-*",)
+    assert own.history_size == 500

@@ -24,6 +24,11 @@ def test_every_setting_an_app_takes_is_settable_except_identity_and_state() -> N
         ("activity_timeout", 30),
         ("slow_client_policy", "drop_oldest"),
         ("allowed_origins", ["https://a.example", "*.b.example"]),
+        ("history_channels", ["chat-*", "private-orders-*", "news"]),
+        ("history_channels", []),
+        ("history_size", 10_000),
+        ("history_ttl", 300),
+        ("idempotency_ttl", 86_400),
     ],
 )
 def test_valid_values_are_kept(name: str, value: object) -> None:
@@ -81,6 +86,14 @@ def test_origins_come_back_as_a_list() -> None:
         ("allowed_origins", [1], "allowed_origins: must be a list of origins"),
         ("allowed_origins", ["x" * 254], "allowed_origins: each origin must be at most 253"),
         ("allowed_origins", ["a"] * 101, "allowed_origins: at most 100 origins"),
+        ("history_channels", "chat-*", "history_channels: must be a list of at most 100"),
+        ("history_channels", [""], "history_channels: must be a list"),
+        ("history_channels", ["chat room"], "history_channels: must be a list"),
+        ("history_channels", ["chat-?"], "history_channels: must be a list"),
+        ("history_channels", ["x" * 201], "history_channels: must be a list"),
+        ("history_channels", ["a"] * 101, "history_channels: must be a list"),
+        ("history_size", 0, "history_size: must be a positive integer$"),
+        ("history_ttl", -1, "history_ttl: must be a positive integer$"),
     ],
 )
 def test_bad_values_are_refused_naming_the_setting(name: str, value: object, message: str) -> None:
@@ -108,6 +121,10 @@ def test_the_error_names_where_the_value_was_given() -> None:
             "https://a.example, *.b.example,",
             ["https://a.example", "*.b.example"],
         ),
+        ("history_channels", "chat-*, private-orders-*", ["chat-*", "private-orders-*"]),
+        ("history_channels", '["chat-*", "news"]', ["chat-*", "news"]),
+        ("history_channels", " [] ", []),
+        ("history_ttl", "60", 60),
     ],
 )
 def test_text_is_parsed_by_the_type_of_the_setting(name: str, text: str, value: object) -> None:
@@ -121,6 +138,8 @@ def test_text_is_parsed_by_the_type_of_the_setting(name: str, text: str, value: 
         ("max_connections", "many", "max_connections: must be an integer, not 'many'"),
         ("max_connections", "0", "max_connections: must be a positive integer, or -1"),
         ("allowed_origins", " , ", "allowed_origins: must be a list of origins"),
+        ("history_channels", '["chat-*"', "history_channels: not a valid JSON array"),
+        ("history_channels", "[1]", "history_channels: must be a list"),
         ("colour", "red", "colour: unknown app setting"),
     ],
 )

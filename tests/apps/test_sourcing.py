@@ -56,8 +56,95 @@ def test_bad_webhooks_from_the_environment_name_the_variable(value: str, message
         app_from_environment({**ENV_APP, "RESSONANCE_APP_WEBHOOKS": value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    ['["chat-*", "private-orders-*"]', "chat-*,private-orders-*", " chat-*, private-orders-* "],
+)
+def test_history_channels_from_the_environment_as_json_or_a_comma_list(value: str) -> None:
+    environ = {
+        **ENV_APP,
+        "RESSONANCE_APP_HISTORY_CHANNELS": value,
+        "RESSONANCE_APP_HISTORY_TTL": "60",
+    }
+
+    app = app_from_environment(environ)
+
+    assert app is not None
+    assert app.history_channels == ("chat-*", "private-orders-*")
+    assert app.history_ttl == 60
+
+
 def test_no_variables_no_app() -> None:
     assert app_from_environment({"PATH": "/bin", "RESSONANCE_OTHER": "x"}) is None
+
+
+# --- Soketi's default-app variables, read as aliases -----------------------------------------
+
+SOKETI_APP = {
+    "SOKETI_DEFAULT_APP_ID": "200002",
+    "SOKETI_DEFAULT_APP_KEY": "soketi-key",
+    "SOKETI_DEFAULT_APP_SECRET": "soketi-secret",
+}
+
+
+def test_soketis_default_app_variables_describe_the_environments_app() -> None:
+    app = app_from_environment(
+        {
+            **SOKETI_APP,
+            "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": "true",
+            "SOKETI_DEFAULT_APP_ENABLED": "false",
+            "SOKETI_DEFAULT_APP_MAX_CONNS": "-1",
+            "SOKETI_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC": "50",
+            "SOKETI_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SEC": "5",
+            "SOKETI_DEFAULT_APP_MAX_READ_REQ_PER_SEC": "20",
+            "SOKETI_PORT": "6001",  # a server option: not an app variable
+        }
+    )
+
+    assert app is not None
+    assert (app.id, app.key, app.secret) == ("200002", "soketi-key", "soketi-secret")
+    assert (app.enable_client_messages, app.enabled, app.max_connections) == (True, False, -1)
+    assert (app.max_backend_events_per_sec, app.max_client_events_per_sec) == (50, 5)
+    assert app.max_read_requests_per_sec == 20
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"SOKETI_DEFAULT_APP_ID": "app-id"},  # Soketi's own default id
+            "SOKETI_DEFAULT_APP_ID: must be digits only (the Pusher SDKs reject others)",
+        ),
+        (
+            {"SOKETI_DEFAULT_APP_MAX_CONNS": "0"},
+            "SOKETI_DEFAULT_APP_MAX_CONNS: must be a positive integer, or -1 for no limit",
+        ),
+        (
+            {"SOKETI_DEFAULT_APP_ENABLED": "maybe"},
+            "SOKETI_DEFAULT_APP_ENABLED: must be true or false, not 'maybe'",
+        ),
+        (
+            {"SOKETI_DEFAULT_APP_WEBHOOKS": "[]"},
+            "SOKETI_DEFAULT_APP_WEBHOOKS: not read by Ressonance; the SOKETI_DEFAULT_APP_* "
+            "variables it reads are SOKETI_DEFAULT_APP_ID, SOKETI_DEFAULT_APP_KEY,",
+        ),
+        (
+            {"RESSONANCE_APP_NAME": "both"},
+            "SOKETI_DEFAULT_APP_ID: the environment's app is described by both RESSONANCE_APP_* "
+            "and SOKETI_DEFAULT_APP_* variables; keep one set",
+        ),
+    ],
+)
+def test_a_bad_soketi_variable_is_named(extra: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        app_from_environment({**SOKETI_APP, **extra})
+
+    assert str(raised.value).startswith(message)
+
+
+def test_a_soketi_app_needs_its_secret() -> None:
+    with pytest.raises(ConfigError, match=r"^SOKETI_DEFAULT_APP_SECRET: required$"):
+        app_from_environment({"SOKETI_DEFAULT_APP_ID": "1", "SOKETI_DEFAULT_APP_KEY": "k"})
 
 
 # --- where apps come from ---------------------------------------------------------------------

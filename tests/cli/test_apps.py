@@ -25,7 +25,7 @@ from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRecord
 from ressonance.apps.memory import MemoryAppRegistry
 from ressonance.apps.sqlite import SqliteAppRegistry
-from ressonance.cli import apps as apps_command
+from ressonance.cli import apps as apps_command, serve as serve_command
 from ressonance.config import Settings
 from ressonance.server.admin_api import PREFIX, AdminApi, AdminRequest
 from ressonance.server.http_api import ApiResponse
@@ -46,10 +46,14 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
+FIXTURE_STORE = "sqlite:///fixture.db"  # what the command names; it opens `registry` instead
+
+
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> MemoryAppRegistry:
     """The registry every `apps` call of the test opens."""
     shared = MemoryAppRegistry()
+    monkeypatch.setenv("RESSONANCE_APPS", FIXTURE_STORE)
 
     async def open_registry(settings: Settings) -> MemoryAppRegistry:
         return shared
@@ -65,9 +69,18 @@ def run(capsys: Capture, *argv: str) -> tuple[int, str, str]:
 
 
 def run_json(capsys: Capture, *argv: str) -> Any:
+    """The command's JSON; it names its store on stderr, where a script's pipe does not go."""
     status, out, err = run(capsys, *argv, "--json")
-    assert (status, err) == (0, ""), err
+    assert status == 0, err
+    assert re.fullmatch(r"ressonance: (app|usage) store: \S.*\n", err), err
     return json.loads(out)
+
+
+def text_and_store(out: str) -> tuple[str, str]:
+    """A text answer, and the store its last line names."""
+    text, _, last = out.rstrip("\n").rpartition("\n")
+    assert last.startswith(("App store: ", "Usage store: ")), out
+    return text + "\n", last.split(": ", 1)[1]
 
 
 def test_create_prints_the_credentials_and_the_secret_once(
@@ -136,7 +149,7 @@ def test_list_is_an_aligned_table(registry: MemoryAppRegistry, capsys: Capture) 
 
     status, out, _ = run(capsys, "list")
 
-    lines = out.splitlines()
+    lines = text_and_store(out)[0].splitlines()
     assert status == 0
     assert re.match(r"ID +KEY +NAME +PLAN +ENABLED +SECRET +CREATED$", lines[0])
     assert lines[1].startswith("1        short  ")
@@ -152,7 +165,7 @@ def test_list_without_apps_says_how_to_create_one(
 ) -> None:
     assert run(capsys, "list") == (
         0,
-        "No apps. Create one with: ressonance apps create --name NAME\n",
+        "No apps. Create one with: ressonance apps create --name NAME\nApp store: sqlite:///fixture.db\n",
         "",
     )
     assert run_json(capsys, "list") == {"apps": []}
@@ -192,7 +205,11 @@ def test_disable_enable_delete(registry: MemoryAppRegistry, capsys: Capture) -> 
     assert registry._records["7"].enabled is False
     assert run_json(capsys, "enable", "7")["enabled"] is True
 
-    assert run(capsys, "delete", "7") == (0, "Deleted app 7.\n", "")
+    assert run(capsys, "delete", "7") == (
+        0,
+        "Deleted app 7.\nApp store: sqlite:///fixture.db\n",
+        "",
+    )
     assert registry._records == {}
     assert run(capsys, "delete", "7")[0] == 1
 
@@ -215,13 +232,21 @@ def test_rotate_secret_prints_the_new_secret_once(
 @pytest.mark.parametrize(
     ("argv", "status", "error"),
     [
-        (["show", "9"], 1, "ressonance: no app with id '9'\n"),
-        (["update", "9", "--name", "x"], 1, "ressonance: no app with id '9'\n"),
-        (["disable", "9"], 1, "ressonance: no app with id '9'\n"),
-        (["enable", "9"], 1, "ressonance: no app with id '9'\n"),
-        (["rotate-secret", "9"], 1, "ressonance: no app with id '9'\n"),
-        (["delete", "9"], 1, "ressonance: no app with id '9'\n"),
-        (["create", "--id", "1"], 1, "ressonance: an app with id '1' or this key exists\n"),
+        (["show", "9"], 1, "ressonance: no app with id '9' (app store: sqlite:///fixture.db)\n"),
+        (
+            ["update", "9", "--name", "x"],
+            1,
+            "ressonance: no app with id '9' (app store: sqlite:///fixture.db)",
+        ),
+        (["disable", "9"], 1, "ressonance: no app with id '9' (app store: sqlite:///fixture.db)\n"),
+        (["enable", "9"], 1, "ressonance: no app with id '9' (app store: sqlite:///fixture.db)\n"),
+        (
+            ["rotate-secret", "9"],
+            1,
+            "ressonance: no app with id '9' (app store: sqlite:///fixture.db)\n",
+        ),
+        (["delete", "9"], 1, "ressonance: no app with id '9' (app store: sqlite:///fixture.db)\n"),
+        (["create", "--id", "1"], 1, "ressonance: an app with id '1' or this key exists ("),
         (["create", "--id", "x1"], 2, "ressonance: id: 1 to 20 digits (the Pusher SDKs reject"),
         (["create", "--plan", "gold"], 2, "ressonance: plan: no plan named 'gold'\n"),
         (["create", "--set", "x"], 2, "ressonance: --set: expected NAME=VALUE, not 'x'\n"),
@@ -277,7 +302,9 @@ def test_a_bad_config_file_exits_2(tmp_path: Path, capsys: Capture) -> None:
     )
 
 
-def test_an_unreachable_store_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: Capture) -> None:
+def test_an_unreachable_store_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture, tmp_path: Path
+) -> None:
     class Down(MemoryAppRegistry):
         async def records(self) -> list[Any]:
             raise ConnectionRefusedError(111, "Connection refused")
@@ -288,7 +315,10 @@ def test_an_unreachable_store_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: C
     monkeypatch.setattr(apps_command, "open_registry", open_registry)
     status, out, err = run(capsys, "list")
     assert (status, out) == (1, "")
-    assert err == "ressonance: cannot reach the app store: [Errno 111] Connection refused\n"
+    assert err == (
+        "ressonance: cannot reach the app store: [Errno 111] Connection refused "
+        f"(app store: sqlite:///{tmp_path}/state/ressonance/ressonance.db)\n"
+    )
 
 
 # --- usage -----------------------------------------------------------------------------------
@@ -336,6 +366,7 @@ def test_usage_from_the_shared_state(
         "2023-11-13          3                 0\n"
         "2023-11-14  1,234,567                12\n"
         "Total: 1,234,570 messages\n"
+        f"Usage store: {redis_url}\n"
     )
     assert body == {
         "app_id": "42",
@@ -379,7 +410,7 @@ async def _usage_answers(store: MemoryUsageStore, now: float) -> tuple[str, ApiR
     token = "t0ken-for-tests-0123456789"
     api = AdminApi(AppAdmin(registry, {}, lambda: now), store, token=token)
     path = f"{PREFIX}/apps/1/usage"
-    answer = await api.handle(AdminRequest("GET", path, {"days": "2"}, f"Bearer {token}", b""))
+    answer = await api.handle(AdminRequest.at("GET", path, {"days": "2"}, f"Bearer {token}", b""))
     args = cli.build_parser().parse_args(["apps", "usage", "1", "--days", "2", "--json"])
     printed = io.StringIO()
     # The command runs its own event loop: run it in a thread, away from this test's loop.
@@ -479,7 +510,49 @@ def test_static_apps_are_read_only(tmp_path: Path, capsys: Capture) -> None:
     assert (status, out) == (1, "")
     assert err == (
         f"ressonance: the static app store is read-only: edit {config.resolve()}, or use a "
-        "sqlite:/// or postgresql:// apps URL to manage apps at runtime\n"
+        "sqlite:/// or postgresql:// apps URL to manage apps at runtime "
+        f"(app store: file:{config.resolve()})\n"
     )
     listed = run_json(capsys, "list", "--config", str(config))
     assert [(app["id"], app["secret_hint"]) for app in listed["apps"]] == [("1", "****")]
+
+
+def test_serve_and_the_command_find_one_store_through_ressonance_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Capture
+) -> None:
+    store = tmp_path / "fleet.db"
+    config = tmp_path / "ressonance.toml"
+    config.write_text(f'[server]\napps = "sqlite:///{store}"\n')
+    monkeypatch.setenv("RESSONANCE_CONFIG", str(config))
+    served: list[Settings] = []
+    monkeypatch.setattr(serve_command, "run_server", lambda settings: served.append(settings) or 0)
+    monkeypatch.setattr(serve_command.logging, "basicConfig", lambda **kwargs: None)
+
+    status, out, err = run(capsys, "create", "--id", "31", "--name", "Shop")
+    assert cli.main(["serve"]) == 0
+
+    assert (status, err) == (0, "")
+    assert text_and_store(out)[1] == f"sqlite:///{store}"
+    assert served[0].registry_url == f"sqlite:///{store}"
+    assert [app.id for app in asyncio.run(serve_command.load_apps(served[0]))] == ["31"]
+
+
+def test_every_answer_names_the_store_without_its_password(
+    registry: MemoryAppRegistry, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.setenv("RESSONANCE_APPS", "postgresql://ops:hunter2@db.internal:5432/apps")
+    shown = "postgresql://ops:***@db.internal:5432/apps"
+
+    created = run_json(capsys, "create", "--id", "5")
+    answers = [run(capsys, *verb) for verb in (["list"], ["show", "5"], ["disable", "5"])]
+    answers.append(run(capsys, "rotate-secret", "5"))
+    answers.append(run(capsys, "delete", "5"))
+    missing = run(capsys, "show", "5")
+
+    assert created["id"] == "5"
+    for status, out, err in answers:
+        assert (status, err, text_and_store(out)[1]) == (0, "", shown)
+    assert missing == (1, "", f"ressonance: no app with id '5' (app store: {shown})\n")
+    assert "hunter2" not in capsys.readouterr().err
+    _, _, err = run(capsys, "list", "--json")
+    assert err == f"ressonance: app store: {shown}\n"

@@ -5,6 +5,8 @@ Nothing here opens a port: `serve` is replaced where the command would start lis
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -151,23 +153,45 @@ def test_serve_runs_with_the_settings_of_flags_file_and_environment(
 
 
 @pytest.mark.parametrize(
-    ("argv", "level"),
+    ("argv", "environ", "level"),
     [
-        (["serve"], "INFO"),
-        (["serve", "--log-level", "debug"], "DEBUG"),
-        (["serve", "--log-level", "ERROR"], "ERROR"),
+        (["serve"], {}, logging.INFO),
+        (["serve", "--log-level", "debug"], {}, logging.DEBUG),
+        (["serve", "--log-level", "ERROR"], {}, logging.ERROR),
+        (["serve", "--debug"], {}, logging.DEBUG),
+        (["serve"], {"RESSONANCE_DEBUG": "1"}, logging.DEBUG),
+        (["serve"], {"RESSONANCE_LOG_LEVEL": "warning"}, logging.WARNING),
+        (["serve", "--log-level", "info"], {"RESSONANCE_DEBUG": "1"}, logging.INFO),
     ],
 )
-def test_the_log_level_comes_from_the_flag_or_the_file(
-    monkeypatch: pytest.MonkeyPatch, started: list[Settings], argv: list[str], level: str
+def test_the_log_level_comes_from_the_flag_the_environment_or_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+    started: list[Settings],
+    argv: list[str],
+    environ: dict[str, str],
+    level: int,
 ) -> None:
-    levels: list[str] = []
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(logging.getLogger("ressonance"), "level", logging.NOTSET)
+    others: list[int] = []
     monkeypatch.setattr(
-        serve_command.logging, "basicConfig", lambda **kwargs: levels.append(kwargs["level"])
+        serve_command.logging, "basicConfig", lambda **kwargs: others.append(kwargs["level"])
     )
 
     assert cli.main(argv) == 0
-    assert levels == [level]
+    assert logging.getLogger("ressonance").level == level
+    assert others == [max(level, logging.WARNING)]  # other libraries: warnings and errors
+
+
+def test_debug_and_log_level_are_one_or_the_other(
+    capsys: pytest.CaptureFixture[str], started: list[Settings]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--debug", "--log-level", "info"])
+
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert started == []
 
 
 # --- run_server -----------------------------------------------------------------------------
@@ -231,8 +255,27 @@ def test_run_server_exits_1_when_the_port_is_taken(
 
     assert serve_command.run_server(Settings(apps=(DEV,))) == 1
     assert capsys.readouterr().err == (
-        "ressonance: cannot listen on 127.0.0.1:6001: [Errno 98] Address already in use\n"
+        "ressonance: cannot listen on 127.0.0.1:6001: the port is in use (another Ressonance, "
+        "or another program: `ss -ltnp 'sport = :6001'` names it); stop it, or choose another "
+        "port with --port (or RESSONANCE_PORT)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        (OSError(errno.EACCES, "Permission denied"), "choose a port from 1024 with --port"),
+        (OSError(errno.EADDRNOTAVAIL, "Cannot assign"), "this machine has no address 10.9.9.9"),
+        (OSError(errno.EMFILE, "Too many open files"), ": Too many open files"),
+    ],
+)
+def test_other_listen_problems_say_what_to_do(error: OSError, advice: str) -> None:
+    settings = Settings(host="10.9.9.9", port=80)
+
+    message = serve_command.listen_problem(settings, error)
+
+    assert message.startswith("cannot listen on 10.9.9.9:80: ")
+    assert advice in message
 
 
 # --- banner ---------------------------------------------------------------------------------
@@ -245,7 +288,8 @@ def test_the_banner_of_the_development_app_shows_how_to_connect() -> None:
 
     assert text.startswith(f"Ressonance {__version__} listening on http://127.0.0.1:6001\n")
     for line in [
-        f"  app 123456 key={DEV.key}",
+        f"    123456 key={DEV.key} (development)",
+        "No app configured: using the development app.",
         "  app_id: 123456",
         f"  key:    {DEV.key}",
         f"  secret: {DEV.secret}",
@@ -305,11 +349,77 @@ def test_the_banner_offers_a_dialable_address_when_bound_to_all() -> None:
 def test_the_banner_of_configured_apps_never_shows_a_secret() -> None:
     shop = App(id="100001", key="shop-key", secret="shop-secret")
     blog = App(id="100002", key="blog-key", secret="blog-secret", enabled=False)
+    settings = Settings(apps=(shop, blog), apps_file="/etc/ressonance/ressonance.toml")
 
-    text = serve_command.banner(Settings(apps=(shop, blog)))
+    text = serve_command.banner(settings)
 
     assert text.splitlines() == [
         f"Ressonance {__version__} listening on http://127.0.0.1:6001",
-        "  app 100001 key=shop-key",
-        "  app 100002 key=blog-key (disabled)",
+        "  apps:      2 apps from [[apps]] of /etc/ressonance/ressonance.toml",
+        "    100001 key=shop-key",
+        "    100002 key=blog-key (disabled)",
+        "  HTTP API:  http://127.0.0.1:6001/apps/{app_id}/events (signed with the app's secret)",
+        "  health:    http://127.0.0.1:6001/healthz, readiness http://127.0.0.1:6001/readyz",
+        "  metrics:   http://127.0.0.1:6001/metrics",
+        "  admin API: off (set RESSONANCE_ADMIN_TOKEN to turn it on)",
+        "  logs:      info on stderr (--debug: every connection and request)",
+        "  stop:      Ctrl+C or SIGTERM (clients move on over 10 s)",
     ]
+    assert "secret" not in text.replace("the app's secret", "")
+
+
+def test_an_embedded_store_with_several_apps_is_not_called_unconfigured() -> None:
+    shop = App(id="100001", key="shop-key", secret="shop-secret")
+    settings = Settings(dev_app=True, state_dir="/home/you/.local/state/ressonance")
+
+    text = serve_command.banner(settings, [DEV, shop])
+
+    assert "  apps:      2 apps in sqlite:////home/you/.local/state/ressonance/ressonance.db " \
+        "(the embedded store)" in text.splitlines()  # fmt: skip
+    assert f"    123456 key={DEV.key} (development)" in text.splitlines()
+    assert "No app configured" not in text
+    assert DEV.secret not in text
+
+
+def test_apps_from_a_store_url_and_the_environment_are_named_without_a_password() -> None:
+    from_url = Settings(apps_url="postgresql://ressonance:hunter2@db/apps")
+    from_env = Settings(apps=(DEV,), env_apps=(DEV_RECORD,))
+
+    assert "  apps:      1 app in postgresql://ressonance:***@db/apps" in (
+        serve_command.banner(from_url, [DEV]).splitlines()
+    )
+    assert "  apps:      1 app from RESSONANCE_APP_* variables" in (
+        serve_command.banner(from_env).splitlines()
+    )
+    assert "  apps:      none yet, in sqlite:///ressonance.db (the embedded store): add one " \
+        "with `ressonance apps create`, or [[apps]] in --config" in (
+        serve_command.banner(Settings(dev_app=True), []).splitlines()
+    )  # fmt: skip
+
+
+def test_the_banner_lists_at_most_ten_apps() -> None:
+    many = [App(id=str(100000 + n), key=f"key-{n}", secret="s") for n in range(25)]
+
+    lines = serve_command.banner(Settings(apps_url="sqlite:///apps.db"), many).splitlines()
+
+    assert "  apps:      25 apps in sqlite:///apps.db" in lines
+    assert "    100009 key=key-9" in lines
+    assert "    100010 key=key-10" not in lines
+    assert "    ... and 15 more: `ressonance apps list`" in lines
+
+
+def test_the_banner_says_when_the_admin_api_is_on_and_how_to_stop() -> None:
+    settings = Settings(
+        apps=(DEV,), admin_token="t" * 20, host="::", port=7000, drain_seconds=30, log_level="debug"
+    )
+
+    lines = serve_command.banner(settings).splitlines()
+
+    assert lines[0] == f"Ressonance {__version__} listening on http://[::]:7000"
+    assert (
+        "  admin API: on, http://127.0.0.1:7000/admin/v1/apps (Authorization: Bearer <token>)"
+        in lines
+    )
+    assert "t" * 20 not in "\n".join(lines)
+    assert "  logs:      debug on stderr" in lines
+    assert "  stop:      Ctrl+C or SIGTERM (clients move on over 30 s)" in lines

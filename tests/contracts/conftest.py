@@ -40,11 +40,14 @@ from ressonance.protocol.app import (
     BOOL_SETTINGS,
     CHOICE_SETTINGS,
     INT_SETTINGS,
+    LIST_SETTINGS,
     App,
 )
 from ressonance.state import open_state
 from ressonance.state.base import (
     CacheStore,
+    HistoryStore,
+    IdempotencyStore,
     PresenceStore,
     RateLimiter,
     SharedState,
@@ -303,7 +306,7 @@ _DEFAULTS = App(id="", key="", secret="")
 
 def record_of(app: App) -> AppRecord:
     """`app` as a registry keeps it: every setting that differs from the default."""
-    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, "allowed_origins", "webhooks")
+    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS, "webhooks")
     settings: dict[str, object] = {}
     for name in names:
         if name in _RECORD_FIELDS:
@@ -343,6 +346,16 @@ def _toml_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value)  # a basic TOML string is a JSON string
+
+
+@pytest.fixture
+def history(state: SharedState) -> HistoryStore:
+    return state.history
+
+
+@pytest.fixture
+def idempotency(state: SharedState) -> IdempotencyStore:
+    return state.idempotency
 
 
 # --- the webhook queue ------------------------------------------------------------------------

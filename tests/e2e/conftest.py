@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def start_server(
     args: list[str] | None = None,
     client_ssl: ssl.SSLContext | None = None,
     env_app: bool = True,
+    preexec_fn: Callable[[], None] | None = None,
+    launcher: list[str] | None = None,
+    cwd: Path = REPO,
 ) -> RunningServer:
     """Start `python -m ressonance serve` and wait until /readyz answers 200.
 
@@ -57,10 +61,15 @@ def start_server(
     --tls-key in `args`) the server is polled, and addressed, over https://. Without
     `env_app`, the server gets no RESSONANCE_APP_* app (pass `--apps URL` in `args`); the
     credentials in the RunningServer are then those the test puts in `extra_env`
-    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty.
+    (E2E_APP_ID, E2E_KEY, E2E_SECRET), or empty. `preexec_fn` runs in the child before the
+    server starts (to set resource limits, for example). `launcher` replaces `python -m
+    ressonance` (an installed `ressonance` script, run in `cwd` without this checkout's
+    PYTHONPATH).
     """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_APP")}
+    if launcher is not None:
+        inherited.pop("PYTHONPATH", None)
     app_env = {
         "RESSONANCE_APP_ID": "424242",
         "RESSONANCE_APP_KEY": "e2e-key",
@@ -68,15 +77,15 @@ def start_server(
         "RESSONANCE_APP_ENABLE_CLIENT_MESSAGES": "true",
         "RESSONANCE_APP_WATCHLIST": "true",
         "RESSONANCE_APP_SUBSCRIPTION_COUNT": "true",
+        # Every channel keeps history: unmodified clients must not notice (issue 12).
+        "RESSONANCE_APP_HISTORY_CHANNELS": "*",
     }
     env = {**inherited, **(app_env if env_app else {}), **(extra_env or {})}
     log_path = tmp_path / f"server-{port}.log"
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "ressonance",
+                *(launcher or [sys.executable, "-m", "ressonance"]),
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -87,7 +96,8 @@ def start_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,
+            preexec_fn=preexec_fn,
         )
     server = RunningServer(
         "127.0.0.1",
@@ -122,6 +132,25 @@ def stop_server(server: RunningServer) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def ressonance_js() -> Path:
+    """clients/js (the `ressonance-js` add-on), installed from its lock file, built and its
+    types checked against pusher-js and laravel-echo (`npm test`) once per session, with npm
+    as a contributor does it; the directory of its dist/."""
+    directory = REPO / "clients" / "js"
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm (Node.js >= 20) is required to build clients/js", pytrace=False)
+    steps = [[npm, "run", "build", "--silent"], [npm, "test", "--silent"]]
+    if not (directory / "node_modules" / "pusher-js").is_dir():
+        steps.insert(0, [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"])
+    for step in steps:
+        done = subprocess.run(step, cwd=directory, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(step[1:])} in clients/js failed:\n{done.stdout}{done.stderr}")
+    return directory / "dist"
 
 
 @pytest.fixture

@@ -164,7 +164,10 @@ def sdk(server: RunningServer, ca_file: Path) -> pusher.Pusher:
 
 
 async def test_https_api_and_wss_with_the_pypi_sdk(tls_server: RunningServer, certs: Certs) -> None:
-    assert tls_server.log().count("https://127.0.0.1") == 1  # the banner
+    banner = tls_server.log()
+    assert "listening on https://127.0.0.1:" in banner
+    assert "  health:    https://127.0.0.1:" in banner
+    assert "http://" not in banner
     client = sdk(tls_server, certs.first[0])
     connector = aiohttp.TCPConnector(ssl=trusting(certs.first[0]))
     async with aiohttp.ClientSession(connector=connector) as http:

@@ -134,7 +134,7 @@ NOT_ALLOWED = "Client events are only allowed on private and presence channels"
             {"enable_client_messages": False},
             client_event("private-chat"),
             "private-chat",
-            "Client events are not enabled for this app",
+            "Client events are not enabled for this app (enable_client_messages)",
         ),
         ({}, client_event("my-channel"), "my-channel", NOT_ALLOWED),
         ({}, client_event("cache-c"), "cache-c", NOT_ALLOWED),

@@ -224,6 +224,64 @@ def test_a_pause_of_a_second_ends_the_flood_and_the_warning_comes_again() -> Non
     assert frames(conn) == [PONG] * 5 + [flood_warning(5)]
 
 
+# --- frames other than text messages (pings, pongs, closes, fragments, binary) -----------------
+
+
+def flood_close(limit: int) -> CloseRequested:
+    return CloseRequested(
+        ErrorCode.OVER_CAPACITY,
+        f"Too many messages per second (max_inbound_messages_per_sec = {limit})",
+    )
+
+
+def test_other_frames_take_inbound_tokens_like_text_messages() -> None:
+    conn = flood_app(limit=5, channels=3)  # burst 8
+    assert conn.frames_received(7, T0) is None  # within the burst: nothing to do
+    assert conn.receive(PING, T0) == []
+    assert frames(conn) == [PONG]
+
+    assert conn.receive(PING, T0) == []  # the eight tokens are spent: dropped
+
+    assert frames(conn) == [flood_warning(5)]
+
+
+def test_other_frames_and_text_messages_share_one_flood() -> None:
+    conn = flood_app(limit=5, channels=3)
+
+    assert conn.frames_received(10, T0) == []  # two over: dropped, warned
+    assert conn.frames_received(3, T0) == []  # five dropped in all: not yet closed
+    assert frames(conn) == [flood_warning(5)]
+
+    assert conn.receive(PING, T0) == [flood_close(5)]  # the sixth drop, a text message
+
+
+def test_other_frames_that_keep_flooding_close_with_4100() -> None:
+    conn = flood_app(limit=5, channels=3)
+
+    assert conn.frames_received(13, T0) == []  # five dropped
+    assert conn.frames_received(1, T0 + 0.01) == [flood_close(5)]  # the sixth, within 1 s
+
+    assert conn.frames_received(50, T0 + 0.02) == []  # asked once; the socket closes
+    assert frames(conn) == [flood_warning(5)]
+
+
+def test_one_read_that_floods_is_warned_and_closed_at_once() -> None:
+    conn = flood_app(limit=5, channels=3)
+
+    assert conn.frames_received(1000, T0) == [flood_close(5)]
+
+    assert frames(conn) == [flood_warning(5)]  # the warning goes before the close
+
+
+def test_other_frames_refill_at_the_rate() -> None:
+    conn = flood_app(limit=5, channels=3)
+    assert conn.frames_received(8, T0) is None
+
+    assert conn.frames_received(5, T0 + 1.0) is None  # five tokens back after a second
+    assert conn.frames_received(1, T0 + 1.0) == []
+    assert frames(conn) == [flood_warning(5)]
+
+
 @pytest.mark.parametrize("rate", [200, 50])
 def test_a_steady_client_at_the_rate_is_never_throttled(rate: int) -> None:
     conn = flood_app(limit=rate, channels=1)

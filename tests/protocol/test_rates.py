@@ -40,3 +40,21 @@ def test_time_going_backwards_neither_adds_nor_removes_tokens() -> None:
     assert not bucket.take(50.0)  # the wall clock stepped back: no refill
     assert bucket.updated == 100.0
     assert bucket.take(100.2)
+
+
+def test_take_up_to_takes_what_there_is_as_that_many_takes_would() -> None:
+    bucket = TokenBucket.full(rate=4, burst=10, now=0.0)
+
+    assert bucket.take_up_to(6, 0.0) == 6
+    assert bucket.take_up_to(6, 0.0) == 4  # only four left
+    assert bucket.take_up_to(6, 0.0) == 0
+    assert bucket.take_up_to(6, 0.625) == 2  # 2.5 tokens back: whole ones only
+    assert bucket.take(0.75)  # the half token left and the half since make one
+
+
+def test_take_up_to_ignores_time_going_backwards() -> None:
+    bucket = TokenBucket.full(rate=10, burst=2, now=100.0)
+    assert bucket.take_up_to(5, 100.0) == 2
+
+    assert bucket.take_up_to(5, 50.0) == 0
+    assert bucket.updated == 100.0

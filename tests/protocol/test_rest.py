@@ -8,10 +8,13 @@ import pytest
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.rest import (
+    HistoryQuery,
     Trigger,
+    idempotency_key,
     parse_batch,
     parse_channel_query,
     parse_channels_query,
+    parse_history_query,
     parse_trigger,
     require_presence,
     validate_user_id,
@@ -461,3 +464,81 @@ def test_validate_user_id(user_id: str, valid: bool) -> None:
         400,
         "User id must be 1 to 128 characters",
     )
+
+
+# --- idempotency keys and history reads -------------------------------------------------------
+
+
+def test_an_event_body_may_carry_an_idempotency_key() -> None:
+    trigger = parse_trigger(body({**EVENT, "channel": "a", "idempotency_key": "order-42"}), APP)
+
+    assert trigger.idempotency_key == "order-42"
+
+
+def test_a_batch_carries_its_idempotency_key_on_each_event_and_items_carry_none() -> None:
+    item = {**EVENT, "channel": "a", "idempotency_key": "ignored"}
+    keyed = parse_batch(body({"batch": [item, item], "idempotency_key": "b-1"}), APP)
+    plain = parse_batch(body({"batch": [item]}), APP)
+
+    assert [t.idempotency_key for t in keyed] == ["b-1", "b-1"]
+    assert plain[0].idempotency_key is None
+
+
+@pytest.mark.parametrize("value", ["", "x" * 256, "a b", "é", 42, ["k"]])
+def test_a_bad_idempotency_key_is_a_400(value: object) -> None:
+    with pytest.raises(ApiError, match="Idempotency key must be 1 to 255 visible ASCII") as caught:
+        parse_trigger(body({**EVENT, "channel": "a", "idempotency_key": value}), APP)
+
+    assert caught.value.status == 400
+
+
+def test_a_header_key_is_checked_the_same_way() -> None:
+    assert idempotency_key(None) is None
+    assert idempotency_key("k" * 255) == "k" * 255
+    with pytest.raises(ApiError):
+        idempotency_key("a\tb")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, HistoryQuery(None, None, 100)),
+        ({"limit": "1000"}, HistoryQuery(None, None, 1000)),
+        ({"after": "5", "limit": "2"}, HistoryQuery(5, None, 2)),
+        ({"before": "9"}, HistoryQuery(None, 9, 100)),
+        ({"after": "0", "before": "1"}, HistoryQuery(0, 1, 100)),
+    ],
+)
+def test_history_queries(query: dict[str, str], expected: HistoryQuery) -> None:
+    parsed = parse_history_query("chat-1", query, APP)
+
+    assert parsed == expected
+    assert parsed.newest is (expected.after is None)
+
+
+@pytest.mark.parametrize(
+    ("channel", "query", "message"),
+    [
+        ("chat 1", {}, "Channel name may only contain"),
+        ("chat-1", {"limit": "0"}, "'limit' must be 1 to 1000"),
+        ("chat-1", {"limit": "1001"}, "'limit' must be 1 to 1000"),
+        ("chat-1", {"limit": "ten"}, "'limit' must be a non-negative integer"),
+        ("chat-1", {"after": "-1"}, "'after' must be a non-negative integer"),
+        ("chat-1", {"before": "²"}, "'before' must be a non-negative integer"),
+        ("chat-1", {"after": "1" * 17}, "'after' must be a non-negative integer"),
+        ("chat-1", {"after": "5", "before": "5"}, "'before' must be greater than 'after'"),
+    ],
+)
+def test_bad_history_queries_are_400(channel: str, query: dict[str, str], message: str) -> None:
+    with pytest.raises(ApiError, match=message) as caught:
+        parse_history_query(channel, query, APP)
+
+    assert caught.value.status == 400
+
+
+def test_a_publish_may_ask_for_the_serials_but_a_channel_listing_may_not() -> None:
+    trigger = parse_trigger(body({**EVENT, "channel": "a", "info": "serial"}), APP)
+
+    assert trigger.info == {"serial"}
+    with pytest.raises(ApiError, match="Unknown info attribute"):
+        parse_channels_query({"info": "serial"})

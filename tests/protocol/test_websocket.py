@@ -289,3 +289,100 @@ def test_unmask_is_its_own_inverse_and_xors_the_repeated_key(payload: bytes) -> 
 
     assert unmask(masked, MASK) == payload
     assert masked == bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+# --- the read budget and the frame count ---------------------------------------------------
+
+
+def pings(count: int) -> bytes:
+    return b"".join(client_frame(PING, str(index).encode()) for index in range(count))
+
+
+def test_frames_counts_every_frame_parsed_events_or_not() -> None:
+    reader = FrameReader(LIMIT)
+    wire = (
+        client_frame(PONG)
+        + client_frame(TEXT, b"a", fin=False)
+        + client_frame(PING)
+        + client_frame(0, b"b")
+    )
+
+    assert reader.feed(wire) == [PingReceived(b""), TextReceived("ab")]
+    assert reader.frames == 4
+    assert not reader.backlog
+
+
+def test_a_read_parses_at_most_max_frames_and_holds_the_rest() -> None:
+    reader = FrameReader(LIMIT)
+    wire = pings(7)
+
+    assert reader.feed(wire, 3) == [PingReceived(b"0"), PingReceived(b"1"), PingReceived(b"2")]
+    assert (reader.frames, reader.backlog) == (3, True)
+    assert reader.buffered == len(wire) - 3 * len(client_frame(PING, b"0"))
+
+    assert reader.feed(b"", 3) == [PingReceived(b"3"), PingReceived(b"4"), PingReceived(b"5")]
+    assert reader.backlog
+    assert reader.feed(b"", 3) == [PingReceived(b"6")]
+    assert (reader.frames, reader.backlog, reader.buffered) == (1, False, 0)
+
+
+def test_a_budget_of_no_frames_parses_nothing() -> None:
+    reader = FrameReader(LIMIT)
+
+    assert reader.feed(pings(2), 0) == []
+    assert (reader.frames, reader.backlog) == (0, True)
+    assert reader.feed(b"") == [PingReceived(b"0"), PingReceived(b"1")]
+
+
+def test_a_read_stops_after_the_frame_that_reaches_max_bytes() -> None:
+    reader = FrameReader(LIMIT)
+    wire = b"".join(client_frame(TEXT, bytes([65 + index]) * 1000) for index in range(4))
+
+    events = reader.feed(wire, max_bytes=1500)  # the second frame crosses 1500 bytes
+
+    assert events == [TextReceived("A" * 1000), TextReceived("B" * 1000)]
+    assert reader.backlog
+    assert reader.feed(b"", max_bytes=1) == [TextReceived("C" * 1000)]
+    assert reader.feed(b"") == [TextReceived("D" * 1000)]
+
+
+def test_bytes_arriving_behind_held_bytes_are_read_after_them() -> None:
+    reader = FrameReader(LIMIT)
+    wire = pings(4) + client_frame(TEXT, b"last")
+    cut = len(wire) - 3  # the text frame arrives in two parts
+
+    assert reader.feed(wire[:cut], 2) == [PingReceived(b"0"), PingReceived(b"1")]
+    assert reader.feed(wire[cut:], 2) == [PingReceived(b"2"), PingReceived(b"3")]
+    assert reader.feed(b"", 2) == [TextReceived("last")]
+    assert not reader.backlog
+
+
+def test_a_held_partial_frame_waits_for_the_rest() -> None:
+    reader = FrameReader(LIMIT)
+    wire = client_frame(PING) + client_frame(TEXT, b"x" * 300)
+
+    assert reader.feed(wire[:-1], 1) == [PingReceived(b"")]
+    assert reader.backlog
+    assert reader.feed(b"", 1) == []  # the text frame is one byte short
+    assert (reader.frames, reader.backlog) == (0, False)
+    assert reader.feed(b"", 1) == []  # still short: not parsed again
+    assert reader.feed(wire[-1:], 1) == [TextReceived("x" * 300)]
+
+
+def test_a_header_that_fails_is_no_frame() -> None:
+    reader = FrameReader(LIMIT)
+
+    assert reader.feed(client_frame(PING) + client_frame(3)) == [
+        PingReceived(b""),
+        protocol_error("Unknown opcode 3"),
+    ]
+    assert reader.frames == 1
+
+
+def test_a_close_ends_a_budgeted_read_and_drops_what_was_held() -> None:
+    reader = FrameReader(LIMIT)
+    reader.feed(pings(2) + client_frame(CLOSE) + pings(3), 1)
+
+    assert reader.feed(b"", 5) == [PingReceived(b"1"), CloseReceived(1005, "")]
+    assert (reader.frames, reader.backlog, reader.buffered) == (2, False, 0)
+    assert reader.feed(b"", 5) == []

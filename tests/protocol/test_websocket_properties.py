@@ -88,6 +88,23 @@ def feed(reader: FrameReader, wire: bytes, cuts: list[int]) -> list[FrameEvent]:
     return events
 
 
+def feed_budgeted(
+    reader: FrameReader, wire: bytes, cuts: list[int], max_frames: int, max_bytes: int
+) -> list[FrameEvent]:
+    """Like `feed`, each read within a budget, and what it held back parsed before more comes."""
+    points = sorted({cut % (len(wire) + 1) for cut in cuts} | {0, len(wire)})
+    events: list[FrameEvent] = []
+    for start, end in itertools.pairwise(points):
+        data = wire[start:end]
+        while True:
+            events += reader.feed(data, max_frames, max_bytes)
+            assert reader.frames <= max_frames
+            if not reader.backlog:
+                break
+            data = b""
+    return events
+
+
 def check_well_formed(events: list[FrameEvent]) -> None:
     """Only the reader's events; a close or a failure comes last, with a code it may carry."""
     for event in events[:-1]:
@@ -257,6 +274,30 @@ def test_any_bytes_give_the_same_well_formed_events_however_they_are_split(
 
     assert feed(FrameReader(limit), wire, splits) == whole
     check_well_formed(whole)
+
+
+@given(
+    st.binary(max_size=2000) | near_valid_wires,
+    cuts,
+    limits,
+    st.integers(1, 4),
+    st.integers(1, 600),
+)
+def test_a_read_budget_changes_nothing_but_how_many_frames_a_read_parses(
+    wire: bytes, splits: list[int], limit: int, max_frames: int, max_bytes: int
+) -> None:
+    whole = FrameReader(limit).feed(wire)
+
+    assert feed_budgeted(FrameReader(limit), wire, splits, max_frames, max_bytes) == whole
+
+
+@given(streams(), cuts, st.integers(1, 4), st.integers(1, 600))
+def test_valid_traffic_read_within_any_budget_gives_back_its_messages(
+    stream: tuple[bytes, list[FrameEvent]], splits: list[int], max_frames: int, max_bytes: int
+) -> None:
+    wire, expected = stream
+
+    assert feed_budgeted(FrameReader(LIMIT), wire, splits, max_frames, max_bytes) == expected
 
 
 @given(

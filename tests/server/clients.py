@@ -33,8 +33,8 @@ class Client:
 
     @classmethod
     def connect(cls, node: Node, app: App) -> Client:
-        outlet = FakeOutlet(settle=node.flush)
-        opened = node.open_session(app, outlet)
+        outlet = FakeOutlet(settle=node.fanout.flush)
+        opened = node.registry.open_session(app, outlet)
         assert isinstance(opened, Session), f"connection refused: {opened}"
         return cls(node, app, opened, outlet)
 
@@ -91,7 +91,7 @@ class Client:
 
     async def close(self) -> None:
         """The WebSocket went away (the transport calls close_session)."""
-        await self.node.close_session(self.session)
+        await self.node.registry.close_session(self.session)
 
 
 Connect = Callable[..., Client]

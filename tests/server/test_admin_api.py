@@ -65,7 +65,7 @@ async def call(
 ) -> ApiResponse:
     data = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
     response = await api.handle(
-        AdminRequest(method, PREFIX + path, query or {}, authorization, data)
+        AdminRequest.at(method, PREFIX + path, query or {}, authorization, data)
     )
     check_against_document(method, path, response)
     return response
@@ -170,7 +170,7 @@ def _template(method: str, path: str) -> str | None:
 def test_every_route_is_in_the_document_and_every_documented_operation_is_routed(
     api: AdminApi,
 ) -> None:
-    routed = {(route.method, route.template) for route in api.routes}
+    routed = {(route.method, route.template) for route in api.operations}
     documented = {
         (method.upper(), path)
         for path, operations in DOCUMENT["paths"].items()
@@ -189,7 +189,7 @@ def test_the_documented_settings_are_the_settings_an_app_takes() -> None:
 
 
 def test_public_routes_are_the_ones_the_document_leaves_unsecured(api: AdminApi) -> None:
-    public = {(r.method, r.template) for r in api.routes if r.public}
+    public = {(r.method, r.template) for r in api.operations if r.public}
     unsecured = {
         (method.upper(), path)
         for path, operations in DOCUMENT["paths"].items()
@@ -423,7 +423,7 @@ async def test_a_body_over_the_limit_is_413_before_it_is_parsed(api: AdminApi) -
         413,
         {"error": "Request body is larger than 16 KB", "code": 413},
     )
-    unread = AdminRequest("POST", PREFIX + "/apps", {}, BEARER, b"", oversized=True)
+    unread = AdminRequest.at("POST", PREFIX + "/apps", {}, BEARER, b"", oversized=True)
     assert (await api.handle(unread)).status == 413
 
 
@@ -436,7 +436,7 @@ async def test_a_wrong_method_is_405_with_allow(api: AdminApi) -> None:
 
 @pytest.mark.parametrize("path", ["/admin/v1/nothing", "/admin/v2/apps", "/admin/v1", "/admin"])
 async def test_unknown_paths_are_404(api: AdminApi, path: str) -> None:
-    response = await api.handle(AdminRequest("GET", path, {}, BEARER, b""))
+    response = await api.handle(AdminRequest.at("GET", path, {}, BEARER, b""))
     assert response.status == 404
     assert response.body["code"] == 404
 

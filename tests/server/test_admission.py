@@ -16,6 +16,7 @@ from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.admission import Admission, AdmissionLimits, rate_key
 from ressonance.server.node import Node
+from ressonance.server.service import gate
 from ressonance.state.base import Decision, RateLimiter
 from ressonance.state.memory import MemoryCacheStore, MemoryPresenceStore, MemoryRateLimiter
 from tests.fakes import FakeClock
@@ -25,7 +26,12 @@ from tests.server.test_metrics import value
 
 
 def admission(node: Node, **limits: object) -> Admission:
-    return Admission(node, AdmissionLimits(**limits))  # type: ignore[arg-type]
+    return gate(node, AdmissionLimits(**limits)).admission  # type: ignore[arg-type]
+
+
+def strict(node: Node, **limits: object) -> Admission:
+    """Admission whose per-address rate applies at all times (`per_ip_rate_when = "always"`)."""
+    return admission(node, per_ip_rate_when="always", **limits)
 
 
 def refused(refusal: tuple[ErrorCode, str] | None, setting: str) -> None:
@@ -36,18 +42,104 @@ def refused(refusal: tuple[ErrorCode, str] | None, setting: str) -> None:
 
 
 async def test_defaults_admit_a_normal_stream_of_connections(node: Node) -> None:
-    gate = Admission(node)
-    assert gate.limits == AdmissionLimits(60, UNLIMITED, 2000, ())
+    gate = admission(node)
+    assert gate.limits == AdmissionLimits(60, UNLIMITED, 2000, (), "under_pressure")
 
     for index in range(60):
         assert await gate.admit(APP, f"198.51.100.{index}") is None
         assert await gate.admit(APP, "203.0.113.7") is None
 
 
+# --- the per-address rate engages under pressure (docs/topics/security.md) -------------------
+
+
+async def test_a_default_node_with_room_admits_any_burst_from_one_address(node: Node) -> None:
+    gate = admission(node)
+
+    refusals = [await gate.admit(APP, "127.0.0.1") for _ in range(1000)]
+
+    assert refusals == [None] * 1000
+    assert not gate.under_pressure()
+
+
+UNDER_PRESSURE_REASON = (
+    "Too many connections from 127.0.0.2: more than 60 per second while the server is under "
+    "pressure; retry later (max_connections_per_ip_per_sec)"
+)
+
+
+async def test_a_lagging_node_refuses_the_flooding_address_and_admits_others(
+    node: Node, clock: FakeClock
+) -> None:
+    gate = admission(node)
+    node.metrics.loop_lag = 0.6  # over a quarter of max_loop_lag_ms (2000), under all of it
+    for _ in range(60):
+        assert await gate.admit(APP, "127.0.0.2") is None
+
+    refusal = await gate.admit(APP, "127.0.0.2")
+
+    assert refusal == (ErrorCode.OVER_CAPACITY, UNDER_PRESSURE_REASON)
+    assert await gate.admit(APP, "127.0.0.3") is None  # a quiet address still gets in
+    assert value(node, "connections_throttled_total", limit="max_connections_per_ip_per_sec") == 1
+    clock.advance(1.0)
+    assert await gate.admit(APP, "127.0.0.2") is None  # a new second, a new count
+
+
+async def test_an_address_that_opened_many_is_refused_as_soon_as_pressure_comes(
+    node: Node,
+) -> None:
+    gate = admission(node)
+    for _ in range(500):  # a healthy burst: the node has room
+        assert await gate.admit(APP, "127.0.0.2") is None
+
+    node.metrics.loop_lag = 0.6
+    refusal = await gate.admit(APP, "127.0.0.2")
+
+    assert refusal == (ErrorCode.OVER_CAPACITY, UNDER_PRESSURE_REASON)
+    assert await gate.admit(APP, "127.0.0.3") is None
+
+
+async def test_a_node_near_its_connection_limit_is_under_pressure(node: Node) -> None:
+    gate = admission(node, max_node_connections=8, max_connections_per_ip_per_sec=2)
+    for _ in range(5):
+        Client.connect(node, APP)
+    assert not gate.under_pressure()
+    Client.connect(node, APP)  # 6 of 8: three quarters
+
+    assert gate.under_pressure()
+    assert await gate.admit(APP, "127.0.0.2") is None
+    assert await gate.admit(APP, "127.0.0.2") is None
+    refused(await gate.admit(APP, "127.0.0.2"), "under pressure")
+
+
+async def test_a_node_near_its_descriptor_capacity_is_under_pressure(node: Node) -> None:
+    gate = admission(node)
+    node.metrics.connection_capacity = 1000
+    node.metrics.open_connections = 749
+    assert not gate.under_pressure()
+
+    node.metrics.open_connections = 750
+
+    assert gate.under_pressure()
+
+
+@pytest.mark.parametrize(
+    ("max_loop_lag_ms", "lag", "pressure"),
+    [(2000, 0.5, False), (2000, 0.501, True), (400, 0.101, True), (UNLIMITED, 0.501, True)],
+)
+async def test_loop_lag_over_a_quarter_of_the_limit_is_pressure(
+    node: Node, max_loop_lag_ms: int, lag: float, pressure: bool
+) -> None:
+    gate = admission(node, max_loop_lag_ms=max_loop_lag_ms)
+    node.metrics.loop_lag = lag
+
+    assert gate.under_pressure() is pressure
+
+
 async def test_per_ip_limit_refuses_one_address_and_not_another(
     node: Node, clock: FakeClock
 ) -> None:
-    gate = admission(node, max_connections_per_ip_per_sec=3)
+    gate = strict(node, max_connections_per_ip_per_sec=3)
     for _ in range(3):
         assert await gate.admit(APP, "127.0.0.2") is None
 
@@ -67,7 +159,7 @@ async def test_per_ip_limit_refuses_one_address_and_not_another(
 async def test_per_ip_limit_counts_the_forwarded_address_behind_a_trusted_proxy(
     node: Node,
 ) -> None:
-    gate = admission(node, max_connections_per_ip_per_sec=1, trusted_proxies=("127.0.0.1",))
+    gate = strict(node, max_connections_per_ip_per_sec=1, trusted_proxies=("127.0.0.1",))
 
     assert await gate.admit(APP, "127.0.0.1", ["198.51.100.1"]) is None
     assert await gate.admit(APP, "127.0.0.1", ["198.51.100.2"]) is None  # another client
@@ -77,7 +169,7 @@ async def test_per_ip_limit_counts_the_forwarded_address_behind_a_trusted_proxy(
 async def test_a_spoofed_header_from_an_untrusted_peer_does_not_dodge_the_limit(
     node: Node,
 ) -> None:
-    gate = admission(node, max_connections_per_ip_per_sec=1, trusted_proxies=("127.0.0.1",))
+    gate = strict(node, max_connections_per_ip_per_sec=1, trusted_proxies=("127.0.0.1",))
     assert await gate.admit(APP, "203.0.113.7", ["198.51.100.1"]) is None
 
     refusal = await gate.admit(APP, "203.0.113.7", ["198.51.100.2"])
@@ -88,7 +180,7 @@ async def test_a_spoofed_header_from_an_untrusted_peer_does_not_dodge_the_limit(
 
 
 async def test_ipv6_addresses_count_per_64(node: Node) -> None:
-    gate = admission(node, max_connections_per_ip_per_sec=2)
+    gate = strict(node, max_connections_per_ip_per_sec=2)
     assert await gate.admit(APP, "2001:db8:0:1::1") is None
     assert await gate.admit(APP, "2001:db8:0:1::2") is None
 

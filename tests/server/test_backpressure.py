@@ -90,7 +90,7 @@ async def test_with_drop_oldest_a_slow_client_stays_open_and_gets_the_newest_eve
         assert client.outlet.events() == [f"e{index}" for index in range(10)]
 
     slow.outlet.buffered_bytes = 0  # it caught up
-    node.poll()  # the timer sweep notices
+    node.registry.poll()  # the timer sweep notices
 
     assert slow.outlet.events() == ["e7", "e8", "e9"]
     assert node.metrics.app(DROPPING.id).dropped == 7

@@ -30,7 +30,7 @@ def news(name: str) -> Trigger:
 async def subscriber(node: Node) -> tuple[Session, FakeOutlet]:
     """A session subscribed to news whose outlet shows only real writes."""
     outlet = FakeOutlet()
-    session = node.open_session(APP, outlet)
+    session = node.registry.open_session(APP, outlet)
     assert isinstance(session, Session)
     await node.receive(session, '{"event":"pusher:subscribe","data":{"channel":"news"}}')
     outlet.clear()

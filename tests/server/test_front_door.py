@@ -1,8 +1,8 @@
 """The front door: what a client sees when its request is answered without aiohttp.
 
-A fake transport records every write; the door runs over a memory node, the real HTTP API and
-the real WebSocket sockets. Requests the door does not answer must reach the fallback
-protocol with every byte, before the door wrote anything of them.
+A fake transport records every write; the door runs over a memory node, the real HTTP API, the
+real gate and the real WebSocket sockets. Requests the door does not answer must reach the
+fallback protocol with every byte, before the door wrote anything of them.
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_parser import HttpRequestParser
 from hypothesis import given, settings, strategies as st
 
-from ressonance.protocol.app import App
-from ressonance.protocol.errors import ErrorCode
-from ressonance.protocol.request_head import Publish, Upgrade, Verdict, read_request
+from ressonance.protocol.app import UNLIMITED, App
+from ressonance.protocol.handshake import Handshake
+from ressonance.protocol.request_head import Verdict
 from ressonance.protocol.signing import sign_request
-from ressonance.server import front_door
-from ressonance.server.front_door import (
-    IDLE_TIMEOUT_SECONDS,
-    SWEEP_SECONDS,
-    FrontDoor,
-    FrontDoors,
-)
-from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
+from ressonance.server import front_door, routes
+from ressonance.server.deadlines import LINGER_SECONDS, Phase, ticks
+from ressonance.server.front_door import FrontDoor, FrontDoors, read_request
+from ressonance.server.http_api import ApiRequest, ApiResponse
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.node import Node
-from ressonance.server.service import memory_node
-from ressonance.server.websocket import Sockets, WebSocket
+from ressonance.server.service import gate, http_api, memory_node, sockets
+from ressonance.server.websocket import WebSocket
 from tests.fakes import decode_text_frame, split_frames
 from tests.frames import PING, client_frame
 
@@ -76,6 +73,9 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str) -> Any:
+        return ("203.0.113.9", 50000) if name == "peername" else None
+
     def can_write_eof(self) -> bool:
         return True
 
@@ -85,6 +85,13 @@ class FakeTransport:
     @property
     def output(self) -> bytes:
         return b"".join(self.writes)
+
+
+class NoHalfClose(FakeTransport):
+    """A TLS transport: it cannot send EOF and keep reading."""
+
+    def can_write_eof(self) -> bool:
+        return False
 
 
 class Fallback:
@@ -102,44 +109,39 @@ class Fallback:
 
 
 class Harness:
-    def __init__(self, node: Node) -> None:
+    def __init__(
+        self, node: Node, limits: ConnectionLimits | None = None, capacity: int | None = None
+    ) -> None:
         self.node = node
         self.fallbacks: list[Fallback] = []
-        self.sockets = Sockets(node, 1 << 16)
-        self.api = HttpApi(node)
+        self.sockets = sockets(node, 1 << 16)
+        self.api = http_api(node)
         self.doors = FrontDoors(
             loop=asyncio.get_running_loop(),
             api=self.api,
             sockets=self.sockets,
-            open_socket=self.open_socket,
+            gate=gate(node),
+            metrics=node.metrics,
             fallback=self.fallback,
             max_body_bytes=1000,
             server_header=SERVER,
+            limits=limits,
+            capacity=capacity,
         )
 
     def fallback(self) -> Fallback:
         self.fallbacks.append(Fallback())
         return self.fallbacks[-1]
 
-    def open_socket(self, socket: WebSocket, upgrade: Upgrade) -> None:
-        async def open_() -> None:
-            app = await self.node.apps.find_by_key(upgrade.key)
-            if app is None:
-                self.node.metrics.connection_refused(ErrorCode.APP_NOT_FOUND)
-                socket.refuse(ErrorCode.APP_NOT_FOUND, "App key does not exist")
-            else:
-                opened = self.node.open_session(app, socket)
-                assert not isinstance(opened, tuple)
-                socket.start(opened)
-            socket.uncork()
-
-        self.doors.spawn(open_())
-
-    def connect(self) -> tuple[FrontDoor, FakeTransport]:
+    def connect(self, transport: FakeTransport | None = None) -> tuple[FrontDoor, FakeTransport]:
         door = self.doors()
-        transport = FakeTransport()
+        transport = transport or FakeTransport()
         door.connection_made(transport)  # type: ignore[arg-type]
         return door, transport
+
+    def sweep(self, count: int) -> None:
+        for _ in range(count):
+            self.doors.sweep()
 
 
 @pytest.fixture
@@ -208,6 +210,19 @@ async def test_a_publish_is_answered_as_aiohttp_answers_it(harness: Harness) -> 
     assert not transport.closed  # kept alive for the next request
 
 
+async def test_the_idempotency_key_header_reaches_the_api(harness: Harness) -> None:
+    door, transport = harness.connect()
+    door.data_received(publish(Idempotency_Key="order-1"))
+    await settle()
+    door.data_received(publish(Idempotency_Key="order-1"))
+    await settle()
+
+    first, second = responses(transport.output)
+
+    assert first[0] == second[0] == "HTTP/1.1 200 OK"
+    assert harness.node.metrics.app(APP.id).idempotent_replays == 1
+
+
 async def test_errors_carry_the_api_json_body(harness: Harness) -> None:
     door, transport = harness.connect()
     door.data_received(publish().replace(b"auth_key=app-key", b"auth_key=nope"))
@@ -242,8 +257,18 @@ async def test_pipelined_and_split_requests_are_answered_in_order(harness: Harne
         b"POST /apps/1/events HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
         b"POST /apps/1/events HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
         b"GET /app/app-key HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade headers: aiohttp's 400
+        # Paths the door does not answer, and methods it does not answer there.
+        upgrade(""),
+        upgrade("k/extra"),
+        upgrade().replace(b"GET /app/", b"GET /apps/"),
+        publish(path="/apps/1/channels"),
+        publish(path="/apps//events"),
+        publish(path="/apps/1/events/x"),
+        publish(path="/app/1/events"),
+        publish(path="/users/u/terminate_connections"),
+        b"GET /apps/1/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /app/app-key HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         b"\x16\x03\x01 not http at all\r\n\r\n",
-        b"X" * 9000,  # a head past the limit
     ],
 )
 async def test_what_the_door_does_not_answer_goes_to_aiohttp_whole(
@@ -290,7 +315,7 @@ async def test_an_upgrade_and_the_first_frames_leave_in_one_write(harness: Harne
     assert decode_text_frame(established)["event"] == "pusher:connection_established"
     assert isinstance(transport.protocol, WebSocket)
     assert door not in harness.doors.open
-    assert len(harness.node.sessions) == 1
+    assert len(harness.node.registry.sessions) == 1
 
 
 async def test_a_refused_upgrade_says_why_after_the_101(harness: Harness) -> None:
@@ -383,17 +408,113 @@ async def test_a_failing_handler_closes_the_connection(
 async def test_idle_doors_are_closed_by_the_sweep(harness: Harness) -> None:
     _idle, idle_transport = harness.connect()
     active, active_transport = harness.connect()
-    sweeps = int(IDLE_TIMEOUT_SECONDS // SWEEP_SECONDS)
-    for _ in range(sweeps - 1):
-        harness.doors.sweep()
     active.data_received(publish())
     await settle()
-    harness.doors.sweep()
-    assert idle_transport.closed
-    assert not active_transport.closed
-    for _ in range(sweeps):
+    for _ in range(ticks(ConnectionLimits().first_byte_timeout)):
+        harness.doors.sweep()
+    assert idle_transport.closed  # never sent a byte
+    assert not active_transport.closed  # answered, and idle for less than the keep-alive
+    for _ in range(ticks(ConnectionLimits().keepalive_timeout)):
         harness.doors.sweep()
     assert active_transport.closed
+    assert harness.node.metrics.dropped == {"first_byte_timeout": 1, "keepalive_timeout": 1}
+
+
+async def test_a_head_over_the_limit_is_answered_431_and_never_buffered(
+    harness: Harness,
+) -> None:
+    door, transport = harness.connect()
+    door.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 10_000)
+    ((status, headers, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert headers["Connection"] == "close"
+    assert body == {"error": "Request line or header line is longer than 8 KB", "code": 431}
+    assert transport.eof_written
+    assert not harness.fallbacks  # aiohttp never sees it
+    door.data_received(b"c" * 100_000)  # what the client still sends is dropped
+    assert door.pending_bytes() == 0
+    harness.sweep(ticks(LINGER_SECONDS) - 1)
+    assert not transport.closed  # the client may still read the answer
+    harness.sweep(1)
+    assert transport.closed
+    assert harness.node.metrics.dropped == {"head_too_large": 1}
+
+
+async def test_over_tls_a_refusal_closes_at_once(harness: Harness) -> None:
+    door, transport = harness.connect(NoHalfClose())
+    door.data_received(b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n")
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert body["error"] == "Request has more than 128 header lines"
+    assert transport.closed
+
+
+async def test_a_trickled_request_gets_408_in_seconds(harness: Harness) -> None:
+    door, transport = harness.connect()
+    door.data_received(b"POST /apps/1/events HTTP/1.1\r\n")
+    harness.sweep(1)
+    assert transport.writes == []
+    harness.sweep(1)  # its second tick: under 100 bytes a second
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert body["error"] == "Request arriving too slowly (min_request_bytes_per_sec)"
+    assert harness.node.metrics.dropped == {"request_too_slow": 1}
+
+
+async def test_a_request_must_be_complete_within_the_request_timeout() -> None:
+    node = memory_node([APP])
+    limits = ConnectionLimits(request_timeout=3, min_request_bytes_per_sec=UNLIMITED)
+    harness = Harness(node, limits)
+    door, transport = harness.connect()
+    head = publish()
+    door.data_received(head[:-2])  # the body is 2 bytes short
+    harness.sweep(ticks(3) - 1)
+    assert transport.writes == []
+    harness.sweep(1)
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert body["error"] == "Request not received in time (request_timeout)"
+    harness.sweep(ticks(LINGER_SECONDS))
+    assert transport.closed
+    door.expire(Phase.KEEPALIVE)  # closed already: nothing more
+    assert harness.node.metrics.dropped == {"request_timeout": 1}
+
+
+async def test_a_request_being_answered_is_never_cut(harness: Harness) -> None:
+    released = asyncio.Event()
+    handle = harness.api.handle
+
+    async def slow(request: ApiRequest) -> ApiResponse:
+        await released.wait()
+        return await handle(request)
+
+    harness.doors.api.handle = slow  # type: ignore[method-assign]
+    door, transport = harness.connect()
+    door.data_received(publish())
+    await settle()
+    harness.sweep(ticks(ConnectionLimits().request_timeout) + 1)
+    assert not transport.closed
+    released.set()
+    await settle()
+    ((status, _, _),) = responses(transport.output)
+    assert status == "HTTP/1.1 200 OK"
+    harness.sweep(ticks(ConnectionLimits().keepalive_timeout))
+    assert transport.closed  # then idle
+
+
+async def test_past_the_capacity_only_probes_are_served() -> None:
+    harness = Harness(memory_node([APP]), capacity=0)
+    probe, _ = harness.connect()
+    assert probe.probes_only
+    probe.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    (fallback,) = harness.fallbacks
+    assert fallback.received.startswith(b"GET /healthz")
+    other, transport = harness.connect()
+    other.data_received(publish())
+    ((status, _, body),) = responses(transport.output)
+    assert status == "HTTP/1.1 503 Service Unavailable"
+    assert body["error"].startswith("Server over capacity: only /healthz, /readyz and /metrics")
+    assert harness.node.metrics.dropped == {"over_capacity": 1}
 
 
 async def test_a_lost_connection_is_forgotten(harness: Harness) -> None:
@@ -482,29 +603,52 @@ def aiohttp_reads(wire: bytes) -> list[tuple[Any, bytes]]:
         loop.close()
 
 
+def test_the_door_answers_upgrades_and_publishes_at_their_routes() -> None:
+    head, route, handshake = answerable(upgrade())
+    assert route.endpoint is routes.WEBSOCKET
+    assert handshake == Handshake(APP.key, {"protocol": "7", "client": "js"}, None, ())
+    for path, endpoint in [
+        ("/apps/1/events", routes.EVENTS),
+        ("/apps/1/batch_events", routes.BATCH_EVENTS),
+    ]:
+        wire = publish(path=path)
+        head, route, length = answerable(wire)
+        assert (head.method, head.path, route.endpoint) == ("POST", path, endpoint)
+        assert route.params == {"app_id": "1"}
+        assert head.size + length == len(wire)
+
+
+def answerable(wire: bytes) -> front_door.Answerable:
+    request = read_request(wire, 1000)
+    assert not isinstance(request, Verdict), request
+    return request
+
+
 @settings(max_examples=400, deadline=None)
 @given(heads(), st.binary(max_size=12))
 def test_whatever_the_door_answers_aiohttp_reads_the_same_way(head: bytes, rest: bytes) -> None:
     request = read_request(head + rest, 1000)
     if isinstance(request, Verdict):
         return  # not ours: aiohttp reads it, whatever it is
-    assert request.head_bytes == len(head)
-    body = rest[: request.body_bytes] if isinstance(request, Publish) else b""
-    if isinstance(request, Publish) and len(body) < request.body_bytes:
-        body += b"x" * (request.body_bytes - len(body))
+    read, _, answer = request
+    assert read.size == len(head)
+    body_bytes = 0 if isinstance(answer, Handshake) else answer
+    body = rest[:body_bytes]
+    if len(body) < body_bytes:
+        body += b"x" * (body_bytes - len(body))
     ((message, payload),) = aiohttp_reads(head + body)
     assert b"".join(payload) == body
-    assert dict(message.url.query) == request.query
-    if isinstance(request, Publish):
-        assert (message.method, message.path) == ("POST", request.path + _query_of(head))
-        assert message.url.path == request.path
+    assert dict(message.url.query) == read.query
+    if isinstance(answer, int):
+        assert (message.method, message.path) == ("POST", read.path + _query_of(head))
+        assert message.url.path == read.path
         assert not message.upgrade
     else:
         assert message.method == "GET"
-        assert message.url.path == f"/app/{request.key}"
+        assert message.url.path == f"/app/{answer.key}"
         assert message.upgrade
-        assert message.headers.get("Origin") == request.headers.get("origin")
-        assert message.headers.get("X-Forwarded-For") == request.headers.get("x-forwarded-for")
+        assert message.headers.get("Origin") == answer.origin
+        assert tuple(message.headers.getall("X-Forwarded-For", ())) == answer.forwarded_for
 
 
 def _query_of(head: bytes) -> str:

@@ -18,6 +18,7 @@ from ressonance.protocol.errors import ErrorCode
 from ressonance.protocol.signing import sign_request
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
 from ressonance.server.node import Node
+from ressonance.server.service import http_api
 from tests.fakes import FakeClock
 from tests.server.clients import Client
 from tests.server.conftest import APP, Connect, MakeNode
@@ -45,7 +46,7 @@ def signed(
     if raw:
         params["body_md5"] = hashlib.md5(raw).hexdigest()
     params["auth_signature"] = sign_request(app.secret, method, path, params)
-    return ApiRequest(method, path, params, raw)
+    return ApiRequest.at(method, path, params, raw)
 
 
 def ok(response: ApiResponse) -> dict[str, object]:
@@ -67,7 +68,7 @@ def error(response: ApiResponse, status: int) -> str:
 
 @pytest.fixture
 def api(node: Node) -> HttpApi:
-    return HttpApi(node)
+    return http_api(node)
 
 
 async def subscribe(connect: Connect, channel: str, user_id: str | None = None) -> Client:
@@ -429,7 +430,7 @@ async def test_unknown_app_id_is_a_404(api: HttpApi, clock: FakeClock) -> None:
 
 async def test_disabled_app_is_a_403(make_node: MakeNode, clock: FakeClock) -> None:
     disabled = dataclasses.replace(APP, enabled=False)
-    api = HttpApi(await make_node(disabled))
+    api = http_api(await make_node(disabled))
 
     response = await api.handle(signed(clock, "GET", "/apps/1/channels", app=disabled))
 
@@ -440,7 +441,7 @@ async def test_a_disabled_app_still_needs_a_valid_signature(
     make_node: MakeNode, clock: FakeClock
 ) -> None:
     disabled = dataclasses.replace(APP, enabled=False)
-    api = HttpApi(await make_node(disabled))
+    api = http_api(await make_node(disabled))
     request = signed(clock, "GET", "/apps/1/channels", app=dataclasses.replace(APP, secret="x"))
 
     error(await api.handle(request), 401)
@@ -512,7 +513,7 @@ async def test_invalid_events_are_refused_and_nothing_is_published(
     params["body_md5"] = hashlib.md5(body).hexdigest()
     params["auth_signature"] = sign_request(APP.secret, "POST", "/apps/1/events", params)
 
-    response = await api.handle(ApiRequest("POST", "/apps/1/events", params, body))
+    response = await api.handle(ApiRequest.at("POST", "/apps/1/events", params, body))
 
     assert problem in error(response, status)
     client.outlet.assert_nothing_received()

@@ -20,8 +20,8 @@ import orjson
 from hypothesis import event as note, given, strategies as st
 
 from ressonance.protocol.signing import sign_request
-from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
-from ressonance.server.service import memory_node
+from ressonance.server.http_api import ApiRequest, ApiResponse
+from ressonance.server.service import http_api, memory_node
 from tests.fakes import FakeClock
 from tests.server.conftest import APP
 from tests.strategies import NAME_ALPHABET, dumps, json_values_of
@@ -34,7 +34,7 @@ async def _answer(request: ApiRequest) -> ApiResponse:
     node = memory_node([APP], clock=FakeClock())
     await node.start()
     try:
-        return await HttpApi(node).handle(request)
+        return await http_api(node).handle(request)
     finally:
         await node.stop()
 
@@ -59,7 +59,7 @@ def signed(method: str, path: str, query: dict[str, str], body: bytes) -> ApiReq
     if body:
         params["body_md5"] = hashlib.md5(body).hexdigest()
     params["auth_signature"] = sign_request(APP.secret, method, path, params)
-    return ApiRequest(method, path, params, body)
+    return ApiRequest.at(method, path, params, body)
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def check_refusal(response: ApiResponse, wrong: set[str]) -> None:
 def test_any_request_gets_a_json_answer_and_never_a_500(
     method: str, path: str, auth: dict[str, str], query: dict[str, str], body: bytes
 ) -> None:
-    answer(ApiRequest(method, path, {**query, **auth}, body))
+    answer(ApiRequest.at(method, path, {**query, **auth}, body))
 
 
 @given(st.sampled_from(["GET", "POST"]), route_paths, extra_queries, bodies)
@@ -228,7 +228,7 @@ def test_a_request_with_tampered_signing_parameters_is_refused_with_401_or_answe
     request = signed(method, path, {}, body)
     query = {k: v for k, v in {**request.query, **tampered}.items() if v is not None}
 
-    answer(ApiRequest(method, path, query, body))
+    answer(ApiRequest.at(method, path, query, body))
 
 
 @given(triggers())

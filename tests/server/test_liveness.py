@@ -9,8 +9,8 @@ import contextlib
 import pytest
 
 from ressonance.protocol.app import App
-from ressonance.server.liveness import resync_state, run_liveness
 from ressonance.server.node import Node
+from ressonance.server.service import liveness
 from ressonance.state.base import Departure
 from ressonance.state.memory import (
     MemoryConnectionCounter,
@@ -70,7 +70,7 @@ async def test_state_is_rewritten_into_a_store_that_lost_it(node: Node, connect:
     await signed.signin("bob")
     node.presence = MemoryPresenceStore()  # the shared store restarted empty
 
-    await resync_state(node)
+    await liveness(node).resync()
 
     assert await node.presence.members(APP.id, "presence-room") == {"alice": None}
     assert await node.presence.channels(APP.id) == {"presence-room": 1, "news": 1}
@@ -98,15 +98,15 @@ async def test_readiness_follows_the_state_store(node: Node, connect: Connect) -
     broken = BrokenMembership()
     node.membership = broken
     node.presence = MemoryPresenceStore()  # what the store holds after it came back empty
-    loop = asyncio.create_task(run_liveness(node, 0))
+    loop = asyncio.create_task(liveness(node).run(0))
     try:
         for _ in range(20):
             await asyncio.sleep(0)
-        assert not node.ready
+        assert not node.readiness.ready
         broken.healed = True
         for _ in range(20):
             await asyncio.sleep(0)
-        assert node.ready
+        assert node.readiness.ready
         # The first heartbeat after the outage found the lease gone: state rewritten.
         assert await node.presence.channels(APP.id) == {"news": 1}
     finally:
@@ -135,8 +135,8 @@ async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
         "leaver": None,
     }
     watcher.outlet.assert_not_received("pusher_internal:member_removed")
-    await node.retry_cleanups()
-    await node.retry_cleanups()  # nothing left: no second member_removed
+    await node.registry.retry_cleanups()
+    await node.registry.retry_cleanups()  # nothing left: no second member_removed
 
     assert await node.presence.members(APP.id, "presence-room") == {"watcher": None}
     watcher.outlet.assert_received(
@@ -159,11 +159,11 @@ async def test_connection_counts_are_rewritten_into_a_counter_that_lost_them(
     node: Node,
 ) -> None:
     for _ in range(2):
-        await node.connect(APP, FakeOutlet())
+        await node.registry.connect(APP, FakeOutlet())
     counter = MemoryConnectionCounter()  # the store came back empty
     node.connections = node.quotas.connections = counter
     node.membership = LapsedMembership()
-    loop = asyncio.create_task(run_liveness(node, 0))
+    loop = asyncio.create_task(liveness(node).run(0))
     try:
         for _ in range(20):
             await asyncio.sleep(0)

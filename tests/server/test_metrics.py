@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,9 +19,9 @@ from ressonance.protocol.errors import ApiError, ErrorCode
 from ressonance.server.http_api import ApiRequest, HttpApi
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
-from ressonance.server.service import memory_node
+from ressonance.server.service import http_api, memory_node
 from tests.fakes import FakeClock
-from tests.server.clients import Client, trigger
+from tests.server.clients import Client, run_timers_until, trigger
 from tests.server.conftest import APP, Connect, MakeNode
 from tests.server.test_http_api import signed
 
@@ -56,7 +57,7 @@ class SteppingTimer:
 
 @pytest.fixture
 def api(node: Node) -> HttpApi:
-    return HttpApi(node)
+    return http_api(node)
 
 
 # --- registries --------------------------------------------------------------------------------
@@ -103,12 +104,12 @@ async def test_connects_move_current_peak_and_opened(node: Node, connect: Connec
 async def test_closes_are_counted_by_close_code(node: Node, connect: Connect) -> None:
     by_client, abrupt, odd, terminated = connect(), connect(), connect(), connect()
     await terminated.signin("alice")
-    await node.terminate_user(APP, "alice")
+    await node.users.terminate(APP, "alice")
 
-    await node.close_session(by_client.session, 1000)  # the client sent Close 1000
-    await node.close_session(abrupt.session, None)  # the TCP connection just went away
-    await node.close_session(odd.session, 3999)  # a code the server does not know
-    await node.close_session(terminated.session, 4009)  # our 4009, echoed by the client
+    await node.registry.close_session(by_client.session, 1000)  # the client sent Close 1000
+    await node.registry.close_session(abrupt.session, None)  # the TCP connection just went away
+    await node.registry.close_session(odd.session, 3999)  # a code the server does not know
+    await node.registry.close_session(terminated.session, 4009)  # our 4009, echoed by the client
 
     assert value(node, "connections_closed_total", code="1000") == 1
     assert value(node, "connections_closed_total", code="1006") == 1
@@ -123,7 +124,7 @@ async def test_the_server_chosen_close_code_wins_over_what_the_client_reports(
     client = connect()
     client.session.close(ErrorCode.GENERIC_RECONNECT, "Restarting")
 
-    await node.close_session(client.session, None)  # the client never answered
+    await node.registry.close_session(client.session, None)  # the client never answered
 
     assert value(node, "connections_closed_total", code="4200") == 1
 
@@ -205,9 +206,9 @@ async def test_http_requests_are_counted_by_route_name_and_status(
     await api.handle(events)
     await api.handle(signed(clock, "GET", "/apps/1/channels/presence-room/users"))
     await api.handle(signed(clock, "GET", "/apps/1/channels/some-channel"))
-    await api.handle(ApiRequest("POST", "/apps/1/events", {}, b"{}"))  # unsigned
+    await api.handle(ApiRequest.at("POST", "/apps/1/events", {}, b"{}"))  # unsigned
     await api.handle(signed(clock, "GET", "/apps/1/nothing/here"))
-    api.refuse(ApiRequest("POST", "/apps/1/batch_events", {}, b""), ApiError(413, "Too big"))
+    api.refuse(ApiRequest.at("POST", "/apps/1/batch_events", {}, b""), ApiError(413, "Too big"))
 
     assert value(node, "http_requests_total", endpoint="events", status="200") == 2
     assert value(node, "http_requests_total", endpoint="events", status="401") == 1
@@ -223,7 +224,7 @@ async def test_an_unexpected_failure_is_a_counted_500(
     async def broken(*_: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(node, "publish", broken)
+    monkeypatch.setattr(node.fanout, "broadcast", broken)
     body = {"name": "e", "data": "{}", "channels": ["a"]}
 
     response = await api.handle(signed(clock, "POST", "/apps/1/events", body))
@@ -236,7 +237,7 @@ async def test_an_unexpected_failure_is_a_counted_500(
 async def test_published_events_are_counted_per_app_with_their_latency(clock: FakeClock) -> None:
     node = memory_node([APP], clock=clock, metrics=Metrics(timer=SteppingTimer(0.003)))
     await node.start()
-    api = HttpApi(node)
+    api = http_api(node)
     batch = {"batch": [{"name": "e", "data": "{}", "channel": "a"}] * 3}
 
     await api.handle(signed(clock, "POST", "/apps/1/batch_events", batch))
@@ -275,3 +276,46 @@ async def test_event_loop_lag_is_how_late_the_timer_woke_up(node: Node) -> None:
                 break
 
     assert value(node, "event_loop_lag_seconds") >= 0.04
+
+
+async def test_connections_the_entrance_drops_are_counted_by_reason(node: Node) -> None:
+    assert value(node, "open_connections") == 0
+    assert ("ressonance_connection_capacity", frozenset()) not in scrape(node)  # no limit known
+    node.metrics.connection_dropped("first_byte_timeout")
+    node.metrics.connection_dropped("first_byte_timeout")
+    node.metrics.connection_dropped("head_too_large")
+    node.metrics.open_connections = 7
+    node.metrics.connection_capacity = 872
+    assert value(node, "connections_dropped_total", reason="first_byte_timeout") == 2
+    assert value(node, "connections_dropped_total", reason="head_too_large") == 1
+    assert value(node, "open_connections") == 7
+    assert value(node, "connection_capacity") == 872
+
+
+# --- delivery: history, resumes, idempotency -------------------------------------------------
+
+
+async def test_history_writes_reads_bytes_resumes_and_duplicates_are_counted(
+    make_node: MakeNode, clock: FakeClock
+) -> None:
+    chat = dataclasses.replace(APP, history_channels=("chat-*",))
+    node = await make_node(chat)
+    api = http_api(node)
+    body = {"name": "e", "channel": "chat-1", "data": "12345", "idempotency_key": "k"}
+    for _ in range(2):
+        assert (await api.handle(signed(clock, "POST", "/apps/1/events", body))).status == 200
+    recovered, gap = Client.connect(node, chat), Client.connect(node, chat)
+    last = (await node.history.read(chat, "chat-1", limit=1, newest=True)).events[0].serial
+    for client, after in ((recovered, last), (gap, 1)):
+        await client.send(
+            {"event": "pusher:subscribe", "data": {"channel": "chat-1", "resume_after": after}}
+        )
+    await run_timers_until(node, lambda: node.metrics.app(chat.id).history_bytes > 0)
+
+    app_id = {"app_id": chat.id}
+    assert value(node, "history_writes_total", **app_id) == 1
+    assert value(node, "history_reads_total", **app_id) == 3  # the test's and two resumes
+    assert value(node, "history_retained_bytes", **app_id) == len("e") + len("12345")
+    assert value(node, "idempotent_duplicates_total", **app_id) == 1
+    assert value(node, "resume_requests_total", outcome="recovered", **app_id) == 1
+    assert value(node, "resume_requests_total", outcome="gap", **app_id) == 1

@@ -59,12 +59,12 @@ async def test_disabled_app_is_refused_with_4003(make_node: MakeNode) -> None:
     node = await make_node(disabled)
     outlet = FakeOutlet()
 
-    refused = node.open_session(disabled, outlet)
+    refused = node.registry.open_session(disabled, outlet)
 
     assert refused == (ErrorCode.APP_DISABLED, "App is disabled")
     assert refused[0] == 4003
     outlet.assert_nothing_received()
-    assert node.sessions == {}
+    assert node.registry.sessions == {}
 
 
 async def test_connections_over_max_connections_are_refused_with_4004(
@@ -75,12 +75,12 @@ async def test_connections_over_max_connections_are_refused_with_4004(
     first = Client.connect(node, small)
     Client.connect(node, small)
 
-    refused = node.open_session(small, FakeOutlet())
+    refused = node.registry.open_session(small, FakeOutlet())
 
     assert isinstance(refused, tuple)
     assert refused[0] == ErrorCode.OVER_CONNECTION_QUOTA == 4004
     await first.close()
-    assert isinstance(node.open_session(small, FakeOutlet()), Session)
+    assert isinstance(node.registry.open_session(small, FakeOutlet()), Session)
 
 
 async def test_connection_quota_is_per_app(make_node: MakeNode) -> None:
@@ -89,8 +89,8 @@ async def test_connection_quota_is_per_app(make_node: MakeNode) -> None:
     node = await make_node(one, other)
     Client.connect(node, one)
 
-    assert isinstance(node.open_session(other, FakeOutlet()), Session)
-    assert isinstance(node.open_session(one, FakeOutlet()), tuple)
+    assert isinstance(node.registry.open_session(other, FakeOutlet()), Session)
+    assert isinstance(node.registry.open_session(one, FakeOutlet()), tuple)
 
 
 async def test_closing_a_session_twice_is_harmless(node: Node, connect: Connect) -> None:
@@ -100,7 +100,7 @@ async def test_closing_a_session_twice_is_harmless(node: Node, connect: Connect)
     await client.close()
     await client.close()
 
-    assert node.sessions == {}
+    assert node.registry.sessions == {}
     assert node.hub.topics() == 0
 
 
@@ -119,12 +119,12 @@ async def test_nothing_is_left_behind_once_every_client_closed(
     for client in clients:
         await client.close()
 
-    assert node.sessions == {}
+    assert node.registry.sessions == {}
     assert node.hub.topics() == 0
     assert await node.presence.channels(APP.id) == {}
     assert await node.presence.members(APP.id, "presence-room") == {}
     assert await node.presence.online(APP.id, ("user0", "user1", "user2")) == set()
-    assert isinstance(node.open_session(APP, FakeOutlet()), Session)
+    assert isinstance(node.registry.open_session(APP, FakeOutlet()), Session)
 
 
 async def test_stop_closes_every_connection_with_4200(node: Node, connect: Connect) -> None:
@@ -132,7 +132,7 @@ async def test_stop_closes_every_connection_with_4200(node: Node, connect: Conne
 
     await node.stop()
 
-    assert not node.ready
+    assert not node.readiness.ready
     for client in clients:
         client.outlet.assert_closed(ErrorCode.GENERIC_RECONNECT)
 
@@ -273,19 +273,19 @@ async def test_an_idle_client_is_pinged_and_closed_with_4201_without_a_pong(
     client = connect()
 
     clock.advance(119)
-    node.poll()
+    node.registry.poll()
     client.outlet.assert_nothing_received()
 
     clock.advance(1)
-    node.poll()
+    node.registry.poll()
     client.outlet.assert_received("pusher:ping", data={})
 
     clock.advance(29)
-    node.poll()
+    node.registry.poll()
     client.outlet.assert_open()
 
     clock.advance(1)
-    node.poll()
+    node.registry.poll()
     client.outlet.assert_closed(ErrorCode.PONG_NOT_RECEIVED)
 
 
@@ -294,18 +294,18 @@ async def test_a_pong_keeps_the_connection_open(
 ) -> None:
     client = connect()
     clock.advance(120)
-    node.poll()
+    node.registry.poll()
     client.outlet.clear()
 
     clock.advance(10)
     await client.send({"event": "pusher:pong", "data": {}})
     clock.advance(30)
-    node.poll()
+    node.registry.poll()
 
     client.outlet.assert_open()
     client.outlet.assert_nothing_received()
     clock.advance(90)
-    node.poll()
+    node.registry.poll()
     client.outlet.assert_received("pusher:ping")
 
 
@@ -319,7 +319,7 @@ async def test_the_ping_follows_the_apps_activity_timeout(
     client.outlet.clear()
 
     clock.advance(30)
-    node.poll()
+    node.registry.poll()
 
     client.outlet.assert_received("pusher:ping")
 
@@ -346,10 +346,10 @@ async def test_unauthenticated_connections_are_closed_with_4009(
     client = connect(USER_AUTH_APP, user_auth_node)
 
     clock.advance(29)
-    user_auth_node.poll()
+    user_auth_node.registry.poll()
     client.outlet.assert_open()
     clock.advance(1)
-    user_auth_node.poll()
+    user_auth_node.registry.poll()
 
     error = client.outlet.assert_received("pusher:error")
     assert error["data"]["code"] == 4009
@@ -367,7 +367,7 @@ async def test_signed_in_or_authorized_connections_stay_open(
         await client.subscribe(f"{authorize}-x", user_id="42")
 
     clock.advance(60)
-    user_auth_node.poll()
+    user_auth_node.registry.poll()
 
     client.outlet.assert_open()
 
@@ -379,7 +379,7 @@ async def test_a_public_subscription_does_not_authorize(
     await client.subscribe("news")
 
     clock.advance(30)
-    user_auth_node.poll()
+    user_auth_node.registry.poll()
 
     client.outlet.assert_closed(ErrorCode.UNAUTHORIZED)
 
@@ -400,7 +400,7 @@ async def test_a_failed_timer_sweep_is_logged_and_the_next_one_runs(
 ) -> None:
     client = connect()
     clock.advance(120)
-    poll = node.poll
+    poll = node.registry.poll
     failures = []
 
     def failing_once() -> None:
@@ -409,7 +409,7 @@ async def test_a_failed_timer_sweep_is_logged_and_the_next_one_runs(
             raise RuntimeError("boom")
         poll()
 
-    node.poll = failing_once  # type: ignore[method-assign]
+    node.registry.poll = failing_once  # type: ignore[method-assign]
 
     await run_timers_until(node, lambda: bool(client.outlet.frames))
 

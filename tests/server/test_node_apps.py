@@ -1,4 +1,5 @@
-"""Apps changed while connections are open (Node.apps_changed, fed by the app catalog)."""
+"""Apps changed while connections are open (`SessionRegistry.apps_changed`, fed by the
+app catalog)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ OTHER = dataclasses.replace(APP, id="2", key="other-key", secret="other-secret")
 
 def change(node: Node, *after: App) -> None:
     """The catalog saw APP and OTHER become `after`."""
-    node.apps_changed({APP.id: APP, OTHER.id: OTHER}, {app.id: app for app in after})
+    node.registry.apps_changed({APP.id: APP, OTHER.id: OTHER}, {app.id: app for app in after})
 
 
 async def test_a_disabled_apps_connections_are_closed_with_4003(

@@ -51,7 +51,7 @@ async def run(pool: Pool, steps: list[Step]) -> None:
             assert "Temporarily unavailable" not in str(message.get("data")), message
         await client.close()
 
-    assert node.sessions == {}
+    assert node.registry.sessions == {}
     assert node.hub.topics() == 0
     assert await node.presence.channels(APP.id) == {}
     assert await node.presence.online(APP.id, pool.users) == set()

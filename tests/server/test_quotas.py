@@ -19,7 +19,7 @@ from ressonance.protocol.errors import ErrorCode
 from ressonance.server.http_api import ApiResponse, HttpApi
 from ressonance.server.node import Node
 from ressonance.server.quotas import utc_day
-from ressonance.server.service import memory_node
+from ressonance.server.service import http_api, memory_node
 from ressonance.server.session import Session
 from ressonance.state.base import DayUsage, Decision
 from ressonance.state.memory import MemoryConnectionCounter, MemoryRateLimiter, MemoryUsageStore
@@ -34,9 +34,9 @@ def app_with(**settings: object) -> App:
 
 
 async def connect_to(node: Node, app: App) -> Client | tuple[ErrorCode, str]:
-    """A WebSocket arriving through the transport's path (`node.connect`)."""
-    outlet = FakeOutlet(settle=node.flush)
-    opened = await node.connect(app, outlet)
+    """A WebSocket arriving through the transport's path (`node.registry.connect`)."""
+    outlet = FakeOutlet(settle=node.fanout.flush)
+    opened = await node.registry.connect(app, outlet)
     if not isinstance(opened, Session):
         return opened
     client = Client(node, app, opened, outlet)
@@ -125,7 +125,7 @@ async def test_a_publish_counts_one_per_channel_and_one_per_delivery(
     for _ in range(2):
         await joined(connect, "news")
     await joined(connect, "sport")
-    api = HttpApi(node)
+    api = http_api(node)
 
     ok(await publish(api, clock, APP, "news", "sport", "empty"))
     await node.quotas.flush()
@@ -139,7 +139,7 @@ async def test_client_events_and_member_events_are_counted(
 ) -> None:
     alice = await joined(connect, "presence-room", user_id="alice")
     await joined(connect, "presence-room", user_id="bob")  # member_added to alice: 1
-    node.flush()
+    node.fanout.flush()
     await node.quotas.flush()
     assert await node.usage.messages("1", today(clock)) == 1
 
@@ -158,7 +158,7 @@ async def test_an_exhausted_day_refuses_publishes_with_403_and_keeps_connections
     assert isinstance(listener, Client)
     await listener.subscribe("news")
     listener.outlet.clear()
-    api = HttpApi(node)
+    api = http_api(node)
 
     ok(await publish(api, clock, app, "news"))  # 2 messages
     ok(await publish(api, clock, app, "news"))  # 4: the quota is used up, not passed
@@ -207,7 +207,7 @@ async def test_a_node_sees_the_days_total_of_the_cluster_after_a_tick(clock: Fak
     a, b = (memory_node([app], clock=clock) for _ in range(2))
     for node in (a, b):
         node.usage = node.quotas.usage = shared
-    api_a, api_b = HttpApi(a), HttpApi(b)
+    api_a, api_b = http_api(a), http_api(b)
     ok(await publish(api_b, clock, app, "x"))  # b has read the day's total (0)
 
     for _ in range(3):
@@ -224,7 +224,7 @@ async def test_the_quota_renews_at_midnight_utc(make_node: MakeNode, clock: Fake
     clock.now = 1_700_006_399.5  # 2023-11-14 23:59:59.5 UTC
     app = app_with(max_messages_per_day=1)
     node = await make_node(app)
-    api = HttpApi(node)
+    api = http_api(node)
     ok(await publish(api, clock, app, "x"))
     error(await publish(api, clock, app, "x"), 403)
 
@@ -271,7 +271,7 @@ async def test_backend_events_over_the_rate_get_429_with_headers(
 ) -> None:
     app = app_with(max_backend_events_per_sec=3)
     node = await make_node(app)
-    api = HttpApi(node)
+    api = http_api(node)
     clock.now = 1_700_000_000.25
 
     ok(await publish(api, clock, app, "a", "b"))  # two channels: two events
@@ -294,7 +294,7 @@ async def test_backend_events_over_the_rate_get_429_with_headers(
 async def test_a_batch_costs_one_per_event(make_node: MakeNode, clock: FakeClock) -> None:
     app = app_with(max_backend_events_per_sec=2)
     node = await make_node(app)
-    api = HttpApi(node)
+    api = http_api(node)
     batch = {"batch": [{"name": "e", "data": "{}", "channel": f"c{i}"} for i in range(3)]}
 
     response = await api.handle(signed(clock, "POST", "/apps/1/batch_events", batch, app=app))
@@ -311,7 +311,7 @@ async def test_read_requests_over_the_rate_get_429(
 ) -> None:
     app = app_with(max_read_requests_per_sec=1)
     node = await make_node(app)
-    api = HttpApi(node)
+    api = http_api(node)
 
     ok(await api.handle(signed(clock, "GET", path, app=app)))
     refused = await api.handle(signed(clock, "GET", path, app=app))
@@ -325,7 +325,7 @@ async def test_read_requests_over_the_rate_get_429(
 async def test_publishing_is_not_a_read(make_node: MakeNode, clock: FakeClock) -> None:
     app = app_with(max_read_requests_per_sec=1, max_backend_events_per_sec=1)
     node = await make_node(app)
-    api = HttpApi(node)
+    api = http_api(node)
 
     ok(await api.handle(signed(clock, "GET", "/apps/1/channels", app=app)))
     ok(await publish(api, clock, app, "x"))
@@ -410,7 +410,7 @@ async def test_http_quota_checks_without_a_store_answer_503(
     app = app_with(max_backend_events_per_sec=5, max_read_requests_per_sec=5)
     node = await make_node(app)
     node.quotas.limiter = DownLimiter(clock)
-    api = HttpApi(node)
+    api = http_api(node)
 
     published = await publish(api, clock, app, "x")
     read = await api.handle(signed(clock, "GET", "/apps/1/channels", app=app))

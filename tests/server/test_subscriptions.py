@@ -6,8 +6,10 @@ in test_client_events.py.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -406,3 +408,40 @@ async def test_a_failure_after_subscription_succeeded_never_contradicts_it(
     carol.outlet.assert_open()
     if failing == "cache":
         watcher.outlet.assert_received("pusher_internal:member_added")
+
+
+class GatedBackbone:
+    """The node's backbone, with subscriptions held until `opened` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.opened = asyncio.Event()
+        self.subscribes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def subscribe(self, topic: Any) -> None:
+        self.subscribes += 1
+        await self.opened.wait()
+        await self.inner.subscribe(topic)
+
+
+async def test_a_second_subscriber_is_not_told_it_joined_before_the_backbone_is_subscribed(
+    node: Node, connect: Connect
+) -> None:
+    gated = GatedBackbone(node.fanout.backbone)
+    node.fanout.backbone = gated
+    alice, bob = connect(), connect()
+
+    first = asyncio.create_task(alice.subscribe("news"))
+    second = asyncio.create_task(bob.subscribe("news"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    bob.outlet.assert_not_received("pusher_internal:subscription_succeeded")
+
+    gated.opened.set()
+    await asyncio.gather(first, second)
+    assert gated.subscribes == 1  # the node subscribes the topic once
+    alice.outlet.assert_received("pusher_internal:subscription_succeeded")
+    bob.outlet.assert_received("pusher_internal:subscription_succeeded")

@@ -196,7 +196,7 @@ async def test_terminate_user_closes_only_that_users_signed_in_connections(
     presence_only = connect()  # "alice" in a presence channel, never signed in (§5.5)
     await presence_only.subscribe("presence-room", user_id="alice")
 
-    await node.terminate_user(APP, "alice")
+    await node.users.terminate(APP, "alice")
 
     for tab in alice_tabs:
         error = tab.outlet.assert_received("pusher:error")
@@ -213,7 +213,7 @@ async def test_a_terminated_user_leaves_its_presence_channels(node: Node, connec
     await alice.subscribe("presence-room", user_id="alice")
     watcher.outlet.clear()
 
-    await node.terminate_user(APP, "alice")
+    await node.users.terminate(APP, "alice")
     await alice.close()  # the transport reports the closed WebSocket
 
     watcher.outlet.assert_received("pusher_internal:member_removed", data={"user_id": "alice"})

@@ -9,7 +9,8 @@
   the static `[[apps]]` of a TOML file (read-only, reloaded when the file changes).
 
 Backends are imported only when their URL is used; a missing driver is reported with the
-extra that installs it.
+extra that installs it. A SQLite file is created 0600 and tightened if found looser
+(apps/private_files.py): it holds every app's secret.
 """
 
 from __future__ import annotations
@@ -108,13 +109,21 @@ async def _open_sqlite(path: str, setting: str) -> AppRegistry:
         ) from None
     import sqlite3
 
+    from ressonance.apps.private_files import private_sqlite_file
+
     # Checked first: a failed connect leaves aiosqlite's worker thread talking to a loop
     # that may be gone, and the usual causes deserve a plainer message anyway.
     problem = _sqlite_file_problem(path)
     if problem:
         raise ConfigError(f"{setting}: cannot open the SQLite database {path!r} ({problem})")
     try:
+        if path != ":memory:":
+            private_sqlite_file(Path(path))  # it holds every app's secret: 0600
         return await SqliteAppRegistry.open(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}: cannot open the SQLite database {path!r} ({exc.strerror})"
+        ) from None
     except sqlite3.Error as exc:
         raise ConfigError(f"{setting}: cannot open the SQLite database {path!r} ({exc})") from None
 

@@ -148,6 +148,9 @@ def record_from_table(table: object, where: str) -> AppRecord:
 
 
 def _record_string(name: str, value: object, where: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # `id = 100001` in TOML is a number: the commonest slip in an [[apps]] table.
+        raise ConfigError(f'{where}: must be a string (quote it: {name} = "{value}")')
     if not isinstance(value, str):
         raise ConfigError(f"{where}: must be a string")
     if name == "id" and not value.isdigit():

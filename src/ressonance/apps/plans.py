@@ -8,6 +8,7 @@ redefine `free`) in the config file's `[plans.NAME]` tables.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -24,12 +25,17 @@ from ressonance.protocol.app import (
 from ressonance.protocol.errors import ConfigError
 from ressonance.protocol.webhooks import parse_endpoints
 
-# What a plan may set: the limits and features, never the credentials or the name.
+# What a plan may set: the limits and features, never the credentials or the name (nor the
+# origins an app's pages are served from).
 PLAN_SETTINGS: Final = (
     frozenset(INT_SETTINGS) | frozenset(BOOL_SETTINGS) - {"enabled"} | frozenset(CHOICE_SETTINGS)
-)
+) | {"history_channels"}
 # What only an app sets for itself (a plan cannot): who may connect, where webhooks go.
 OWN_SETTINGS: Final = frozenset(("allowed_origins", "webhooks"))
+
+# A history pattern: channel name characters, with `*` for any run of them.
+_HISTORY_PATTERN: Final = re.compile(r"[A-Za-z0-9_\-=@,.;*]{1,200}")
+MAX_HISTORY_PATTERNS: Final = 100
 
 Settings = Mapping[str, object]
 
@@ -57,13 +63,33 @@ def setting_value(name: str, value: object, where: str) -> object:
         return value
     if name in INT_SETTINGS:
         return _int_value(value, where, unlimited=name in UNLIMITED_SETTINGS)
+    return _list_value(name, value, where)
+
+
+def _list_value(name: str, value: object, where: str) -> object:
+    """The list settings: origins, history patterns and webhook endpoints."""
     if name == "allowed_origins":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
         return tuple(value)
+    if name == "history_channels":
+        return _history_patterns(value, where)
     if name == "webhooks":
         return parse_endpoints(value, where)
     raise ConfigError(f"{where}: unknown setting")
+
+
+def _history_patterns(value: object, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) > MAX_HISTORY_PATTERNS
+        or not all(isinstance(v, str) and _HISTORY_PATTERN.fullmatch(v) for v in value)
+    ):
+        raise ConfigError(
+            f"{where}: must be a list of at most {MAX_HISTORY_PATTERNS} channel name patterns, "
+            'like ["chat-*", "private-orders-*"] (letters, digits, -_=@,.; and * only)'
+        )
+    return tuple(value)
 
 
 def _int_value(value: object, where: str, *, unlimited: bool) -> int:

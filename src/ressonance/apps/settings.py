@@ -6,8 +6,9 @@ everywhere, with a `ConfigError` whose message starts with where the value was g
 setting's name, or a path such as `settings.max_connections`). The type of each setting is
 checked by `plans.setting_value`, as for every other source; this adds what only values from
 outside need: only settings an app may set itself, bounded sizes, and JSON-compatible results
-(origins are a list, webhooks a list of endpoint objects), as an app registry stores them.
-As text, `webhooks` is the JSON array itself (`RESSONANCE_APP_WEBHOOKS`, `--set webhooks=[...]`).
+(lists of origins and history patterns are lists, webhooks a list of endpoint objects), as
+an app registry stores them. As text, `webhooks` is the JSON array itself
+(`RESSONANCE_APP_WEBHOOKS`, `--set webhooks=[...]`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 import json
 from typing import Final
 
+import orjson
+
 from ressonance.apps.plans import OWN_SETTINGS, setting_value
-from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS
+from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, LIST_SETTINGS
 from ressonance.protocol.errors import ConfigError
 from ressonance.protocol.webhooks import WebhookEndpoint, endpoints_json
 
@@ -24,6 +27,7 @@ from ressonance.protocol.webhooks import WebhookEndpoint, endpoints_json
 # credentials, the name, the plan or `enabled`, which have their own operations.
 APP_SETTINGS: Final = (
     frozenset((*(s for s in BOOL_SETTINGS if s != "enabled"), *INT_SETTINGS, *CHOICE_SETTINGS))
+    | set(LIST_SETTINGS)
     | OWN_SETTINGS
 )
 
@@ -46,8 +50,8 @@ def check_setting(name: str, value: object, where: str | None = None) -> object:
         raise ConfigError(f"{where}: must be at most {MAX_INT}")
     if name == "webhooks":
         return endpoints_json(checked)  # type: ignore[arg-type]
-    if name == "allowed_origins":
-        return _origins(checked, where)  # type: ignore[arg-type]
+    if isinstance(checked, tuple):  # a list setting
+        return _origins(checked, where) if name == "allowed_origins" else list(checked)
     return checked
 
 
@@ -65,8 +69,9 @@ def parse_setting(name: str, text: str, where: str | None = None) -> object:
 
 
 def text_value(name: str, text: str, where: str) -> object:
-    """`text` read as the type of the setting `name` (a boolean word, an integer, a comma list
-    of origins; anything else stays text); ConfigError naming `where` if it cannot be."""
+    """`text` read as the type of the setting `name` (a boolean word, an integer, a list as a
+    JSON array or a comma-separated list; anything else stays text); ConfigError naming
+    `where` if it cannot be."""
     if name in BOOL_SETTINGS:
         lowered = text.strip().lower()
         if lowered not in _TRUE + _FALSE:
@@ -77,14 +82,24 @@ def text_value(name: str, text: str, where: str) -> object:
             return int(text)
         except ValueError:
             raise ConfigError(f"{where}: must be an integer, not {text[:20]!r}") from None
-    if name == "allowed_origins":
-        return [part.strip() for part in text.split(",") if part.strip()]
+    if name in LIST_SETTINGS:
+        return _list_value(text, where)
     if name == "webhooks":
         try:
             return json.loads(text)
         except ValueError as exc:
             raise ConfigError(f"{where}: must be a JSON array of endpoints ({exc})") from None
     return text
+
+
+def _list_value(text: str, where: str) -> object:
+    """A JSON array (`["chat-*"]`), or else a comma-separated list (`chat-*,news-*`)."""
+    if text.lstrip().startswith("["):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"{where}: not a valid JSON array: {text[:40]!r}") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _origins(origins: tuple[str, ...], where: str) -> list[str]:

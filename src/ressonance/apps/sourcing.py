@@ -4,14 +4,17 @@ One source, never two, so that no app is defined twice (config.py refuses both a
 - an apps URL (`--apps`, `RESSONANCE_APPS`, `[server] apps`): a SQLite or PostgreSQL
   registry, or a TOML file of `[[apps]]`;
 - else the static apps: the config file's `[[apps]]` tables plus one app from
-  `RESSONANCE_APP_*` variables (the file is watched: edits apply without a restart);
+  `RESSONANCE_APP_*` variables, or from Soketi's `SOKETI_DEFAULT_APP_*` ones read as their
+  aliases (one set or the other, never both; the file is watched: edits apply without a
+  restart);
 - else the embedded default, a SQLite registry in the user's state directory
   (`~/.local/state/ressonance/ressonance.db`), where a development app is created on first
   start, so its credentials survive restarts wherever the server is started from.
 
 Rules: this module takes plain values (URLs, paths, an environment mapping), never the
 settings object, since apps/ sits below config.py; the command line passes them in. A state
-directory that cannot be created is logged and replaced by a database in memory.
+directory that cannot be created is logged and replaced by a database in memory. The state
+directory is 0700 and the database in it 0600 (apps/private_files.py).
 """
 
 from __future__ import annotations
@@ -28,13 +31,34 @@ from ressonance.apps import open_registry
 from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
 from ressonance.apps.file import FileAppRegistry, record_from_table
 from ressonance.apps.plans import BUILTIN_PLANS, OWN_SETTINGS, Plan
+from ressonance.apps.private_files import private_directory
 from ressonance.apps.settings import text_value
-from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, App
+from ressonance.protocol.app import (
+    BOOL_SETTINGS,
+    CHOICE_SETTINGS,
+    INT_SETTINGS,
+    LIST_SETTINGS,
+    App,
+)
 from ressonance.protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "RESSONANCE_APP_"
+# Soketi's default-app variables, read as aliases of ours (docs/howto/migrate.md): suffix ->
+# our setting. Soketi's other SOKETI_DEFAULT_APP_* (webhooks) have no alias: an error.
+SOKETI_PREFIX: Final = "SOKETI_DEFAULT_APP_"
+SOKETI_SETTINGS: Final = {
+    "ID": "id",
+    "KEY": "key",
+    "SECRET": "secret",
+    "ENABLED": "enabled",
+    "ENABLE_CLIENT_MESSAGES": "enable_client_messages",
+    "MAX_CONNS": "max_connections",
+    "MAX_BACKEND_EVENTS_PER_SEC": "max_backend_events_per_sec",
+    "MAX_CLIENT_EVENTS_PER_SEC": "max_client_events_per_sec",
+    "MAX_READ_REQ_PER_SEC": "max_read_requests_per_sec",
+}
 DEFAULT_DATABASE: Final = "ressonance.db"
 DEV_APP_NAME: Final = "development"
 _APP_STRINGS: Final = ("id", "key", "secret", "name", "plan")
@@ -84,8 +108,17 @@ def state_directory(environ: Mapping[str, str]) -> Path:
 
 
 def environment_record(environ: Mapping[str, str]) -> AppRecord | None:
-    """The app described by `RESSONANCE_APP_*` variables, or None when there is none."""
+    """The app described by `RESSONANCE_APP_*` variables (or Soketi's `SOKETI_DEFAULT_APP_*`),
+    or None when there is none."""
     names = sorted(k for k in environ if k.startswith(ENV_PREFIX))
+    soketi = sorted(k for k in environ if k.startswith(SOKETI_PREFIX))
+    if names and soketi:
+        raise ConfigError(
+            f"{soketi[0]}: the environment's app is described by both RESSONANCE_APP_* and "
+            "SOKETI_DEFAULT_APP_* variables; keep one set"
+        )
+    if soketi:
+        return _soketi_record(environ, soketi)
     if not names:
         return None
     table: dict[str, object] = {}
@@ -93,6 +126,30 @@ def environment_record(environ: Mapping[str, str]) -> AppRecord | None:
         setting = variable[len(ENV_PREFIX) :].lower()
         table[setting] = _env_value(setting, environ[variable], variable)
     return record_from_table(table, "environment RESSONANCE_APP")
+
+
+def _soketi_record(environ: Mapping[str, str], names: list[str]) -> AppRecord:
+    """Soketi's default app, read as ours, so a Soketi deployment's environment keeps working;
+    an error names the Soketi variable."""
+    table: dict[str, object] = {}
+    for variable in names:
+        setting = SOKETI_SETTINGS.get(variable[len(SOKETI_PREFIX) :])
+        if setting is None:
+            raise ConfigError(
+                f"{variable}: not read by Ressonance; the SOKETI_DEFAULT_APP_* variables it "
+                f"reads are {', '.join(SOKETI_PREFIX + s for s in SOKETI_SETTINGS)} "
+                "(see docs/howto/migrate.md)"
+            )
+        table[setting] = _env_value(setting, environ[variable], variable)
+    try:
+        return record_from_table(table, "SOKETI_DEFAULT_APP")
+    except ConfigError as exc:
+        message = str(exc)
+        for suffix, setting in SOKETI_SETTINGS.items():
+            message = message.replace(
+                f"SOKETI_DEFAULT_APP.{setting}:", SOKETI_PREFIX + suffix + ":"
+            )
+        raise ConfigError(message) from None
 
 
 def app_from_environment(
@@ -104,7 +161,7 @@ def app_from_environment(
 
 
 def _env_value(setting: str, raw: str, variable: str) -> object:
-    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *OWN_SETTINGS):
+    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS, *OWN_SETTINGS):
         return text_value(setting, raw, variable)
     if setting in _APP_STRINGS:
         return raw
@@ -137,7 +194,7 @@ async def open_app_registry(source: AppSource) -> AppRegistry:
 
 def _embedded_registry_url(state_dir: Path) -> str:
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(state_dir)  # 0700: it holds the app store and its secrets
     except OSError as exc:
         log.warning("event=state_dir_unwritable path=%s error=%r", state_dir, str(exc))
         return "sqlite:///:memory:"

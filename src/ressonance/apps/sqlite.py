@@ -5,12 +5,14 @@ Guarantees:
   that sees the new revision reads the write with it, and writers from several processes
   (nodes, workers, the `apps` CLI) take turns instead of failing.
 - WAL journal mode: readers (every node polls the revision) never block the writer.
-- A busy database is waited for (`busy_timeout`), not reported as an error.
+- A busy database is waited for (`busy_timeout`), not reported as an error; so is a switch to
+  WAL that collides with another connection's (retried, since SQLite does not wait for it).
 - The schema is migrated when the store opens (apps/migrations.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,6 +26,8 @@ from ressonance.apps.migrations import SCHEMA_TABLE, pending
 from ressonance.apps.rows import COLUMNS, record_from_row, settings_json
 
 BUSY_TIMEOUT_MS: Final = 10_000
+WAL_ATTEMPTS: Final = 100  # of switching to WAL, WAL_RETRY_SECONDS apart (5 s at most)
+WAL_RETRY_SECONDS: Final = 0.05
 
 
 class SqliteAppRegistry:
@@ -42,7 +46,7 @@ class SqliteAppRegistry:
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await db.execute("PRAGMA journal_mode = WAL")
+            await _wal_mode(db)
             await db.execute("PRAGMA synchronous = NORMAL")
             await _migrate(db)
         except BaseException:
@@ -132,6 +136,23 @@ class _Transaction:
                 "UPDATE ressonance_apps_revision SET revision = revision + 1 WHERE id = 1"
             )
         await self._db.execute("COMMIT")
+
+
+async def _wal_mode(db: aiosqlite.Connection) -> None:
+    """Switch to WAL, retrying while another connection switches it at the same moment.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at once rather
+    than wait (busy_timeout) when two connections escalate together, as nodes and workers
+    opening a new database at the same time do.
+    """
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(WAL_RETRY_SECONDS)
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

@@ -40,7 +40,9 @@ class Topic(NamedTuple):
         return f"{self.app_id}:{self.channel}"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (a frozen dataclass's __init__ sets each field through object.__setattr__:
+# ~1 % of a connect or publish each); built per publish, never changed once built.
+@dataclass(slots=True)
 class BackboneMessage:
     """One publish: the WebSocket frame to write to every local subscriber of `topic`.
 

@@ -10,17 +10,18 @@ import argparse
 from collections.abc import Sequence
 
 from ressonance import __version__
-from ressonance.cli import apps, serve
+from ressonance.cli import apps, examples, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ressonance",
-        description="The `ressonance` command: parse arguments, load settings, "
-        "build a node and run it.",
+        description=examples.RESSONANCE,
+        epilog=examples.RESSONANCE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ressonance {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(commands)
     apps.add_parser(commands)
     return parser

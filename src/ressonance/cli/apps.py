@@ -1,9 +1,12 @@
 """`ressonance apps ...`: manage apps from a shell, in tables for people or JSON for scripts.
 
 Verbs: create, list, show, update, disable, enable, rotate-secret, delete, usage. The app
-registry is found the way `serve` finds it (`--config` and the apps URL setting), so the
-command changes the apps the running nodes serve. Exit status: 0 done, 1 not found or
-conflict (or a backend that cannot be reached), 2 bad usage (a bad flag or value).
+registry is found the way `serve` finds it (`--config` or `RESSONANCE_CONFIG`, `--apps` or
+`RESSONANCE_APPS`, the config file's apps URL, else the state directory), so the command
+changes the apps the running nodes serve; every answer names the store it used (its URL
+without a password), as `serve`'s banner does, so two different stores are seen at once.
+Exit status: 0 done, 1 not found or conflict (or a backend that cannot be reached), 2 bad
+usage (a bad flag or value).
 
 A secret is printed only by `create` and `rotate-secret`; every other verb shows a hint.
 `--json` prints the same bodies as the admin API, one JSON document on stdout.
@@ -21,6 +24,7 @@ from typing import Final, TextIO
 
 import orjson
 
+from ressonance.apps import SHOWN_LIMIT
 from ressonance.apps.admin import AppAdmin, AppChange, AppView, InvalidAppError, Issued
 from ressonance.apps.base import (
     AppExistsError,
@@ -30,6 +34,7 @@ from ressonance.apps.base import (
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.apps.sourcing import open_app_registry
+from ressonance.cli import examples
 from ressonance.config import Settings, load_settings
 from ressonance.protocol.errors import ConfigError, RessonanceError
 from ressonance.protocol.urls import redacted_url
@@ -86,12 +91,19 @@ async def open_usage(settings: Settings) -> AsyncIterator[UsageStore | None]:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `apps` command and its verbs."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="the TOML config file `serve` uses")
     common.add_argument(
-        "--apps", metavar="URL", help="the app store `serve` uses (sqlite:///..., postgresql://...)"
+        "--config",
+        metavar="FILE",
+        help="the TOML config file `serve` uses (default: $RESSONANCE_CONFIG)",
+    )
+    common.add_argument(
+        "--apps",
+        metavar="URL",
+        help="the app store `serve` uses (sqlite:///..., postgresql://...; default: "
+        "$RESSONANCE_APPS, the config file's, else the state directory's)",
     )
     common.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    apps = commands.add_parser("apps", help="create, list, change and delete apps")
+    apps = examples.with_examples(commands, "apps", "create, list, change and delete apps")
     verbs = apps.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     create = verbs.add_parser("create", parents=[common], help="create an app (prints its secret)")
@@ -160,10 +172,18 @@ def run(
     err = sys.stderr if err is None else err
     try:
         settings = load_settings(config_file=args.config, apps=args.apps)
+    except ConfigError as exc:
+        return _fail(err, f"configuration error: {exc}", USAGE)
+    if args.verb == "usage":
+        store = f"usage store: {redacted_url(settings.state_url)}"
+    else:
+        store = f"app store: {store_name(settings)}"
+    try:
         if args.verb == "usage":
-            return _usage(args, settings, usage_factory or open_usage, out)
-        factory = registry_factory or open_registry
-        body, text = asyncio.run(_managed(args, settings, factory))
+            body, text = _usage(args, settings, usage_factory or open_usage)
+        else:
+            opener = registry_factory or open_registry
+            body, text = asyncio.run(_managed(args, settings, opener))
     except ConfigError as exc:
         return _fail(err, f"configuration error: {exc}", USAGE)
     except CommandError as exc:
@@ -171,11 +191,22 @@ def run(
     except InvalidAppError as exc:
         return _fail(err, str(exc), USAGE)
     except (AppNotFoundError, AppExistsError, ReadOnlyRegistryError) as exc:
-        return _fail(err, str(exc), FAILED)
+        return _fail(err, f"{exc} ({store})", FAILED)
     except OSError as exc:
-        return _fail(err, f"cannot reach the app store: {exc}", FAILED)
+        return _fail(err, f"cannot reach the app store: {exc} ({store})", FAILED)
     _print(out, body, text, as_json=args.json)
+    # Named on every success, so a store other than the server's is seen at once; on stderr
+    # with --json, where stdout is one JSON document (the admin API's body).
+    line = f"ressonance: {store}" if args.json else store[:1].upper() + store[1:]
+    (err if args.json else out).write(line + "\n")
     return OK
+
+
+def store_name(settings: Settings) -> str:
+    """The app store the settings name, as the command and `serve`'s banner show it."""
+    if settings.registry_url:
+        return redacted_url(settings.registry_url, SHOWN_LIMIT)
+    return "RESSONANCE_APP_* variables (read-only)"
 
 
 Output = tuple[Mapping[str, object], str]
@@ -253,7 +284,7 @@ def _parse_settings(pairs: Sequence[str]) -> dict[str, object]:
     return settings
 
 
-def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, out: TextIO) -> int:
+def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory) -> Output:
     if not 1 <= args.days <= MAX_USAGE_DAYS:
         raise CommandError(f"--days: must be from 1 to {MAX_USAGE_DAYS}", USAGE)
     try:
@@ -275,8 +306,7 @@ def _usage(args: argparse.Namespace, settings: Settings, factory: UsageFactory, 
     rows = [[d.day, f"{d.messages:,}", f"{d.peak_connections:,}"] for d in report.days]
     text = table(["DAY (UTC)", "MESSAGES", "PEAK CONNECTIONS"], rows, right=frozenset({1, 2}))
     text += f"\nTotal: {report.total_messages:,} messages"
-    _print(out, report.to_json(), text, as_json=args.json)
-    return OK
+    return report.to_json(), text
 
 
 async def _read_usage(

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from ressonance import __version__
-from ressonance.apps import SHOWN_LIMIT
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRegistry
 from ressonance.apps.catalog import AppCatalog
-from ressonance.apps.sourcing import DEV_APP_NAME, open_app_registry
+from ressonance.apps.sourcing import open_app_registry
 from ressonance.backbone.base import BackboneUnavailableError
+from ressonance.cli import examples
+from ressonance.cli.banner import banner
 from ressonance.config import LOG_LEVELS, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
@@ -33,12 +32,22 @@ from ressonance.state.base import UsageStore
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = commands.add_parser("serve", help="run a node (WebSocket + HTTP API on one port)")
+    run = examples.with_examples(commands, "serve", "run a node (WebSocket + HTTP API on one port)")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default 6001)")
-    run.add_argument("--config", metavar="FILE", help="TOML config file with [server] and [[apps]]")
     run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config file with [server] and [[apps]] (default: $RESSONANCE_CONFIG)",
+    )
+    verbosity = run.add_mutually_exclusive_group()
+    verbosity.add_argument(
         "--log-level", type=str.lower, choices=LOG_LEVELS, help="debug, info, warning or error"
+    )
+    verbosity.add_argument(
+        "--debug",
+        action="store_true",
+        help="log every connection, subscription, API call and refusal (= --log-level debug)",
     )
     run.add_argument(
         "--backbone", metavar="URL", help="memory:// (default), redis://host:6379/0 or nats://host"
@@ -47,7 +56,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--state", metavar="URL", help="shared state, redis://... (default: the Redis backbone)"
     )
     run.add_argument(
-        "--workers", type=int, help="node processes sharing the port (needs a shared backbone)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="node processes sharing the port (needs a shared backbone)",
     )
     run.add_argument(
         "--tls-cert",
@@ -76,21 +88,25 @@ def run(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             apps=args.apps,
+            log_level="debug" if args.debug else args.log_level,
         )
     except ConfigError as exc:
         print(f"ressonance: configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.log_level:
-        settings = replace(settings, log_level=args.log_level)
     _configure_logging(settings)
     return run_server(settings)
 
 
 def _configure_logging(settings: Settings) -> None:
+    """Ours at the level asked for; other libraries' warnings and errors only, since their
+    debug and info lines (aiosqlite's every query, asyncio's, aiohttp's access log) are noise
+    to an operator."""
+    level = logging.getLevelName(settings.log_level.upper())
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=max(level, logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("ressonance").setLevel(level)
 
 
 def run_server(settings: Settings) -> int:
@@ -143,11 +159,31 @@ def run_node(settings: Settings, *, announce: bool, reuse_port: bool = False) ->
         )
         return 1
     except OSError as exc:
-        print(
-            f"ressonance: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
-        )
+        print(f"ressonance: {listen_problem(settings, exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def listen_problem(settings: Settings, exc: OSError) -> str:
+    """Why the port could not be opened, and what to do about it."""
+    where = f"cannot listen on {settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{where}: the port is in use (another Ressonance, or another program: "
+            f"`ss -ltnp 'sport = :{settings.port}'` names it); stop it, or choose another "
+            "port with --port (or RESSONANCE_PORT)"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"{where}: permission denied (ports below 1024 need root or "
+            "CAP_NET_BIND_SERVICE); choose a port from 1024 with --port"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{where}: this machine has no address {settings.host}; use one of its "
+            "addresses, or 0.0.0.0 for all of them (--host)"
+        )
+    return f"{where}: {exc.strerror or exc}"
 
 
 async def _serve(
@@ -196,6 +232,7 @@ async def _serve(
             admin=admin_api(settings, registry, node.usage),
             webhooks=settings.webhooks,
             on_ready=ready,
+            connections=settings.connection_limits,
         )
     finally:
         await registry.close()
@@ -257,57 +294,3 @@ def run_workers(settings: Settings, apps: list[App]) -> int:
     for worker in workers:
         worker.join()
     return max(worker.exitcode or 0 for worker in workers)
-
-
-def banner(settings: Settings, apps: Sequence[App] | None = None) -> str:
-    """What a person sees at start: where it listens, the apps and where they are kept, and,
-    for the development app, how to connect."""
-    apps = settings.apps if apps is None else apps
-    scheme = "https" if settings.tls else "http"
-    lines = [f"Ressonance {__version__} listening on {scheme}://{settings.host}:{settings.port}"]
-    if settings.registry_url:
-        lines.append(f"  apps from {redacted_url(settings.registry_url, SHOWN_LIMIT)}")
-    for app in apps:
-        lines.append(f"  app {app.id} key={app.key}{' (disabled)' if not app.enabled else ''}")
-    if not apps:
-        lines.append(
-            "  no apps yet: add one with `ressonance apps create` (or [[apps]] in --config)"
-        )
-    development = [app for app in apps if app.name == DEV_APP_NAME]
-    if settings.dev_app and development:
-        lines += _dev_snippets(development[0], settings.host, settings.port, tls=settings.tls)
-    return "\n".join(lines)
-
-
-def _dev_snippets(app: App, host: str, port: int, *, tls: bool = False) -> list[str]:
-    if host in ("0.0.0.0", "::", ""):  # a bind-all address is not one a browser can dial
-        host = "127.0.0.1"
-    port_option = "wssPort" if tls else "wsPort"
-    return [
-        "",
-        "No app configured: using the development app.",
-        f"  app_id: {app.id}",
-        f"  key:    {app.key}",
-        f"  secret: {app.secret}",
-        "",
-        "pusher-js:",
-        f"  new Pusher('{app.key}', {{ wsHost: '{host}', {port_option}: {port},"
-        f" forceTLS: {'true' if tls else 'false'},",
-        "    enabledTransports: ['ws', 'wss'], cluster: '' });",
-        "",
-        "Laravel .env:",
-        "  BROADCAST_CONNECTION=pusher",
-        f"  PUSHER_APP_ID={app.id}",
-        f"  PUSHER_APP_KEY={app.key}",
-        f"  PUSHER_APP_SECRET={app.secret}",
-        f"  PUSHER_HOST={host}",
-        f"  PUSHER_PORT={port}",
-        f"  PUSHER_SCHEME={'https' if tls else 'http'}",
-        "  PUSHER_APP_CLUSTER=mt1",
-        '  VITE_PUSHER_APP_KEY="${PUSHER_APP_KEY}"',
-        '  VITE_PUSHER_HOST="${PUSHER_HOST}"',
-        '  VITE_PUSHER_PORT="${PUSHER_PORT}"',
-        '  VITE_PUSHER_SCHEME="${PUSHER_SCHEME}"',
-        '  VITE_PUSHER_APP_CLUSTER="${PUSHER_APP_CLUSTER}"',
-        "",
-    ]

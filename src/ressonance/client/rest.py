@@ -65,8 +65,13 @@ class RestClient:
         *,
         socket_id: str | None = None,
         info: Sequence[str] = (),
+        idempotency_key: str | None = None,
     ) -> JsonObject:
-        """Publish `event` to one or more channels; objects are JSON-encoded first."""
+        """Publish `event` to one or more channels; objects are JSON-encoded first.
+
+        With `idempotency_key`, a retry with the same key publishes nothing again and gets
+        the first answer. `info=["serial"]` asks for the serial each channel that keeps
+        history gave the event (`answer["channels"][name]["serial"]`)."""
         body: JsonObject = {
             "name": event,
             "data": data if isinstance(data, str) else orjson.dumps(data).decode(),
@@ -76,9 +81,12 @@ class RestClient:
             body["socket_id"] = socket_id
         if info:
             body["info"] = ",".join(info)
-        return await self._request("POST", f"/apps/{self.app_id}/events", body=body)
+        path = f"/apps/{self.app_id}/events"
+        return await self._request("POST", path, body=body, idempotency_key=idempotency_key)
 
-    async def trigger_batch(self, events: Sequence[Mapping[str, object]]) -> JsonObject:
+    async def trigger_batch(
+        self, events: Sequence[Mapping[str, object]], *, idempotency_key: str | None = None
+    ) -> JsonObject:
         """Publish several events: each a mapping with name, channel, data (socket_id, info)."""
         batch = [
             {
@@ -90,7 +98,10 @@ class RestClient:
             for e in events
         ]
         return await self._request(
-            "POST", f"/apps/{self.app_id}/batch_events", body={"batch": batch}
+            "POST",
+            f"/apps/{self.app_id}/batch_events",
+            body={"batch": batch},
+            idempotency_key=idempotency_key,
         )
 
     async def send_to_user(self, user_id: str, event: str, data: object) -> JsonObject:
@@ -112,6 +123,23 @@ class RestClient:
         assert isinstance(users, list)
         return [str(user["id"]) for user in users]
 
+    async def history(
+        self,
+        channel: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> JsonObject:
+        """A page of a channel's history: `events` (serial, name, data, time_ms) in serial
+        order, `first_serial`, `last_serial` and `has_more`. The newest page by default;
+        `after` pages forward, `before` backward."""
+        bounds = {"after": after, "before": before, "limit": limit}
+        params = {name: str(value) for name, value in bounds.items() if value is not None}
+        return await self._request(
+            "GET", f"/apps/{self.app_id}/channels/{channel}/history", params=params
+        )
+
     async def terminate_user_connections(self, user_id: str) -> JsonObject:
         path = f"/apps/{self.app_id}/users/{user_id}/terminate_connections"
         return await self._request("POST", path, body={})
@@ -123,6 +151,7 @@ class RestClient:
         *,
         params: Mapping[str, str] | None = None,
         body: JsonObject | None = None,
+        idempotency_key: str | None = None,
     ) -> JsonObject:
         payload = orjson.dumps(body) if body is not None else b""
         query = {
@@ -135,6 +164,8 @@ class RestClient:
             query["body_md5"] = hashlib.md5(payload).hexdigest()
         query["auth_signature"] = sign_request(self.secret, method, path, query)
         headers = {"Content-Type": "application/json"} if payload else {}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         async with self._session.request(
             method, self.base_url + path, params=query, data=payload or None, headers=headers
         ) as response:

@@ -1,10 +1,20 @@
-"""An asyncio Pusher WebSocket client: subscribe, receive, client events, sign-in, reconnect.
+"""An asyncio Pusher WebSocket client: subscribe, receive, client events, sign-in, reconnect,
+and resume: what it missed while it was away, on channels that keep history.
 
 Rules it follows, as pusher-js does (reference §7): it answers pusher:ping, pings after the
-server's activity_timeout of silence, reconnects after an unexpected close (backing off
-with jitter; never after a 4000-4099 close), and on reconnect resubscribes every channel and
-signs in again. Delivery across a reconnect is at-most-once: events published while it was
-away are not replayed.
+server's activity_timeout of silence, and after an unexpected close acts on the close code
+as pusher-js's `Protocol.getCloseAction` does (`close_action`): 4000-4099 and 4300 and above
+refuse (it stays closed), 4200-4299 retry at once, anything else reconnects after a delay.
+Delays grow exponentially with full jitter (a uniform draw between 0 and `1 s * 2**n`, at
+most `max_backoff`), so that many clients cut at once do not return at once. On reconnect it
+signs in again and resubscribes every channel.
+
+Resume (docs/topics/delivery.md): on a channel that keeps history every event carries a
+serial, and `subscription_succeeded` the channel's newest; the socket remembers the highest
+serial per channel (`positions`) and, when it resubscribes, asks to resume after it. The
+events it missed then arrive, in order and once, before the live stream; when they cannot,
+`ressonance:resume_failed` arrives on the channel instead. On other channels (and with
+`resume=False`) delivery across a reconnect is at-most-once.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Final, Literal
 
 import aiohttp
 import orjson
@@ -36,10 +47,30 @@ class ChannelMessage:
     channel: str | None
     data: object
     user_id: str | None = None
+    serial: int | None = None  # on channels that keep history
 
 
 class SubscriptionRefusedError(RessonanceError):
     """The server answered a subscribe with pusher:subscription_error."""
+
+
+CloseAction = Literal["refused", "retry", "backoff"]
+BACKOFF_BASE_SECONDS: Final = 1.0  # pusher-js waits 1 s after a close it backs off from
+
+
+def close_action(code: int | None) -> CloseAction:
+    """What to do after the server closed with `code`, as pusher-js decides (reference §7):
+    "refused" (stay closed), "retry" (reconnect at once) or "backoff" (after a delay)."""
+    if code is None or code < 4000:
+        return "backoff"  # network trouble, or a close pusher-js retries after 1 s
+    if code < 4100 or code >= 4300:
+        return "refused"
+    return "backoff" if code < 4200 else "retry"
+
+
+def backoff_delay(attempt: int, cap: float) -> float:
+    """Full jitter: uniform between 0 and min(cap, base * 2**attempt)."""
+    return random.uniform(0, min(cap, BACKOFF_BASE_SECONDS * 2**attempt))
 
 
 class PusherSocket:
@@ -58,6 +89,7 @@ class PusherSocket:
         user_authenticator: UserAuthenticator | None = None,
         reconnect: bool = True,
         max_backoff: float = 30.0,
+        resume: bool = True,
     ) -> None:
         bases = [ws_url] if isinstance(ws_url, str) else list(ws_url)
         query = "?protocol=7&client=ressonance-py&version=1"
@@ -67,8 +99,11 @@ class PusherSocket:
         self.user_authenticator = user_authenticator
         self.reconnect = reconnect
         self.max_backoff = max_backoff
+        self.resume = resume
         self.socket_id = ""
         self.channels: set[str] = set()
+        # channel -> the highest history serial seen: where a resume starts.
+        self.positions: dict[str, int] = {}
         self.signed_in = False
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -114,12 +149,17 @@ class PusherSocket:
         if self._session is not None:
             await self._session.close()
 
-    async def subscribe(self, channel: str) -> ChannelMessage:
-        """Subscribe and wait for subscription_succeeded (its data is the presence roster).
+    async def subscribe(self, channel: str, *, resume_after: int | None = None) -> ChannelMessage:
+        """Subscribe and wait for subscription_succeeded (its data is the presence roster,
+        its `serial` the channel's newest when the channel keeps history).
 
-        Wrap it in `asyncio.timeout()` to bound the wait.
+        `resume_after`, a serial kept from an earlier connection (a restarted process), asks
+        for the events after it, as a reconnect does by itself. Wrap it in
+        `asyncio.timeout()` to bound the wait.
         """
         self.channels.add(channel)
+        if resume_after is not None:
+            self.positions[channel] = resume_after
         waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
         self._waiters[channel] = waiter
         await self._send_subscribe(channel)
@@ -129,15 +169,19 @@ class PusherSocket:
             self._waiters.pop(channel, None)
 
     async def _send_subscribe(self, channel: str) -> None:
-        data: dict[str, str] = {"channel": channel, "auth": ""}
+        data: dict[str, object] = {"channel": channel, "auth": ""}
         if channel.startswith(("private-", "presence-")):
             if self.authorizer is None:
                 raise SubscriptionRefusedError(f"{channel} needs an authorizer")
             data.update(await self.authorizer(self.socket_id, channel))
+        position = self.positions.get(channel)
+        if self.resume and position is not None:
+            data["resume_after"] = position
         await self._send({"event": m.SUBSCRIBE, "data": data})
 
     async def unsubscribe(self, channel: str) -> None:
         self.channels.discard(channel)
+        self.positions.pop(channel, None)
         await self._send({"event": m.UNSUBSCRIBE, "data": {"channel": channel}})
 
     async def signin(self) -> None:
@@ -160,20 +204,23 @@ class PusherSocket:
         await self._ws.send_str(orjson.dumps(message).decode())
 
     async def _run(self) -> None:
-        backoff = 0.5
         while True:
             await self._read()
-            if not self.reconnect or (
-                self.close_code is not None and 4000 <= self.close_code < 4100
-            ):
+            action = close_action(self.close_code)
+            if not self.reconnect or action == "refused":
                 return
-            await asyncio.sleep(random.uniform(0, backoff))
-            backoff = min(backoff * 2, self.max_backoff)
-            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
-            with contextlib.suppress(OSError, aiohttp.ClientError, ConnectionError, TimeoutError):
-                await self._open()
-                backoff = 0.5
-                await self._restore()
+            attempt = 0 if action == "backoff" else -1  # "retry": the first one at once
+            while self.reconnect:
+                if attempt >= 0:
+                    await asyncio.sleep(backoff_delay(attempt, self.max_backoff))
+                attempt += 1
+                self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+                with contextlib.suppress(
+                    OSError, aiohttp.ClientError, ConnectionError, TimeoutError
+                ):
+                    await self._open()
+                    await self._restore()
+                    break
 
     async def _restore(self) -> None:
         if self.signed_in:
@@ -194,6 +241,10 @@ class PusherSocket:
                 self.close_code = ws.close_code
                 return
             message = _decode(raw.data)
+            if message.serial is not None and message.channel is not None:
+                known = self.positions.get(message.channel)
+                if known is None or message.serial > known:
+                    self.positions[message.channel] = message.serial
             if message.event == m.PING:
                 await self._send({"event": m.PONG, "data": {}})
             else:
@@ -218,4 +269,11 @@ def _decode(text: str) -> ChannelMessage:
     if isinstance(data, str):
         with contextlib.suppress(orjson.JSONDecodeError):
             data = orjson.loads(data)
-    return ChannelMessage(envelope["event"], envelope.get("channel"), data, envelope.get("user_id"))
+    serial = envelope.get("serial")
+    return ChannelMessage(
+        envelope["event"],
+        envelope.get("channel"),
+        data,
+        envelope.get("user_id"),
+        serial if isinstance(serial, int) else None,
+    )

@@ -3,9 +3,12 @@
 Defaults follow Pusher's documented values where Pusher documents one (reference §3, §4, §5
 and §8): 100 presence members of at most 1 KB, 10 KB payloads, 10 events a batch, 100 channels
 a publish, 10 client events a second per connection. `-1` means "no limit" for
-`max_connections`. `slow_client_policy` says what happens to a connection that cannot read as
-fast as the app sends (close code 4100, pusher-js reconnects after 1 s, §7; or drop its oldest
-waiting messages).
+`max_connections`. `history_channels` names the channels whose events are kept, by patterns
+where `*` matches any run of characters (`chat-*`), for `history_ttl` seconds and at most
+`history_size` events per channel (docs/topics/delivery.md); `idempotency_ttl` is how long an
+HTTP API `Idempotency-Key` is remembered. `slow_client_policy` says what happens to a
+connection that cannot read as fast as the app sends (close code 4100, pusher-js reconnects
+after 1 s, §7; or drop its oldest waiting messages).
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ class App:
     max_channels_per_connection: int = 200
     max_subscriptions_per_sec: int = 100
     max_inbound_messages_per_sec: int = 200
+    # Delivery you can count on (docs/topics/delivery.md): channel history and idempotent
+    # publish. The defaults let a client at 100 events/s recover a 30 s cut (10,000 events).
+    history_channels: tuple[str, ...] = ()
+    history_size: int = 10_000
+    history_ttl: int = 300
+    idempotency_ttl: int = 86_400
     # Where the app's webhooks go (protocol/webhooks.py); header values may be credentials.
     webhooks: tuple[WebhookEndpoint, ...] = field(default=(), repr=False)
 
@@ -106,6 +115,9 @@ INT_SETTINGS: Final = (
     "max_channels_per_connection",
     "max_subscriptions_per_sec",
     "max_inbound_messages_per_sec",
+    "history_size",
+    "history_ttl",
+    "idempotency_ttl",
 )
 
 # Integer settings that take -1 (UNLIMITED) for "no limit".
@@ -117,6 +129,9 @@ UNLIMITED_SETTINGS: Final = (
     "max_read_requests_per_sec",
     "max_connections_per_sec",
 )
+
+# Settings that take a list of strings: a JSON or TOML array, or a comma-separated list.
+LIST_SETTINGS: Final = ("allowed_origins", "history_channels")
 
 # Settings that take one of a few strings.
 CHOICE_SETTINGS: Final[Mapping[str, tuple[str, ...]]] = {"slow_client_policy": SLOW_CLIENT_POLICIES}

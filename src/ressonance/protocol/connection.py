@@ -17,7 +17,9 @@ Rules:
 4. Abuse limits (issue "Apps, plans and protection" §4), per connection, by token buckets fed
    the `now` of each frame: every frame takes an inbound token before it is even parsed
    (`max_inbound_messages_per_sec`, bursts of that many plus `max_channels_per_connection`,
-   so a page subscribing to all its channels at load is never throttled); at most
+   so a page subscribing to all its channels at load is never throttled): a text message
+   in `receive`, every other frame (ping, pong, close, fragment, binary) in
+   `frames_received`, which the WebSocket calls once per read with their count; at most
    `max_channels_per_connection` channels are joined or pending; a pusher:subscribe that
    passes the cheap checks (name, duplicate, channel count) takes a subscription token
    before its signature is checked (`max_subscriptions_per_sec`, bursts of
@@ -25,10 +27,13 @@ Rules:
    pusher:subscription_error `LimitReached` with status 4301: a 4300-range code is "other
    errors" in Pusher's table, and never a close here, so the connection stays; 4100 would
    say "the server is over capacity", which it is not. A frame over the inbound rate is
-   dropped unread; the first one dropped gets pusher:error 4301 naming the limit; once as
-   many more are dropped without a one-second pause the client is closed with 4100 (over
-   capacity: pusher-js reconnects after 1 s), never with a 43xx code, which would stop
-   pusher-js for good (§7) over what is only a rate.
+   dropped unread (a dropped ping is not answered); the first one dropped gets pusher:error
+   4301 naming the limit; once as many more are dropped without a one-second pause the
+   client is closed with 4100 (over capacity: pusher-js reconnects after 1 s), never with a
+   43xx code, which would stop pusher-js for good (§7) over what is only a rate.
+5. Every request refused (answered with pusher:error or pusher:subscription_error, here or
+   by the node through `subscription_refused`) is also kept as a `Refused` for the shell to
+   log (`refusals`); the client's answer does not depend on it.
 """
 
 from __future__ import annotations
@@ -85,8 +90,12 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeRequested:
+    """A subscribe whose auth holds; `resume_after` is the last history serial a
+    reconnecting client saw (`protocol.history`), None from unmodified clients."""
+
     channel: Channel
     member: Member | None
+    resume_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,19 @@ class CloseRequested:
 Event = SubscribeRequested | Unsubscribed | ClientEventReceived | SignedIn | CloseRequested
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request of the client that was refused, as the client was told (rule 5)."""
+
+    request: str  # "subscribe", "signin", "client_event" or "message" (unreadable, or a flood)
+    channel: str | None
+    code: int | None
+    reason: str
+
+
+_REQUESTS: Final[dict[type, str]] = {m.Subscribe: "subscribe", m.Signin: "signin"}
+
+
 @dataclass(slots=True)
 class Connection:
     """Protocol state of one connection. `socket_id` is `digits.digits` (reference §0.6)."""
@@ -131,6 +153,7 @@ class Connection:
     ping_sent_at: float | None = None
     connected_at: float = 0.0
     _outbox: list[bytes] = field(default_factory=list)
+    _refused: list[Refused] = field(default_factory=list)
     _inbound: TokenBucket = field(init=False)
     _subscribes: TokenBucket = field(init=False)
     _dropped: int = 0  # frames dropped over the inbound rate in this flood
@@ -154,12 +177,21 @@ class Connection:
     def send(self, message: bytes) -> None:
         self._outbox.append(message)
 
+    def refusals(self) -> list[Refused]:
+        """The requests refused since the last call, in order (rule 5); an empty list (not
+        to be changed) when there is none, without allocating one per message."""
+        out = self._refused
+        if out:
+            self._refused = []
+        return out
+
     def receive(self, text: str, now: float) -> list[Event]:
         """Handle one text frame received at `now`."""
         self.last_seen = now
         self.ping_sent_at = None
         if not self._inbound.take(now):
-            return self._drop(now)
+            close = self._drop(now, 1)
+            return [] if close is None else [close]
         if len(text) > self.app.max_payload_bytes + 4096:
             # Size checked before parsing: a soft limit answered with an error, the hard
             # one (the WebSocket's max message size) closes with 1009.
@@ -171,34 +203,50 @@ class Connection:
                 )
             )
             return []
+        request = "message"
         try:
             message = m.parse_client_message(text)
+            request = _REQUESTS.get(type(message), "client_event")  # the only others that fail
             return self._dispatch(message)
         except ProtocolError as exc:
             self.send(m.error(exc.message, exc.code, exc.channel))
+            self._refused.append(Refused(request, exc.channel, exc.code, exc.message))
         except SubscriptionError as exc:
             self.subscription_refused(exc)
         return []
 
-    def _drop(self, now: float) -> list[Event]:
-        """A frame over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
+    def frames_received(self, count: int, now: float) -> list[CloseRequested] | None:
+        """`count` frames other than text messages arrived at `now`; each takes an inbound token.
+
+        None when every one was within the rate. Otherwise those over it are dropped (a ping
+        among them goes unanswered) as text messages are, by the same flood policy: the list
+        holds the CloseRequested when the flood goes on, and is empty otherwise.
+        """
+        dropped = count - self._inbound.take_up_to(count, now)
+        if not dropped:
+            return None
+        close = self._drop(now, dropped)
+        return [] if close is None else [close]
+
+    def _drop(self, now: float, count: int) -> CloseRequested | None:
+        """`count` frames over `max_inbound_messages_per_sec`: warn once, close if it goes on."""
         if now - self._last_drop >= 1.0:  # a new flood
             self._dropped = 0
         self._last_drop = now
-        self._dropped += 1
+        before = self._dropped
+        self._dropped = before + count
         limit = self.app.max_inbound_messages_per_sec
-        if self._dropped == 1:
-            self.send(
-                m.error(
-                    f"Rate limit exceeded: more than {limit} messages per second "
-                    "(max_inbound_messages_per_sec); messages are being dropped",
-                    ErrorCode.LIMIT_REACHED,
-                )
+        if before == 0:
+            reason = (
+                f"Rate limit exceeded: more than {limit} messages per second "
+                "(max_inbound_messages_per_sec); messages are being dropped"
             )
-        elif self._dropped == limit + 1:
+            self.send(m.error(reason, ErrorCode.LIMIT_REACHED))
+            self._refused.append(Refused("message", None, ErrorCode.LIMIT_REACHED, reason))
+        if before <= limit < self._dropped:  # the (limit + 1)th drop of this flood
             reason = f"Too many messages per second (max_inbound_messages_per_sec = {limit})"
-            return [CloseRequested(ErrorCode.OVER_CAPACITY, reason)]
-        return []
+            return CloseRequested(ErrorCode.OVER_CAPACITY, reason)
+        return None
 
     def _dispatch(self, message: m.ClientMessage) -> list[Event]:
         match message:
@@ -246,7 +294,7 @@ class Connection:
         channel = classify(name)
         member = self._authorize(channel, request)
         self.pending.add(name)
-        return SubscribeRequested(channel, member)
+        return SubscribeRequested(channel, member, request.resume_after)
 
     def _authorize(self, channel: Channel, request: m.Subscribe) -> Member | None:
         if channel.kind is ChannelKind.USER:
@@ -314,17 +362,22 @@ class Connection:
             )
         return Member(user_id, user_info)
 
-    def subscription_succeeded(self, channel: Channel, member: Member | None, data: object) -> None:
-        """The node accepted a subscription; `data` is the presence roster or None."""
+    def subscription_succeeded(
+        self, channel: Channel, member: Member | None, data: object, serial: int | None = None
+    ) -> None:
+        """The node accepted a subscription; `data` is the presence roster or None, `serial`
+        the channel's newest history serial when it keeps history (`protocol.history`)."""
         self.pending.discard(channel.name)
         self.channels[channel.name] = Subscription(channel, member)
-        self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, {} if data is None else data, channel.name))
+        roster = {} if data is None else data
+        self.send(m.encode(m.SUBSCRIPTION_SUCCEEDED, roster, channel.name, serial))
 
     def subscription_refused(self, refusal: SubscriptionError) -> None:
         self.pending.discard(refusal.channel)
         self.send(
             m.subscription_error(refusal.channel, refusal.kind, refusal.message, refusal.status)
         )
+        self._refused.append(Refused("subscribe", refusal.channel, refusal.status, refusal.message))
 
     def _unsubscribe(self, name: str) -> list[Event]:
         joined = self.channels.pop(name, None)
@@ -394,7 +447,7 @@ class Connection:
             return ProtocolError(reason, ErrorCode.CLIENT_EVENT_REJECTED, name)
 
         if not self.app.enable_client_messages:
-            raise reject("Client events are not enabled for this app")
+            raise reject("Client events are not enabled for this app (enable_client_messages)")
         joined = self.channels.get(name)
         channel = classify(name) if joined is None else joined.channel
         if not channel.accepts_client_events:

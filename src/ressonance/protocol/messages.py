@@ -33,6 +33,7 @@ MEMBER_REMOVED: Final = "pusher_internal:member_removed"
 SUBSCRIPTION_COUNT: Final = "pusher_internal:subscription_count"
 WATCHLIST_EVENTS: Final = "pusher_internal:watchlist_events"
 CLIENT_EVENT_PREFIX: Final = "client-"
+MAX_SERIAL: Final = 2**53 - 1  # a history serial: what a JSON number carries exactly
 
 JsonObject = dict[str, object]
 
@@ -55,6 +56,7 @@ class Subscribe:
     channel: str
     auth: str
     channel_data: str | None
+    resume_after: int | None = None  # the last serial a reconnecting client saw (history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,14 @@ def _parse_subscribe(data: JsonObject) -> Subscribe:
         raise ProtocolError("'auth' must be a string", channel=channel)
     if channel_data is not None and not isinstance(channel_data, str):
         raise ProtocolError("'channel_data' must be a JSON string", channel=channel)
-    return Subscribe(channel, auth, channel_data)
+    resume_after = data.get("resume_after")
+    if resume_after is not None and (
+        isinstance(resume_after, bool)
+        or not isinstance(resume_after, int)
+        or not 0 <= resume_after <= MAX_SERIAL
+    ):
+        raise ProtocolError("'resume_after' must be a serial (an integer >= 0)", channel=channel)
+    return Subscribe(channel, auth, channel_data, resume_after)
 
 
 def _data_object(envelope: JsonObject) -> JsonObject:
@@ -171,23 +180,31 @@ def nested_deeper_than(value: object, levels: int) -> bool:
 # --- server -> client -------------------------------------------------------------------
 
 
-def encode(event: str, data: object = None, channel: str | None = None) -> bytes:
-    """Encode a server message; `data` that is not already a string is JSON-encoded first."""
+def encode(
+    event: str, data: object = None, channel: str | None = None, serial: int | None = None
+) -> bytes:
+    """Encode a server message; `data` that is not already a string is JSON-encoded first.
+    A history `serial` is the last field (`protocol.history`)."""
     message: JsonObject = {"event": event}
     if channel is not None:
         message["channel"] = channel
     if data is not None:
         message["data"] = data if isinstance(data, str) else orjson.dumps(data).decode()
+    if serial is not None:
+        message["serial"] = serial
     return orjson.dumps(message)
 
 
 def encode_channel_event(
-    channel: str, event: str, data: object, user_id: str | None = None
+    channel: str, event: str, data: object, user_id: str | None = None, serial: int | None = None
 ) -> bytes:
-    """A channel event; `data` is relayed as given (a string from the HTTP API, §2.3)."""
+    """A channel event; `data` is relayed as given (a string from the HTTP API, §2.3). An
+    event of a channel that keeps history carries its `serial`, last (`protocol.history`)."""
     message: JsonObject = {"event": event, "channel": channel, "data": data}
     if user_id is not None:
         message["user_id"] = user_id
+    if serial is not None:
+        message["serial"] = serial
     return orjson.dumps(message)
 
 

@@ -7,7 +7,8 @@ subscribes to all its channels when it loads is not throttled, a loop that never
 Rules:
 1. No clock is read: every call gets `now` (seconds, any origin, the same for every call).
 2. Time going backwards (a wall clock stepped back) adds nothing and takes nothing away.
-3. O(1) and allocation-free: it runs for every frame a client sends.
+3. O(1) and allocation-free: it runs for every frame a client sends (`take_up_to` charges the
+   frames of one read at once).
 """
 
 from __future__ import annotations
@@ -31,10 +32,20 @@ class TokenBucket:
     def take(self, now: float) -> bool:
         """Take one token at `now`; False (and nothing taken) when there is none."""
         elapsed = now - self.updated
-        if elapsed > 0:
+        if elapsed > 0:  # the refill, written out: this runs for every text message
             self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
             self.updated = now
         if self.tokens >= 1:
             self.tokens -= 1
             return True
         return False
+
+    def take_up_to(self, count: int, now: float) -> int:
+        """Take up to `count` tokens at `now`, as `count` calls of `take` would; how many."""
+        elapsed = now - self.updated
+        if elapsed > 0:
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            self.updated = now
+        taken = min(count, int(self.tokens))
+        self.tokens -= taken
+        return taken

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import orjson
@@ -19,19 +19,29 @@ from ressonance.protocol.channels import channel_name_problem, classify
 from ressonance.protocol.errors import ApiError
 
 SOCKET_ID_RE: Final = re.compile(r"\d+\.\d+")
+# An Idempotency-Key (IETF httpapi draft): up to 255 visible ASCII characters.
+IDEMPOTENCY_KEY_RE: Final = re.compile(r"[\x21-\x7e]{1,255}")
+HISTORY_LIMIT: Final = 100  # events a history read answers when it names no limit
+MAX_HISTORY_LIMIT: Final = 1000
 TRIGGER_INFO: Final = frozenset({"user_count", "subscription_count"})
+# A publish may also ask for the serial each channel that keeps history gave the event.
+PUBLISH_INFO: Final = TRIGGER_INFO | {"serial"}
 CHANNEL_INFO: Final = frozenset({"user_count", "subscription_count", "cache"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per publish, and a frozen __init__ costs ~2 %
 class Trigger:
-    """One event to publish: `data` is the string relayed verbatim to subscribers."""
+    """One event to publish: `data` is the string relayed verbatim to subscribers (read,
+    never changed)."""
 
     name: str
     data: str
     channels: tuple[str, ...]
     socket_id: str | None
     info: frozenset[str]
+    # The body's `idempotency_key` (for SDKs that cannot set the Idempotency-Key header);
+    # in a batch, the batch's own, on each of its events.
+    idempotency_key: str | None = None
 
 
 def parse_json_object(body: bytes) -> dict[str, object]:
@@ -51,7 +61,9 @@ def parse_trigger(body: bytes, app: App) -> Trigger:
 
 def parse_batch(body: bytes, app: App) -> list[Trigger]:
     """Validate the body of POST /apps/{id}/batch_events (§5.2)."""
-    batch = parse_json_object(body).get("batch")
+    document = parse_json_object(body)
+    key = idempotency_key(document.get("idempotency_key"))
+    batch = document.get("batch")
     if not isinstance(batch, list) or not batch:
         raise ApiError(400, "'batch' must be a non-empty list of events")
     if len(batch) > app.max_event_batch_size:
@@ -63,9 +75,10 @@ def parse_batch(body: bytes, app: App) -> list[Trigger]:
         if not isinstance(item, dict):
             raise ApiError(400, f"batch[{index}] must be an object")
         try:
-            triggers.append(_trigger(item, app, allow_many=False))
+            trigger = _trigger(item, app, allow_many=False)
         except ApiError as exc:
             raise ApiError(exc.status, f"batch[{index}]: {exc.message}") from None
+        triggers.append(trigger if key is None else replace(trigger, idempotency_key=key))
     return triggers
 
 
@@ -86,7 +99,18 @@ def _trigger(body: Mapping[str, object], app: App, *, allow_many: bool) -> Trigg
         not isinstance(socket_id, str) or not SOCKET_ID_RE.fullmatch(socket_id)
     ):
         raise ApiError(400, "'socket_id' must look like 123.456")
-    return Trigger(name, data, channels, socket_id, _info(body.get("info"), TRIGGER_INFO))
+    info = _info(body.get("info"), PUBLISH_INFO)
+    key = idempotency_key(body.get("idempotency_key")) if allow_many else None
+    return Trigger(name, data, channels, socket_id, info, key)
+
+
+def idempotency_key(value: object) -> str | None:
+    """An `Idempotency-Key` header or `idempotency_key` field, checked; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY_RE.fullmatch(value):
+        raise ApiError(400, "Idempotency key must be 1 to 255 visible ASCII characters")
+    return value
 
 
 def _channels(body: Mapping[str, object], app: App, *, allow_many: bool) -> tuple[str, ...]:
@@ -153,3 +177,42 @@ def require_presence(channel: str, app: App) -> None:
 def validate_user_id(user_id: str) -> None:
     if not 0 < len(user_id) <= 128:
         raise ApiError(400, "User id must be 1 to 128 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """GET /channels/{name}/history: serials `after` < s < `before`, at most `limit`; the
+    newest first when it names no `after` (the last page), else the oldest first."""
+
+    after: int | None
+    before: int | None
+    limit: int
+
+    @property
+    def newest(self) -> bool:
+        return self.after is None
+
+
+def parse_history_query(channel: str, query: Mapping[str, str], app: App) -> HistoryQuery:
+    """Validate a history read: the channel name, `after` and `before` serials, `limit`."""
+    problem = channel_name_problem(channel, app.max_channel_name_length)
+    if problem is not None:
+        raise ApiError(400, problem)
+    after, before = _serial(query, "after"), _serial(query, "before")
+    limit = _serial(query, "limit")
+    if limit is None:
+        limit = HISTORY_LIMIT
+    elif not 0 < limit <= MAX_HISTORY_LIMIT:
+        raise ApiError(400, f"'limit' must be 1 to {MAX_HISTORY_LIMIT}")
+    if after is not None and before is not None and before <= after:
+        raise ApiError(400, "'before' must be greater than 'after'")
+    return HistoryQuery(after, before, limit)
+
+
+def _serial(query: Mapping[str, str], name: str) -> int | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 16:
+        raise ApiError(400, f"'{name}' must be a non-negative integer")
+    return int(text)

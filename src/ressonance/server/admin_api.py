@@ -1,14 +1,17 @@
 """The admin HTTP API under /admin/v1: apps and their usage, independent of the web library.
 
-The transport hands over an `AdminRequest` (method, path, query, the Authorization header and
-a body bounded in size) and writes back the `ApiResponse`. Rules:
+The transport hands over an `AdminRequest` (method, path, query, the Authorization header, a
+body bounded in size, and the path's route from `server.routes`, resolved once by the
+transport) and writes back the `ApiResponse`. Rules:
 
 - No token configured: every path answers 404 (the API does not exist).
+- The route picks the operation: the endpoint's methods answer a 405 with `Allow`, a path
+  with no admin endpoint a 404. The path is never matched again here.
 - Every route but `GET openapi.json` needs `Authorization: Bearer <token>`, compared in
   constant time; otherwise 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3).
 - Bodies are refused past `MAX_BODY_BYTES` before they are parsed; JSON is checked field by
   field and a bad one is named. Every failure is `{"error": "...", "code": status}`.
-- The routes and admin_openapi.json describe the same API; a test holds them together.
+- The operations and admin_openapi.json describe the same API; a test holds them together.
 - Secrets appear only in the bodies of create and rotate-secret; never in logs.
 """
 
@@ -17,7 +20,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -28,13 +30,15 @@ import orjson
 from ressonance.apps.admin import AppAdmin, AppChange, InvalidAppError
 from ressonance.apps.base import AppExistsError, AppNotFoundError, ReadOnlyRegistryError
 from ressonance.protocol.errors import ApiError
+from ressonance.server import routes
 from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
+from ressonance.server.routes import Area, Endpoint, Route
 from ressonance.server.usage_report import DEFAULT_USAGE_DAYS, MAX_USAGE_DAYS, usage_report
 from ressonance.state.base import UsageStore
 
 log = logging.getLogger(__name__)
 
-PREFIX: Final = "/admin/v1"
+PREFIX: Final = routes.ADMIN_PREFIX
 MAX_BODY_BYTES: Final = 16 * 1024
 REALM: Final = 'Bearer realm="ressonance-admin"'
 NO_STORE: Final = {"Cache-Control": "no-store"}
@@ -53,24 +57,41 @@ class AdminRequest:
     query: Mapping[str, str]
     authorization: str  # the Authorization header; "" when there is none
     body: bytes
+    route: Route  # of `path`, resolved by whoever read the request
     oversized: bool = False  # the body was longer than `max_body_bytes` and was not read
 
+    @classmethod
+    def at(
+        cls,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        authorization: str,
+        body: bytes,
+        *,
+        oversized: bool = False,
+    ) -> AdminRequest:
+        """A request to `path`, routed here (for callers that have not routed it)."""
+        return cls(method, path, query, authorization, body, routes.resolve(path), oversized)
 
-Params = dict[str, str]
+
+Params = Mapping[str, str]
 Handler = Callable[[AdminRequest, Params], Awaitable[ApiResponse]]
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Operation:
+    """What one method of one admin endpoint does (an operation, in OpenAPI's words)."""
+
     method: str
-    template: str  # as in the OpenAPI document, relative to PREFIX: "/apps/{id}"
+    endpoint: Endpoint
     handler: Handler
     public: bool = False
 
-    def match(self, path: str) -> Params | None:
-        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
-        found = re.fullmatch(pattern, path)
-        return None if found is None else found.groupdict()
+    @property
+    def template(self) -> str:
+        """The path as in the OpenAPI document, relative to PREFIX: "/apps/{id}"."""
+        return self.endpoint.template[len(PREFIX) :]
 
 
 class UnauthorizedError(ApiError):
@@ -104,18 +125,19 @@ class AdminApi:
         self._token = token.encode()
         self.max_body_bytes = max_body_bytes
         self._document = openapi_document()
-        self.routes = [
-            Route("GET", "/openapi.json", self._openapi, public=True),
-            Route("GET", "/apps", self._list),
-            Route("POST", "/apps", self._create),
-            Route("GET", "/apps/{id}", self._show),
-            Route("PATCH", "/apps/{id}", self._update),
-            Route("DELETE", "/apps/{id}", self._delete),
-            Route("POST", "/apps/{id}/disable", self._disable),
-            Route("POST", "/apps/{id}/enable", self._enable),
-            Route("POST", "/apps/{id}/rotate-secret", self._rotate_secret),
-            Route("GET", "/apps/{id}/usage", self._usage),
+        self.operations = [
+            Operation("GET", routes.ADMIN_OPENAPI, self._openapi, public=True),
+            Operation("GET", routes.ADMIN_APPS, self._list),
+            Operation("POST", routes.ADMIN_APPS, self._create),
+            Operation("GET", routes.ADMIN_APP, self._show),
+            Operation("PATCH", routes.ADMIN_APP, self._update),
+            Operation("DELETE", routes.ADMIN_APP, self._delete),
+            Operation("POST", routes.ADMIN_DISABLE, self._disable),
+            Operation("POST", routes.ADMIN_ENABLE, self._enable),
+            Operation("POST", routes.ADMIN_ROTATE_SECRET, self._rotate_secret),
+            Operation("GET", routes.ADMIN_USAGE, self._usage),
         ]
+        self._by_route = {(op.endpoint, op.method): op for op in self.operations}
 
     @property
     def enabled(self) -> bool:
@@ -151,27 +173,22 @@ class AdminApi:
     async def _answer(self, request: AdminRequest) -> ApiResponse:
         if not self.enabled:
             raise ApiError(404, DISABLED)
-        if not request.path.startswith(PREFIX + "/"):
-            raise ApiError(404, f"Nothing at {request.path[:100]}; the admin API is {PREFIX}/")
-        route, params = self._route(request.method, request.path[len(PREFIX) :])
-        if not route.public:
+        operation = self._operation(request)
+        if not operation.public:
             self._authenticate(request)
         if request.oversized or len(request.body) > self.max_body_bytes:
             raise ApiError(413, f"Request body is larger than {self.max_body_bytes // 1024} KB")
-        return await route.handler(request, params)
+        return await operation.handler(request, request.route.params)
 
-    def _route(self, method: str, path: str) -> tuple[Route, Params]:
-        allowed = []
-        for route in self.routes:
-            params = route.match(path)
-            if params is None:
-                continue
-            if route.method == method:
-                return route, params
-            allowed.append(route.method)
-        if allowed:
-            raise MethodNotAllowedError(method, allowed)
-        raise ApiError(404, f"No admin API endpoint at {PREFIX}{path[:100]}")
+    def _operation(self, request: AdminRequest) -> Operation:
+        path, endpoint = request.path, request.route.endpoint
+        if endpoint is None or endpoint.area is not Area.ADMIN:
+            if not path.startswith(PREFIX + "/"):
+                raise ApiError(404, f"Nothing at {path[:100]}; the admin API is {PREFIX}/")
+            raise ApiError(404, f"No admin API endpoint at {PREFIX}{path[len(PREFIX) :][:100]}")
+        if request.method not in endpoint.methods:
+            raise MethodNotAllowedError(request.method, list(endpoint.methods))
+        return self._by_route[(endpoint, request.method)]
 
     def _authenticate(self, request: AdminRequest) -> None:
         scheme, _, given = request.authorization.partition(" ")

@@ -1,18 +1,26 @@
 """Whether a new WebSocket may become a session: node saturation and connection rates.
 
 Issue "Apps, plans and protection" §4. Checked once per WebSocket, after the app is known
-(`Transport._open`), in this order; the first that says no refuses the connection:
+(`Gate.open`), in this order; the first that says no refuses the connection:
 
 1. The node is saturated: it holds `max_node_connections` sessions, or its event loop lags
    more than `max_loop_lag_ms` (the lag the node's timer loop measured last,
    `metrics.loop_lag`). Nothing is counted against the client for it.
 2. More than `max_connections_per_ip_per_sec` new connections from the client's address in
    this second, counted on this node only (fixed one-second windows; a dict of the addresses
-   seen this second, so memory is bounded by one second's traffic). The address is the
-   peer's, or what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64,
-   the block one host usually holds, so rotating through it gains nothing.
+   seen this second, so memory is bounded by one second's traffic), while the node is under
+   pressure (`per_ip_rate_when = "under_pressure"`, the default) or at all times
+   (`"always"`). Under pressure means: the loop lags more than a quarter of
+   `max_loop_lag_ms`, or the node holds three quarters of `max_node_connections` or of its
+   descriptor capacity (`metrics.connection_capacity`). A node with room admits any burst
+   from one address (a load test, an office behind one NAT, every client behind a proxy
+   not listed in `trusted_proxies`); a node short of room refuses first the addresses that
+   open the most. Connections are counted in both modes, so an address that opened many
+   this second is the first refused when pressure comes. The address is the peer's, or
+   what a trusted proxy says (`server.proxies`). IPv6 addresses count per /64, the block
+   one host usually holds, so rotating through it gains nothing.
 3. More than the app's `max_connections_per_sec` new connections, counted by the rate
-   limiter of the app-wide quotas (`node.quotas.limiter`: shared by every node of a cluster,
+   limiter of the app-wide quotas (`Quotas.limiter`: shared by every node of a cluster,
    like the app's other rates). When it cannot be reached, an app with this limit is
    refused (a limit that cannot be checked is not waived); apps without one are served.
 
@@ -25,19 +33,30 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
+from typing import Final
 
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ErrorCode
-from ressonance.server.node import Node
+from ressonance.protocol.handshake import Refusal
+from ressonance.server.metrics import Metrics
 from ressonance.server.proxies import TrustedProxies, parse_address
+from ressonance.state.base import RateLimiter
 
 log = logging.getLogger(__name__)
 
-Refusal = tuple[ErrorCode, str]
 _Hit = tuple[str, str]  # the setting that refused, and the reason the client reads
+
+UNDER_PRESSURE: Final = "under_pressure"
+ALWAYS: Final = "always"
+PER_IP_RATE_MODES: Final = (UNDER_PRESSURE, ALWAYS)
+DEFAULT_LOOP_LAG_MS: Final = 2000
+# Under pressure: the loop lags more than this share of max_loop_lag_ms (of the default when
+# that is off), or the node holds this share of its connection or descriptor capacity.
+PRESSURE_LAG_SHARE: Final = 0.25
+PRESSURE_CAPACITY_SHARE: Final = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +65,29 @@ class AdmissionLimits:
 
     max_connections_per_ip_per_sec: int = 60
     max_node_connections: int = UNLIMITED
-    max_loop_lag_ms: int = 2000
+    max_loop_lag_ms: int = DEFAULT_LOOP_LAG_MS
     trusted_proxies: tuple[str, ...] = ()
+    per_ip_rate_when: str = UNDER_PRESSURE
 
 
 class Admission:
     """The one check a new WebSocket passes before it becomes a session."""
 
-    def __init__(self, node: Node, limits: AdmissionLimits | None = None) -> None:
-        self.node = node
+    def __init__(
+        self,
+        limits: AdmissionLimits | None = None,
+        *,
+        sessions: Sized,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        limiter: RateLimiter,
+    ) -> None:
+        """`sessions` are the node's (only their number is read); `limiter` is the app-wide
+        quotas' rate limiter, shared by every node of a cluster."""
+        self.sessions = sessions
+        self.metrics = metrics
+        self.clock = clock
+        self.limiter = limiter
         self.limits = limits or AdmissionLimits()
         self.proxies = TrustedProxies.parse(self.limits.trusted_proxies)
         self._window = -1
@@ -74,18 +107,18 @@ class Admission:
         if hit is None:
             return None
         setting, reason = hit
-        self.node.metrics.connection_throttled(setting)
-        return ErrorCode.OVER_CAPACITY, reason
+        self.metrics.connection_throttled(setting)
+        return Refusal(ErrorCode.OVER_CAPACITY, reason)
 
     def _saturated(self) -> _Hit | None:
         limits = self.limits
         most = limits.max_node_connections
-        if most != UNLIMITED and len(self.node.sessions) >= most:
+        if most != UNLIMITED and len(self.sessions) >= most:
             return "max_node_connections", (
                 f"Server over capacity: this node holds its maximum of {most} connections; "
                 "retry later (max_node_connections)"
             )
-        lag_ms = self.node.metrics.loop_lag * 1000
+        lag_ms = self.metrics.loop_lag * 1000
         if limits.max_loop_lag_ms != UNLIMITED and lag_ms > limits.max_loop_lag_ms:
             return "max_loop_lag_ms", (
                 f"Server over capacity: event loop lag {lag_ms:.0f} ms is over "
@@ -93,11 +126,27 @@ class Admission:
             )
         return None
 
+    def under_pressure(self) -> bool:
+        """Whether the node is short of room: its loop lags, or it is nearly full."""
+        limits, metrics = self.limits, self.metrics
+        lag_ms = (
+            DEFAULT_LOOP_LAG_MS if limits.max_loop_lag_ms == UNLIMITED else limits.max_loop_lag_ms
+        )
+        if metrics.loop_lag * 1000 > lag_ms * PRESSURE_LAG_SHARE:
+            return True
+        most = limits.max_node_connections
+        if most != UNLIMITED and len(self.sessions) >= most * PRESSURE_CAPACITY_SHARE:
+            return True
+        capacity = metrics.connection_capacity
+        return capacity is not None and metrics.open_connections >= (
+            capacity * PRESSURE_CAPACITY_SHARE
+        )
+
     def _over_ip_rate(self, peer: str | None, forwarded_for: Iterable[str]) -> _Hit | None:
         limit = self.limits.max_connections_per_ip_per_sec
         if limit == UNLIMITED:
             return None  # the address is not even parsed
-        window = math.floor(self.node.clock())
+        window = math.floor(self.clock())
         if window != self._window:
             self._window = window
             self._per_ip.clear()
@@ -111,10 +160,17 @@ class Admission:
         client_ip, key = address
         count = self._per_ip.get(key, 0)
         if count >= limit:
-            return "max_connections_per_ip_per_sec", (
-                f"Too many connections from {client_ip}: more than {limit} per second; "
-                "retry later (max_connections_per_ip_per_sec)"
-            )
+            if self.limits.per_ip_rate_when == ALWAYS:
+                return "max_connections_per_ip_per_sec", (
+                    f"Too many connections from {client_ip}: more than {limit} per second; "
+                    "retry later (max_connections_per_ip_per_sec)"
+                )
+            if self.under_pressure():
+                return "max_connections_per_ip_per_sec", (
+                    f"Too many connections from {client_ip}: more than {limit} per second "
+                    "while the server is under pressure; retry later "
+                    "(max_connections_per_ip_per_sec)"
+                )
         self._per_ip[key] = count + 1
         return None
 
@@ -123,7 +179,7 @@ class Admission:
         if limit == UNLIMITED:
             return None
         try:
-            decision = await self.node.quotas.limiter.consume(f"connections:{app.id}", limit)
+            decision = await self.limiter.consume(f"connections:{app.id}", limit)
         except Exception as exc:  # the shared store is down
             log.warning("event=connection_rate_unavailable app_id=%s error=%r", app.id, exc)
             return "max_connections_per_sec", (

@@ -40,18 +40,20 @@ class ClientEvents:
         self.fanout = fanout
         self.webhooks = webhooks
 
-    async def relay(self, session: Session, event: ClientEventReceived) -> None:
+    async def relay(self, session: Session, event: ClientEventReceived) -> str | None:
+        """Send the event on, or refuse it; the reason it was refused, if it was."""
         app = session.connection.app
         refusal = await self.refusal(session, app)
         if refusal is not None:
             session.error(refusal, ErrorCode.CLIENT_EVENT_REJECTED, event.channel.name)
-            return
+            return refusal
         self.quotas.count(app.id, 1)  # the publish; its deliveries are counted as they go
         topic = Topic(app.id, event.channel.name)
         frame = text_frame(event.payload)
         fanout = self.fanout
         await fanout.send(BackboneMessage(topic, frame, session.socket_id, fanout.node_id))
         self.webhooks.client_event(app, session.socket_id, event)
+        return None
 
     async def refusal(self, session: Session, app: App) -> str | None:
         """Why a client event may not go out (4301, reference §2.4), or None."""

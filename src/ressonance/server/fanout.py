@@ -11,7 +11,10 @@ Rules (ARCHITECTURE.md "Data flows" 1, "Encode once"):
    their fanout frames until the end of the loop turn; the turn's first delivery schedules
    one `flush`, which writes each waiting session's frames in one write.
 3. A topic's first local session subscribes the backbone to it, its last one unsubscribes
-   (interest-based delivery).
+   (interest-based delivery). A session indexed while that subscription is under way waits
+   for it (and fails with it): its `subscription_succeeded` never precedes the moment the
+   other nodes' events reach this node. A session may be indexed through a stand-in that holds its
+   frames for a while (`server.recovery`), until it `take_over`s.
 
 This is the hot path: keep the number of calls per delivery as it is.
 """
@@ -22,10 +25,10 @@ import asyncio
 import contextlib
 import logging
 
-from ressonance.backbone.base import Backbone, BackboneMessage, Topic
+from ressonance.backbone.base import Backbone, BackboneMessage, BackboneUnavailableError, Topic
 from ressonance.protocol.app import App
 from ressonance.protocol.frames import text_frame
-from ressonance.server.hub import Hub
+from ressonance.server.hub import Hub, Recipient
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
 from ressonance.server.session import Session
@@ -46,6 +49,8 @@ class Fanout:
         self.quotas = quotas
         self.dirty: list[Session] = []  # sessions with fanout frames pending this loop turn
         self._flush_scheduled = False
+        # Backbone subscriptions under way: later local subscribers of the topic wait for them.
+        self._subscribing: dict[Topic, asyncio.Future[None]] = {}
 
     async def send(self, message: BackboneMessage) -> None:
         """Hand `message` to the backbone for other nodes, then deliver it here directly."""
@@ -98,10 +103,40 @@ class Fanout:
 
     # --- topics -------------------------------------------------------------------------
 
-    async def index(self, session: Session, topic: Topic) -> None:
+    async def index(
+        self, session: Session, topic: Topic, stand_in: Recipient | None = None
+    ) -> None:
+        """Index `session` under `topic`, or `stand_in` in its place (same socket id)."""
         session.topics.add(topic)
-        if self.hub.add(topic, session):
+        if self.hub.add(topic, session if stand_in is None else stand_in):
+            await self._subscribe(topic)
+        elif (pending := self._subscribing.get(topic)) is not None:
+            await asyncio.shield(pending)  # indexed, but not yet reached by other nodes' events
+
+    async def _subscribe(self, topic: Topic) -> None:
+        """Subscribe the backbone; the topic's other subscribers meanwhile wait for the outcome."""
+        pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscribing[topic] = pending
+        try:
             await self.backbone.subscribe(topic)
+        except BaseException as exc:
+            failure = (
+                exc
+                if isinstance(exc, Exception)
+                else BackboneUnavailableError(f"subscribing {topic.name} was interrupted")
+            )
+            pending.set_exception(failure)
+            pending.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            pending.set_result(None)
+        finally:
+            del self._subscribing[topic]
+
+    def take_over(self, session: Session, topic: Topic, stand_in: Recipient) -> None:
+        """`session` replaces `stand_in` under `topic`, if it still stands in for it there."""
+        if topic in session.topics and not session.closed:
+            self.hub.replace(topic, stand_in, session)
 
     async def unindex(self, session: Session, topic: Topic) -> None:
         session.topics.discard(topic)

@@ -1,23 +1,33 @@
 """The listening port's first protocol: answers the two hot requests itself, hands on the rest.
 
-Every accepted connection starts with a `FrontDoor`. It reads request heads with
-`protocol.request_head` and answers, without the web library:
-- WebSocket upgrades to `/app/{key}`: the 101 is built here, a `WebSocket` takes the
-  transport, and the transport's `open_socket` runs the same checks and refusals as for an
-  upgrade the web library answered. The 101 and the first Pusher frames leave in one write.
+Every accepted connection starts with a `FrontDoor`. For each request it reads the head
+(`protocol.request_head`), resolves the path once (`server.routes`), and answers, without the
+web library:
+- WebSocket upgrades to `/app/{key}` (`protocol.handshake.read_handshake`): the 101 is built
+  here, a `WebSocket` takes the transport, and the `Gate` opens the session or refuses it,
+  as it does for an upgrade the web library answered. The 101 and the first Pusher frames
+  leave in one write.
 - signed publishes (`POST /apps/{id}/events`, `/batch_events`): the body is read (its
-  Content-Length bounded before), `HttpApi.handle` answers it and counts it, as it does for
-  the web library's requests, and the connection stays open for the next request.
+  Content-Length bounded before), `HttpApi.handle` answers it with the route resolved here
+  and counts it, as it does for the web library's requests, and the connection stays open
+  for the next request.
 
 Rules:
-1. Anything else, and anything `request_head` does not fully understand, goes to the web
-   library's protocol with every byte read so far, before this door has answered anything of
-   it. After that the door is gone; the web library owns the connection.
+1. Anything else, and anything `request_head` or `read_handshake` does not fully understand,
+   goes to the web library's protocol with every byte read so far, before this door has
+   answered anything of it. After that the door is gone; the web library owns the connection.
 2. Requests on one connection are answered in order: while one is being handled, the next
    bytes wait (reading pauses past `MAX_WAITING_BYTES`).
-3. A connection with no request in progress is closed after `IDLE_TIMEOUT_SECONDS`, the web
-   library's keep-alive timeout, by a sweep (no timer per connection).
-4. Responses carry the same status lines, headers and JSON bodies as the web library's.
+3. Every connection is counted (`census`) from `connection_made`, and every phase the
+   client controls has a deadline (`deadlines`: first byte, request, keep-alive), checked by
+   one sweep a tick (no timer per connection). A request that does not arrive in time gets
+   408; a silent or idle connection is closed.
+4. Request heads are bounded while they arrive (`ConnectionLimits.head`): one over a limit is
+   answered 431 at once, whoever would have answered it, and never buffered further.
+5. Responses carry the same status lines, headers and JSON bodies as the web library's. A
+   refusal (408, 431, 503) closes the connection, after reading and dropping what the client
+   still sends for a moment, so that it reads the answer instead of a reset.
+6. No web library, and nothing of the transport (import-linter checks both).
 """
 
 from __future__ import annotations
@@ -28,21 +38,67 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import orjson
 
-from ressonance.protocol.request_head import Upgrade, Verdict, read_request
+from ressonance.protocol.handshake import Handshake, accept_key, read_handshake
+from ressonance.protocol.request_head import (
+    DEFAULT_HEAD_LIMITS,
+    HeadLimits,
+    RequestHead,
+    TooLarge,
+    Verdict,
+    body_length,
+    read_head,
+    request_path,
+)
+from ressonance.server import routes
+from ressonance.server.census import PROBE_PATHS, Census
+from ressonance.server.deadlines import TICK_SECONDS, Deadlines, Phase
+from ressonance.server.gate import Gate
 from ressonance.server.http_api import ApiRequest, ApiResponse, HttpApi
-from ressonance.server.websocket import Sockets, WebSocket
+from ressonance.server.limits import ConnectionLimits
+from ressonance.server.metrics import Metrics
+from ressonance.server.routes import Route
+from ressonance.server.websocket import Sockets
 
 log = logging.getLogger(__name__)
 
-IDLE_TIMEOUT_SECONDS: Final = 3630.0  # aiohttp's keepalive_timeout
-SWEEP_SECONDS: Final = 60.0
+SWEEP_SECONDS: Final = TICK_SECONDS
 MAX_WAITING_BYTES: Final = 1 << 20
+OVER_CAPACITY: Final = (
+    "Server over capacity: only /healthz, /readyz and /metrics are served now; retry later"
+)
+TIMED_OUT: Final = {
+    Phase.REQUEST: "Request not received in time (request_timeout)",
+    Phase.TOO_SLOW: "Request arriving too slowly (min_request_bytes_per_sec)",
+}
 
-OpenSocket = Callable[[WebSocket, Upgrade], None]
+# What the door answers: (head, route, the upgrade's handshake or the publish's body length).
+Answerable = tuple[RequestHead, Route, Handshake | int]
+_PUBLISHES: Final = frozenset((routes.EVENTS, routes.BATCH_EVENTS))
+
+
+def read_request(
+    buffer: bytes | bytearray,
+    max_body_bytes: int,
+    start: int = 0,
+    limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+) -> Answerable | TooLarge | Verdict:
+    """What the door does with the request at `start` in `buffer`: answer it, refuse it as
+    too large (431), or a Verdict."""
+    head = read_head(buffer, start, limits)
+    if not isinstance(head, RequestHead):
+        return head
+    route = routes.TABLE.resolve(head.path)
+    endpoint = route.endpoint
+    answer: Handshake | int | None = None
+    if endpoint in _PUBLISHES:
+        answer = body_length(head, max_body_bytes)
+    elif endpoint is routes.WEBSOCKET:
+        answer = read_handshake(head, route.params["key"])
+    return Verdict.FOREIGN if answer is None else (head, route, answer)
 
 
 class FrontDoors:
@@ -54,21 +110,36 @@ class FrontDoors:
         loop: asyncio.AbstractEventLoop,
         api: HttpApi,
         sockets: Sockets,
-        open_socket: OpenSocket,
+        gate: Gate,
+        metrics: Metrics,
         fallback: Callable[[], asyncio.Protocol],
         max_body_bytes: int,
         server_header: str,
+        limits: ConnectionLimits | None = None,
+        capacity: int | None = None,
     ) -> None:
+        """`limits` bound each connection until it is a session; `capacity` is how many
+        connections the node serves normally (`census.descriptor_budget`; None: no limit)."""
         self.loop = loop  # kept: asyncio.get_running_loop() costs a getpid() syscall
         self.api = api
         self.sockets = sockets
-        self.open_socket = open_socket
+        self.gate = gate
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
         self.server_header = server_header
         self.open: set[FrontDoor] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.sweeps = 0  # sweeps so far: a door's last activity, counted without a clock
+        self.limits = limits = limits or ConnectionLimits()
+        self.head_limits = limits.head
+        self.metrics = metrics
+        metrics.connection_capacity = capacity
+        self.deadlines: Deadlines[FrontDoor] = Deadlines(limits)
+        self.census: Census[FrontDoor] = Census(
+            self.deadlines,
+            websockets=sockets.open.__len__,  # the set's own method: no Python frame
+            capacity=capacity,
+            dropped=metrics.connection_dropped,
+        )
         self._second = 0
         self._date = ""
         self._empty_ok = b""  # 200 with `{}`, the answer to nearly every publish
@@ -109,6 +180,12 @@ class FrontDoors:
         )
         return head.encode() + body
 
+    def refusal(self, status: int, message: str) -> bytes:
+        """An error answer after which the connection closes."""
+        self.date()
+        body = orjson.dumps({"error": message, "code": status})
+        return self._response(status, {"Connection": "close"}, body)
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
@@ -116,12 +193,11 @@ class FrontDoors:
         return task
 
     def sweep(self) -> None:
-        """Close the doors idle for longer than the keep-alive timeout."""
-        self.sweeps += 1
-        oldest = self.sweeps - int(IDLE_TIMEOUT_SECONDS // SWEEP_SECONDS)
-        for door in list(self.open):
-            if door.idle_since <= oldest:
-                door.transport.close()
+        """One tick: end the doors whose phase is over, then update the census."""
+        for door, phase in self.deadlines.tick():
+            door.expire(phase)
+        self.census.tick()
+        self.metrics.open_connections = self.census.open_connections()
 
     def close(self) -> None:
         """Close every idle door; a busy one closes once its response is written."""
@@ -143,7 +219,7 @@ class FrontDoor(asyncio.Protocol):
         "_doors",
         "_paused",
         "_start",
-        "idle_since",
+        "probes_only",
         "transport",
     )
 
@@ -156,15 +232,25 @@ class FrontDoor(asyncio.Protocol):
         self._busy = False  # a request is being handled
         self._closing = False
         self._paused = False
-        self.idle_since = doors.sweeps
+        self.probes_only = False  # admitted into the descriptor reserve (`census`)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def pending_bytes(self) -> int:
+        return len(self._buffer) - self._start
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
+        # uvloop's transport does not subclass asyncio.Transport (no cast(): a call less)
+        self.transport = transport  # type: ignore[assignment]
         self._doors.open.add(self)
+        self._doors.census.arrive(self)  # counted, first-byte deadline; or closed at once
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._doors.open.discard(self)
+        self._doors.census.leave(self)
 
     def eof_received(self) -> bool | None:
         return None  # close, as the web library does
@@ -174,7 +260,36 @@ class FrontDoor(asyncio.Protocol):
         if not self._busy:
             self.transport.close()
 
+    def expire(self, phase: Phase) -> None:
+        """The deadline of `phase` passed (never cuts a request being answered)."""
+        if self._busy or self.transport.is_closing():
+            return
+        message = TIMED_OUT.get(phase)
+        if message is not None:
+            self.refuse(408, message, phase.value)
+            return
+        if phase is not Phase.LINGER:  # a lingering door was counted when it was refused
+            self._doors.metrics.connection_dropped(phase.value)
+        self.transport.close()
+
+    def refuse(self, status: int, message: str, reason: str) -> None:
+        """Answer `status` with a JSON error and close; then read and drop what the client
+        still sends, for `deadlines.LINGER_SECONDS` at most (a close with unread bytes would
+        reset the connection, and the client might never read the answer)."""
+        doors = self._doors
+        doors.metrics.connection_dropped(reason)
+        self._closing = True
+        self._buffer, self._start = b"", 0
+        self.transport.write(doors.refusal(status, message))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            doors.deadlines.start(self, Phase.LINGER)
+        else:
+            self.transport.close()
+
     def data_received(self, data: bytes) -> None:
+        if self._closing and not self._busy:
+            return  # refused: dropped while lingering
         buffer, start = self._buffer, self._start
         if start < len(buffer):  # bytes of an unfinished request wait: append behind them
             if start or isinstance(buffer, bytes):
@@ -184,6 +299,13 @@ class FrontDoor(asyncio.Protocol):
             self._buffer = buffer
         else:
             self._buffer, self._start = data, 0
+            if not self._busy:
+                self._serve()
+                if not (self._busy or self._closing) and self._start < len(self._buffer):
+                    # Its first byte, and the request is not whole yet: timed from now on.
+                    # (One answered at once keeps the phase it had, and stops it if it leaves.)
+                    self._doors.deadlines.start(self, Phase.REQUEST)
+                return
         if self._busy:
             if len(self._buffer) - self._start > MAX_WAITING_BYTES and not self._paused:
                 self._paused = True
@@ -196,22 +318,33 @@ class FrontDoor(asyncio.Protocol):
         buffer, start = self._buffer, self._start
         if start >= len(buffer) or self._closing:
             return
-        request = read_request(buffer, self._doors.max_body_bytes, start)
+        doors = self._doors
+        request = read_request(buffer, doors.max_body_bytes, start, doors.head_limits)
         if request is Verdict.INCOMPLETE:
+            return
+        if isinstance(request, TooLarge):
+            self.refuse(431, request.reason, "head_too_large")
+            return
+        if self.probes_only and request_path(buffer, start) not in PROBE_PATHS:
+            self.refuse(503, OVER_CAPACITY, "over_capacity")
             return
         if request is Verdict.FOREIGN:
             self._hand_on(bytes(memoryview(buffer)[start:]))
-        elif isinstance(request, Upgrade):
-            self._upgrade(request, bytes(memoryview(buffer)[start + request.head_bytes :]))
-        else:
-            body_start = start + request.head_bytes
-            end = body_start + request.body_bytes
-            if len(buffer) < end:
-                return  # the body is still arriving
-            self._start = end
-            body = bytes(memoryview(buffer)[body_start:end])
-            self._busy = True
-            self._doors.spawn(self._answer(ApiRequest("POST", request.path, request.query, body)))
+            return
+        head, route, answer = request
+        body_start = start + head.size
+        if isinstance(answer, Handshake):
+            self._upgrade(head, answer, bytes(memoryview(buffer)[body_start:]))
+            return
+        end = body_start + answer
+        if len(buffer) < end:
+            return  # the body is still arriving
+        self._start = end
+        body = bytes(memoryview(buffer)[body_start:end])
+        self._busy = True
+        key = head.headers.get("idempotency-key")
+        api_request = ApiRequest("POST", head.path, head.query, body, route, key)
+        doors.spawn(self._answer(api_request))
 
     async def _answer(self, request: ApiRequest) -> None:
         try:
@@ -221,7 +354,6 @@ class FrontDoor(asyncio.Protocol):
             self.transport.close()
             return
         self._busy = False
-        self.idle_since = self._doors.sweeps
         if self.transport.is_closing():
             return
         self.transport.write(self._doors.response(response))
@@ -231,24 +363,29 @@ class FrontDoor(asyncio.Protocol):
         if self._closing:
             self.transport.close()
         else:
+            waiting = self._start < len(self._buffer)
+            self._doors.deadlines.start(self, Phase.REQUEST if waiting else Phase.KEEPALIVE)
             self._serve()
 
     def _hand_on(self, data: bytes) -> None:
         """The web library takes the connection, with everything read so far."""
+        self._doors.census.hand_on(self)
         self._leave()
         protocol = self._doors.fallback()
         self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
         protocol.data_received(data)
 
-    def _upgrade(self, upgrade: Upgrade, tail: bytes) -> None:
-        """Answer 101 and give the transport to a `WebSocket`; the checks follow."""
+    def _upgrade(self, head: RequestHead, handshake: Handshake, tail: bytes) -> None:
+        """Answer 101 and give the transport to a `WebSocket`; the gate opens it."""
+        self._doors.census.leave(self)  # counted as a WebSocket from now on
         self._leave()
         doors = self._doors
-        socket = doors.sockets.adopt(self.transport, doors.switching_protocols(upgrade.accept))
+        accept = accept_key(head.headers["sec-websocket-key"])
+        socket = doors.sockets.adopt(self.transport, doors.switching_protocols(accept))
         if tail:
             socket.data_received(tail)
-        doors.open_socket(socket, upgrade)
+        doors.spawn(doors.gate.open(socket, handshake))
 
     def _leave(self) -> None:
         self._closing = True  # nothing more for this door to do

@@ -1,55 +1,93 @@
 """The Pusher HTTP API (reference §5), independent of the web library.
 
-The transport hands over an `ApiRequest` (method, path, decoded query, body bounded in size)
-and writes back the `ApiResponse`. Every request is authenticated (§5.6) before its body is
-parsed; every failure is a JSON body `{"error": "...", "code": status}`. Every answer is
-counted by route name (never the raw path, which carries ids) and status; every published
-event's time to its local writes goes to the latency histogram.
+The front door (publishes) and the transport (the rest) hand over an `ApiRequest` (method,
+path, decoded query, body bounded in size, and the path's route from `server.routes`,
+resolved once by whoever read the request) and write back the `ApiResponse`. Rules:
+
+- The route picks the handler; its endpoint's methods answer a 405 with `Allow`, a path
+  with no HTTP API endpoint a 404. The path is never matched again here.
+- Every request is authenticated (§5.6) before its body is parsed; every failure is a JSON
+  body `{"error": "...", "code": status}`.
+- Every answer is counted by the route's endpoint name (never the raw path, which carries
+  ids) and status; every published event's time to its local writes goes to the latency
+  histogram.
+- A publish may carry an idempotency key (`server.idempotency`), and ask with
+  `info=serial` for the serial each channel that keeps history gave the event (an
+  attribute of the channel, where `subscription_count` goes); `GET
+  .../channels/{name}/history` reads that history.
+- Every refusal (a 4xx) is one INFO line with the app id and the reason, bounded by the
+  node's `RefusalLog`; with debug logs on, every other answer is one DEBUG line (method,
+  endpoint, app id, status). Never the signature, the body or the query.
+- It is given the parts of the node it uses (stores, quotas, metrics, the publish entry);
+  it never imports the node (import-linter checks it).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ressonance.apps.base import AppStore
 from ressonance.backbone.base import BackboneUnavailableError
 from ressonance.protocol import rest
 from ressonance.protocol.app import App
 from ressonance.protocol.channels import classify
 from ressonance.protocol.errors import ApiError
 from ressonance.protocol.signing import verify_request
-from ressonance.server.node import Node
-from ressonance.state.base import Decision, PresenceStore
+from ressonance.server import routes
+from ressonance.server.history import ChannelHistory
+from ressonance.server.idempotency import IdempotentPublishes, KeyedRequest
+from ressonance.server.metrics import Metrics
+from ressonance.server.quotas import Quotas
+from ressonance.server.readiness import Readiness
+from ressonance.server.refusal_log import RefusalLog, app_label, quoted
+from ressonance.server.routes import Area, Endpoint, Route
+from ressonance.server.users import Users
+from ressonance.state.base import CacheStore, Decision, PresenceStore
 
 log = logging.getLogger(__name__)
 
 JsonBody = dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, and
+# one of each is built per publish. Neither is changed once built.
+@dataclass(slots=True)
 class ApiRequest:
     method: str
     path: str
     query: Mapping[str, str]
     body: bytes
+    route: Route  # of `path`, resolved by whoever read the request
+    idempotency_key: str | None = None  # the Idempotency-Key header, as sent
+
+    @classmethod
+    def at(
+        cls,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        idempotency_key: str | None = None,
+    ) -> ApiRequest:
+        """A request to `path`, routed here (for callers that have not routed it)."""
+        return cls(method, path, query, body, routes.resolve(path), idempotency_key)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApiResponse:
     status: int
     body: JsonBody
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[App, ApiRequest, re.Match[str]], Awaitable[JsonBody]]
+Handler = Callable[[App, ApiRequest], Awaitable[JsonBody]]
+# The node's publish: the serials the channels that keep history gave the event.
+Publish = Callable[[App, rest.Trigger], Awaitable[dict[str, int]]]
 UNKNOWN_ENDPOINT: Final = "unknown"
-
-_APP: Final = r"/apps/(?P<app_id>[^/]+)"
-_CHANNEL: Final = r"/channels/(?P<channel>[^/]+)"
 
 
 class MethodNotAllowedError(ApiError):
@@ -81,44 +119,89 @@ def error_response(error: ApiError) -> ApiResponse:
 class HttpApi:
     """Routes, authenticates and answers HTTP API requests for a node."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        terminate = r"/users/(?P<user>[^/]+)/terminate_connections"
-        # (route name for metrics, method, path pattern, handler)
-        self._routes: list[tuple[str, str, re.Pattern[str], Handler]] = [
-            ("events", "POST", re.compile(_APP + r"/events"), self._events),
-            ("batch_events", "POST", re.compile(_APP + r"/batch_events"), self._batch_events),
-            ("channels", "GET", re.compile(_APP + r"/channels"), self._channels),
-            ("channel", "GET", re.compile(_APP + _CHANNEL), self._channel),
-            ("channel_users", "GET", re.compile(_APP + _CHANNEL + r"/users"), self._users),
-            ("terminate_connections", "POST", re.compile(_APP + terminate), self._terminate),
-            # The PyPI SDK signs and requests this path without /apps/{id} (reference §5.5).
-            ("terminate_connections", "POST", re.compile(terminate), self._terminate),
-        ]
-
-    def endpoint(self, path: str) -> str:
-        """The route name of `path` (whatever the method), for metrics labels."""
-        for name, _, pattern, _ in self._routes:
-            if pattern.fullmatch(path):
-                return name
-        return UNKNOWN_ENDPOINT
+    def __init__(
+        self,
+        *,
+        apps: AppStore,
+        presence: PresenceStore,
+        cache: CacheStore,
+        quotas: Quotas,
+        users: Users,
+        publish: Publish,
+        metrics: Metrics,
+        readiness: Readiness,
+        history: ChannelHistory,
+        idempotency: IdempotentPublishes,
+        clock: Callable[[], float],
+        refusals: RefusalLog | None = None,
+    ) -> None:
+        """`publish` sends one event to each of its channels (`Node.publish`); `users` closes
+        a user's connections for terminate; `readiness` tells a failure (500) from a backend
+        outage (503); `refusals` logs the 4xx answers (the node's; one of its own if None)."""
+        self.apps = apps
+        self.presence = presence
+        self.cache = cache
+        self.quotas = quotas
+        self.users = users
+        self.publish = publish
+        self.metrics = metrics
+        self.readiness = readiness
+        self.history = history
+        self.idempotency = idempotency
+        self.clock = clock
+        self.refusals = RefusalLog(clock) if refusals is None else refusals
+        self._handlers: dict[Endpoint | None, Handler] = {
+            routes.EVENTS: self._events,
+            routes.BATCH_EVENTS: self._batch_events,
+            routes.CHANNELS: self._channels,
+            routes.CHANNEL: self._channel,
+            routes.CHANNEL_USERS: self._users,
+            routes.CHANNEL_HISTORY: self._history,
+            routes.TERMINATE: self._terminate,
+            routes.TERMINATE_BY_KEY: self._terminate,
+        }
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer `request`, and count the answer."""
         response = await self._answer(request)
-        self.node.metrics.http_request(self.endpoint(request.path), response.status)
+        endpoint = endpoint_name(request.route)
+        self.metrics.http_request(endpoint, response.status)
+        self._log(request, endpoint, response)
         return response
 
     def refuse(self, request: ApiRequest, error: ApiError) -> ApiResponse:
         """Answer `request` with `error` without handling it (a body over the size limit)."""
-        self.node.metrics.http_request(self.endpoint(request.path), error.status)
-        return error_response(error)
+        endpoint = endpoint_name(request.route)
+        self.metrics.http_request(endpoint, error.status)
+        response = error_response(error)
+        self._log(request, endpoint, response)
+        return response
+
+    def _log(self, request: ApiRequest, endpoint: str, response: ApiResponse) -> None:
+        """A refusal's line, or with debug on an answer's; nothing is computed otherwise."""
+        if 400 <= response.status < 500:
+            self.refusals.refused(
+                "api",
+                response.status,
+                app_label(request.route.params.get("app_id")),
+                str(response.body.get("error", "")),
+                method=quoted(request.method),
+                endpoint=endpoint,
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "event=api_call method=%r endpoint=%s app_id=%s status=%d",
+                request.method[:20],
+                endpoint,
+                app_label(request.route.params.get("app_id")) or "-",
+                response.status,
+            )
 
     async def _answer(self, request: ApiRequest) -> ApiResponse:
         try:
-            handler, match = self._route(request)
-            app = await self._authenticate(request, match)
-            return ApiResponse(200, await handler(app, request, match))
+            handler = self._handler(request)
+            app = await self._authenticate(request)
+            return ApiResponse(200, await handler(app, request))
         except MethodNotAllowedError as error:
             response = error_response(error)
             return ApiResponse(response.status, response.body, {"Allow": ", ".join(error.allowed)})
@@ -130,33 +213,29 @@ class HttpApi:
             # Never 200 for a publish that went nowhere: the client can retry (503).
             return error_response(ApiError(503, "Backbone unavailable; the event was not sent"))
         except Exception as exc:
-            if self.node.ready:
+            if self.readiness.ready:
                 log.exception("event=api_failed path=%s", request.path[:100])
                 return error_response(ApiError(500, "Internal server error"))
             log.warning("event=api_unavailable path=%s error=%r", request.path[:100], exc)
             return error_response(ApiError(503, "A backend is unavailable; try again"))
 
-    def _route(self, request: ApiRequest) -> tuple[Handler, re.Match[str]]:
-        allowed = []
-        for _, method, pattern, handler in self._routes:
-            match = pattern.fullmatch(request.path)
-            if match is None:
-                continue
-            if method == request.method:
-                return handler, match
-            allowed.append(method)
-        if allowed:
-            raise MethodNotAllowedError(request.method, allowed)
-        raise ApiError(404, f"No HTTP API endpoint at {request.path[:100]}")
+    def _handler(self, request: ApiRequest) -> Handler:
+        endpoint = request.route.endpoint
+        handler = self._handlers.get(endpoint)  # None for a path of another area, too
+        if endpoint is None or handler is None:
+            raise ApiError(404, f"No HTTP API endpoint at {request.path[:100]}")
+        if request.method not in endpoint.methods:
+            raise MethodNotAllowedError(request.method, list(endpoint.methods))
+        return handler
 
-    async def _authenticate(self, request: ApiRequest, match: re.Match[str]) -> App:
-        groups = match.groupdict()
-        if "app_id" in groups:
-            app = await self.node.apps.find_by_id(groups["app_id"])
+    async def _authenticate(self, request: ApiRequest) -> App:
+        app_id = request.route.params.get("app_id")
+        if app_id is not None:
+            app = await self.apps.find_by_id(app_id)
             if app is None:
-                raise ApiError(404, f"Unknown app id {groups['app_id'][:40]}")
+                raise ApiError(404, f"Unknown app id {app_id[:40]}")
         else:
-            app = await self.node.apps.find_by_key(request.query.get("auth_key", ""))
+            app = await self.apps.find_by_key(request.query.get("auth_key", ""))
             if app is None:
                 raise ApiError(401, "Unknown auth_key")
         verify_request(
@@ -166,43 +245,50 @@ class HttpApi:
             path=request.path,
             params=request.query,
             body=request.body,
-            now=self.node.clock(),
+            now=self.clock(),
         )
         if not app.enabled:
             raise ApiError(403, "App is disabled")
         return app
 
-    async def _events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+    async def _events(self, app: App, request: ApiRequest) -> JsonBody:
         trigger = rest.parse_trigger(request.body, app)
-        await self._admit_events(app, len(trigger.channels))
-        await self._publish(app, trigger)
-        if not trigger.info:
-            return {}
-        return {
-            "channels": await channel_attributes(
-                self.node.presence, app, trigger.channels, trigger.info
-            )
-        }
 
-    async def _batch_events(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
-        triggers = rest.parse_batch(request.body, app)
-        await self._admit_events(app, len(triggers))
-        for trigger in triggers:
-            await self._publish(app, trigger)
-        if not any(trigger.info for trigger in triggers):
-            return {}
-        batch = []
-        for trigger in triggers:
+        async def send() -> JsonBody:
+            await self._admit_events(app, len(trigger.channels))
+            serials = await self._publish_timed(app, trigger)
+            if not trigger.info:
+                return {}
             attributes = await channel_attributes(
-                self.node.presence, app, trigger.channels, trigger.info
+                self.presence, app, trigger.channels, trigger.info, serials
             )
-            batch.append(attributes[trigger.channels[0]])
-        return {"batch": batch}
+            return {"channels": attributes}
+
+        return await self.idempotency.once(app, request_of(request), trigger.idempotency_key, send)
+
+    async def _batch_events(self, app: App, request: ApiRequest) -> JsonBody:
+        triggers = rest.parse_batch(request.body, app)
+
+        async def send() -> JsonBody:
+            await self._admit_events(app, len(triggers))
+            serials = [await self._publish_timed(app, trigger) for trigger in triggers]
+            if not any(trigger.info for trigger in triggers):
+                return {}
+            batch = []
+            for trigger, given in zip(triggers, serials, strict=True):
+                attributes = await channel_attributes(
+                    self.presence, app, trigger.channels, trigger.info, given
+                )
+                batch.append(attributes[trigger.channels[0]])
+            return {"batch": batch}
+
+        key = triggers[0].idempotency_key
+        return await self.idempotency.once(app, request_of(request), key, send)
 
     async def _admit_events(self, app: App, events: int) -> None:
         """The app's quotas for publishing `events` (one per channel): 403 once the day's
         messages are used up, 429 past its events per second (a refusal spends nothing)."""
-        quotas = self.node.quotas
+        quotas = self.quotas
         try:
             over = await quotas.over_daily_quota(app)
             refusal = None if over else await quotas.backend_events(app, events)
@@ -219,49 +305,67 @@ class HttpApi:
 
     async def _admit_read(self, app: App) -> None:
         try:
-            refusal = await self.node.quotas.read_request(app)
+            refusal = await self.quotas.read_request(app)
         except Exception as exc:
             raise _quota_unavailable(exc) from None
         if refusal is not None:
             raise TooManyRequestsError("max_read_requests_per_sec", refusal)
 
-    async def _publish(self, app: App, trigger: rest.Trigger) -> None:
-        started = self.node.metrics.timer()
-        await self.node.publish(app, trigger)
-        self.node.metrics.published(app.id, started)
+    async def _publish_timed(self, app: App, trigger: rest.Trigger) -> dict[str, int]:
+        started = self.metrics.timer()
+        serials = await self.publish(app, trigger)
+        self.metrics.published(app.id, started)
+        return serials
 
-    async def _channels(self, app: App, request: ApiRequest, _: re.Match[str]) -> JsonBody:
+    async def _channels(self, app: App, request: ApiRequest) -> JsonBody:
         prefix, info = rest.parse_channels_query(request.query)
         await self._admit_read(app)
-        occupied = await self.node.presence.channels(app.id, prefix)
-        return {
-            "channels": await channel_attributes(self.node.presence, app, sorted(occupied), info)
-        }
+        occupied = await self.presence.channels(app.id, prefix)
+        return {"channels": await channel_attributes(self.presence, app, sorted(occupied), info)}
 
-    async def _channel(self, app: App, request: ApiRequest, match: re.Match[str]) -> JsonBody:
-        name = match["channel"]
+    async def _channel(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
         info = rest.parse_channel_query(name, request.query, app)
         await self._admit_read(app)
-        count = await self.node.presence.subscription_count(app.id, name)
+        count = await self.presence.subscription_count(app.id, name)
         body: JsonBody = {"occupied": count > 0}
-        body.update((await channel_attributes(self.node.presence, app, [name], info))[name])
+        body.update((await channel_attributes(self.presence, app, [name], info))[name])
         if "cache" in info:
-            cached = await self.node.cache.get(app.id, name)
+            cached = await self.cache.get(app.id, name)
             body["cache"] = None if cached is None else {"data": cached.data, "ttl": cached.ttl}
         return body
 
-    async def _users(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
-        name = match["channel"]
+    async def _users(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
         rest.require_presence(name, app)
         await self._admit_read(app)
-        members = await self.node.presence.members(app.id, name)
+        members = await self.presence.members(app.id, name)
         return {"users": [{"id": user_id} for user_id in members]}
 
-    async def _terminate(self, app: App, _: ApiRequest, match: re.Match[str]) -> JsonBody:
-        user_id = match["user"]
+    async def _history(self, app: App, request: ApiRequest) -> JsonBody:
+        name = request.route.params["channel"]
+        query = rest.parse_history_query(name, request.query, app)
+        await self._admit_read(app)
+        return await self.history.answer(app, name, query)
+
+    async def _terminate(self, app: App, request: ApiRequest) -> JsonBody:
+        user_id = request.route.params["user"]
         rest.validate_user_id(user_id)
-        await self.node.terminate_user(app, user_id)
+        await self.users.terminate(app, user_id)
         return {}
+
+
+def request_of(request: ApiRequest) -> KeyedRequest:
+    """What an idempotency key is checked against: the header's key and the request."""
+    return KeyedRequest(request.idempotency_key, request.method, request.path, request.body)
+
+
+def endpoint_name(route: Route) -> str:
+    """The metrics label of a request routed to `route`: its HTTP API endpoint's name."""
+    endpoint = route.endpoint
+    return (
+        endpoint.name if route.area is Area.HTTP_API and endpoint is not None else UNKNOWN_ENDPOINT
+    )
 
 
 def _quota_unavailable(exc: Exception) -> ApiError:
@@ -275,12 +379,19 @@ def _quota_unavailable(exc: Exception) -> ApiError:
 
 
 async def channel_attributes(
-    presence: PresenceStore, app: App, channels: Iterable[str], info: frozenset[str]
+    presence: PresenceStore,
+    app: App,
+    channels: Iterable[str],
+    info: frozenset[str],
+    serials: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, object]]:
-    """The `info` attributes of each channel (user_count on presence channels only, §5.1)."""
+    """The `info` attributes of each channel (user_count on presence channels only, §5.1;
+    `serial`, of a publish, on channels that keep history)."""
     result: dict[str, dict[str, object]] = {}
     for name in channels:
         attributes: dict[str, object] = {}
+        if "serial" in info and serials and name in serials:
+            attributes["serial"] = serials[name]
         is_presence = classify(name).is_presence
         if "user_count" in info and is_presence:
             attributes["user_count"] = await presence.user_count(app.id, name)

@@ -45,6 +45,14 @@ class Hub:
         del self._topics[topic]
         return True
 
+    def replace(self, topic: Topic, old: Recipient, new: Recipient) -> bool:
+        """Index `new` in place of `old` (same socket id) under `topic`, if `old` is there."""
+        sessions = self._topics.get(topic)
+        if sessions is None or sessions.get(old.socket_id) is not old:
+            return False
+        sessions[old.socket_id] = new
+        return True
+
     def sessions(self, topic: Topic) -> list[Recipient]:
         return list(self._topics.get(topic, {}).values())
 

@@ -11,9 +11,11 @@ Rules:
    only what happens at most once per HTTP request (the publish latency histogram).
 3. Labels are bounded: `app_id` (configured apps), `quota` (the setting that refused),
    `code` (the close codes the server knows;
-   any other code a client sends is counted as "other"), `endpoint` (HTTP API route names,
-   never raw paths), `status` and `limit` (the names of the admission settings). No channel,
-   socket, user or address label.
+   any other code a client sends is counted as "other"), `endpoint` (the name of the HTTP API
+   endpoint the request's route resolved to, `server.routes`, or "unknown"; never a raw path,
+   and the path is not parsed again for it), `status`, `limit` (the names of the admission
+   settings) and `reason` (the fixed reasons the entrance closes a connection for: `census`,
+   `deadlines`). No channel, socket, user or address label.
 4. Monotonic time (`timer`, injected) for durations; the node's wall clock is not used here.
 
 prometheus-client is used, not a hand-written exposition: per-node registries are one
@@ -70,9 +72,15 @@ class AppCounters:
         "bytes_out",
         "connections",
         "dropped",
+        "history_bytes",
+        "history_reads",
+        "history_writes",
+        "idempotent_replays",
         "messages_in",
         "messages_out",
         "published",
+        "resumes_gap",
+        "resumes_recovered",
         "slow_disconnects",
     )
 
@@ -85,6 +93,12 @@ class AppCounters:
         self.published = 0
         self.slow_disconnects = 0
         self.dropped = 0
+        self.history_writes = 0  # events kept in history
+        self.history_reads = 0  # history reads: the HTTP API's and resumes'
+        self.history_bytes = 0  # bytes of history kept (the store's figure, refreshed)
+        self.resumes_recovered = 0
+        self.resumes_gap = 0
+        self.idempotent_replays = 0  # publishes answered from an Idempotency-Key, not sent
 
     def sent(self, frame: bytes, count: int = 1) -> None:
         """`frame` was handed to `count` of this app's connections."""
@@ -115,6 +129,9 @@ class Metrics:
         self.throttled: dict[str, int] = {}  # admission refusals by the setting that refused
         self.http_requests: dict[tuple[str, str], int] = {}
         self.quota_refusals: dict[tuple[str, str], int] = {}
+        self.dropped: dict[str, int] = {}  # connections cut before a session, by reason
+        self.open_connections = 0  # every connection of the node, set once a tick
+        self.connection_capacity: int | None = None  # from the descriptor limit
         self.loop_lag = 0.0
         self.apps: dict[str, AppCounters] = {}
         self.publish_latency = Histogram(
@@ -153,6 +170,10 @@ class Metrics:
     def connection_throttled(self, setting: str) -> None:
         """A WebSocket refused by admission control; `setting` names the limit (bounded)."""
         self.throttled[setting] = self.throttled.get(setting, 0) + 1
+
+    def connection_dropped(self, reason: str) -> None:
+        """A connection closed by the entrance (a deadline, a size or count limit)."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     # --- deliveries, HTTP API, event loop ----------------------------------------------------
 
@@ -205,6 +226,13 @@ _APP_COUNTERS: Final = (
         "slow_client_dropped_messages",
         "Messages dropped by the drop_oldest slow-client policy",
         "dropped",
+    ),
+    ("history_writes", "Events kept in channel history", "history_writes"),
+    ("history_reads", "Reads of channel history (HTTP API and resumes)", "history_reads"),
+    (
+        "idempotent_duplicates",
+        "Publishes with a known Idempotency-Key, answered without sending again",
+        "idempotent_replays",
     ),
 )
 
@@ -260,6 +288,31 @@ class _Collector:
         for setting, value in sorted(m.throttled.items()):
             throttled.add_metric([setting], value)
         yield from (current, peak, opened, closed, refused, throttled)
+        yield from self._entrance()
+
+    def _entrance(self) -> Iterator[Metric]:
+        m = self.metrics
+        dropped = _counter(
+            "connections_dropped",
+            "Connections the server closed before they became sessions (deadlines, head size, "
+            "per-address and descriptor limits), by reason",
+            ("reason",),
+        )
+        for reason, value in sorted(m.dropped.items()):
+            dropped.add_metric([reason], value)
+        open_ = _gauge(
+            "open_connections", "Every connection of the node: opening, HTTP and WebSocket"
+        )
+        open_.add_metric([], m.open_connections)
+        yield from (dropped, open_)
+        if m.connection_capacity is not None:
+            capacity = _gauge(
+                "connection_capacity",
+                "Connections served normally: the descriptor limit less those in use at start "
+                "and reserved_descriptors",
+            )
+            capacity.add_metric([], m.connection_capacity)
+            yield capacity
 
     def _apps(self) -> Iterator[Metric]:
         apps = sorted(self.metrics.apps.items())
@@ -272,3 +325,18 @@ class _Collector:
             for app_id, counters in apps:
                 family.add_metric([app_id], getattr(counters, attribute))
             yield family
+        retained = _gauge(
+            "history_retained_bytes",
+            "Bytes of event names and data kept in history (the whole cluster's, on shared state)",
+            ("app_id",),
+        )
+        resumes = _counter(
+            "resume_requests",
+            "Subscriptions that asked to resume, by outcome (recovered, or gap: told it failed)",
+            ("app_id", "outcome"),
+        )
+        for app_id, counters in apps:
+            retained.add_metric([app_id], counters.history_bytes)
+            resumes.add_metric([app_id, "recovered"], counters.resumes_recovered)
+            resumes.add_metric([app_id, "gap"], counters.resumes_gap)
+        yield from (retained, resumes)

@@ -11,9 +11,19 @@ Data flows (ARCHITECTURE.md "Data flows"):
 
 The parts, each built here with its collaborators and none aware of `Node`:
 `SessionRegistry` (opening and closing sessions), `Fanout` (topics and delivery),
-`Subscriptions`, `ClientEvents` and `Users`. `Node` keeps the node's lifecycle, the
-dispatch of each connection's protocol events, the HTTP publish, departures of dead nodes
-and the timer loop; its other public methods delegate.
+`Subscriptions` (with `Recovery`, resume after reconnect), `ClientEvents`, `Users`,
+`Quotas`, `Readiness` and `ChannelHistory` (serials on publish). `Node` keeps the
+node's lifecycle, the dispatch of each connection's protocol events, the HTTP publish,
+departures of dead nodes and the timer loop, and nothing that only forwards to a part.
+
+What a connection asks for and is refused (by the protocol core, the subscriptions or the
+client events) is logged by the node's `RefusalLog`, one bounded INFO line each; with
+debug logs on, its subscribes, unsubscribes and sign-ins are one DEBUG line each.
+
+Rules: the parts are public attributes for whoever wires a node (`server.service` builds
+the outer ring from them: the HTTP API, the gate and its admission, the sockets and
+liveness, each given only the parts it uses). Nothing else reaches through a node for a
+part, and the outer ring never imports this module (import-linter checks it).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 
 from ressonance.apps.base import AppStore
 from ressonance.backbone.base import Backbone
@@ -32,6 +42,7 @@ from ressonance.protocol.connection import (
     ClientEventReceived,
     CloseRequested,
     Event,
+    Refused,
     SignedIn,
     SubscribeRequested,
     Unsubscribed,
@@ -40,11 +51,15 @@ from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.protocol.rest import Trigger
 from ressonance.server.client_events import ClientEvents
 from ressonance.server.fanout import Fanout
+from ressonance.server.history import ChannelHistory
 from ressonance.server.hub import Hub
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import Quotas
-from ressonance.server.registry import Refusal, SessionRegistry
-from ressonance.server.session import Outlet, OutputLimits, Session
+from ressonance.server.readiness import Readiness
+from ressonance.server.recovery import Recovery
+from ressonance.server.refusal_log import RefusalLog, quoted
+from ressonance.server.registry import SessionRegistry
+from ressonance.server.session import OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
 from ressonance.server.webhook_events import WebhookEvents
@@ -52,6 +67,8 @@ from ressonance.state.base import (
     CacheStore,
     ConnectionCounter,
     Departure,
+    HistoryStore,
+    IdempotencyStore,
     Membership,
     PresenceStore,
     RateLimiter,
@@ -59,9 +76,12 @@ from ressonance.state.base import (
     WebhookQueue,
 )
 from ressonance.state.memory import MemoryConnectionCounter, MemoryMembership, MemoryUsageStore
+from ressonance.state.memory_history import MemoryHistoryStore, MemoryIdempotencyStore
 from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 
 log = logging.getLogger(__name__)
+
+HISTORY_METRICS_SECONDS = 15.0  # how often the bytes kept in history are read for /metrics
 
 
 class Node:
@@ -84,6 +104,8 @@ class Node:
         shared_limiter: RateLimiter | None = None,
         connections: ConnectionCounter | None = None,
         membership: Membership | None = None,
+        history: HistoryStore | None = None,
+        idempotency: IdempotencyStore | None = None,
         close_state: Callable[[], Awaitable[None]] | None = None,
         webhooks: WebhookQueue | None = None,
     ) -> None:
@@ -91,21 +113,26 @@ class Node:
         `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
         `usage` and `connections` meter and enforce the app quotas (memory when None).
         `membership` is the node's lease among the nodes (`server.liveness` renews it);
-        `close_state` releases the shared state's client when the node stops. `webhooks` is
-        the webhook queue (a queue in memory when None; the sender opens it)."""
+        `history` keeps the channels' history and `idempotency` the HTTP API's idempotency
+        keys (memory when None); `close_state` releases the shared state's client when the
+        node stops. `webhooks` is the webhook queue (a queue in memory when None; the sender
+        opens it)."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
         self.cache = cache
-        self.limiter = limiter
         self.clock = clock
         self.output_limits = OutputLimits(max_buffer_bytes, max_buffer_messages)
         self.metrics = Metrics() if metrics is None else metrics
+        self.refusals = RefusalLog(clock)
         self.usage: UsageStore = MemoryUsageStore() if usage is None else usage
         self.connections: ConnectionCounter = (
             MemoryConnectionCounter() if connections is None else connections
         )
         self.membership: Membership = MemoryMembership() if membership is None else membership
+        self.idempotency: IdempotencyStore = (
+            MemoryIdempotencyStore(clock) if idempotency is None else idempotency
+        )
         self._close_state = close_state
         self.quotas = Quotas(
             usage=self.usage,
@@ -129,11 +156,15 @@ class Node:
             metrics=self.metrics,
             quotas=self.quotas,
         )
+        self.history = ChannelHistory(
+            store=MemoryHistoryStore(clock) if history is None else history, metrics=self.metrics
+        )
         self.subscriptions = Subscriptions(
             apps=apps,
             presence=presence,
             cache=cache,
             fanout=self.fanout,
+            recovery=Recovery(history=self.history, fanout=self.fanout),
             clock=clock,
             webhooks=self.webhook_events,
         )
@@ -151,63 +182,22 @@ class Node:
             subscriptions=self.subscriptions,
             users=self.users,
         )
-        self.sessions: dict[str, Session] = self.registry.sessions  # the same dict
-        self._started = False
-        self.draining = False
-        self.state_healthy = True
+        self.readiness = Readiness(backbone)
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        """Ready for traffic: started, not draining, and every shared backend reachable."""
-        return self._started and not self.draining and self.backbone.healthy and self.state_healthy
-
     async def start(self) -> None:
         await self.backbone.start(self.fanout.on_backbone_message)
-        self._started = True
+        self.readiness.started = True
 
     async def stop(self) -> None:
-        self._started = False
+        self.readiness.started = False
         self.registry.close_all(ErrorCode.GENERIC_RECONNECT, "Server is shutting down")
         await self.backbone.close()
         if self._close_state is not None:
             await self._close_state()
 
-    async def wait_empty(self) -> None:
-        """Return once this node has no connection left."""
-        await self.registry.wait_empty()
-
-    def flush(self) -> None:
-        """Write the fanout frames of this loop turn (see `Fanout.flush`)."""
-        self.fanout.flush()
-
     # --- connections --------------------------------------------------------------------
-
-    async def connect(self, app: App, outlet: Outlet) -> Session | Refusal:
-        """A session for a new WebSocket, the app's connection quota checked cluster-wide
-        first; or the close code and reason that refuse it (`SessionRegistry.connect`)."""
-        return await self.registry.connect(app, outlet)
-
-    def open_session(self, app: App, outlet: Outlet) -> Session | Refusal:
-        """A session for `app`, its connection quota checked on this node only."""
-        return self.registry.open_session(app, outlet)
-
-    async def close_session(self, session: Session, code: int | None = None) -> None:
-        """Forget a session whose WebSocket has closed (with the client's `code`, if any)."""
-        await self.registry.close_session(session, code)
-
-    async def retry_cleanups(self) -> None:
-        """Remove what closed sessions left in the shared store while it was unreachable."""
-        await self.registry.retry_cleanups()
-
-    def poll(self) -> None:
-        """Run every session's timers (one sweep for all, not a timer per socket)."""
-        self.registry.poll()
-
-    def apps_changed(self, before: Mapping[str, App], after: Mapping[str, App]) -> None:
-        """Apply a change of apps to the live connections (`SessionRegistry.apps_changed`)."""
-        self.registry.apps_changed(before, after)
 
     async def receive(self, session: Session, text: str) -> None:
         """Handle one text frame of `session`."""
@@ -220,6 +210,22 @@ class Node:
             except Exception as exc:  # a backend outage: answer it, keep the connection
                 log.warning("event=handle_failed socket_id=%s error=%r", session.socket_id, exc)
                 self._answer_failure(session, event)
+        refused = session.connection.refusals()
+        if refused:
+            self._log_refusals(session, refused)
+
+    def _log_refusals(self, session: Session, refused: Iterable[Refused]) -> None:
+        app_id = session.connection.app.id
+        for refusal in refused:
+            channel = None if refusal.channel is None else quoted(refusal.channel)
+            self.refusals.refused(
+                refusal.request,
+                refusal.code,
+                app_id,
+                refusal.reason,
+                socket_id=session.socket_id,
+                channel=channel,
+            )
 
     def _answer_failure(self, session: Session, event: Event) -> None:
         if isinstance(event, SubscribeRequested):
@@ -234,31 +240,49 @@ class Node:
     async def _handle(self, session: Session, event: Event) -> None:
         match event:
             case SubscribeRequested():
-                await self.subscriptions.subscribe(session, event.channel, event.member)
+                await self.subscriptions.subscribe(
+                    session, event.channel, event.member, event.resume_after
+                )
             case Unsubscribed():
                 await self.subscriptions.leave(session, event.channel, event.member)
+                log.debug(
+                    "event=unsubscribed socket_id=%s channel=%s",
+                    session.socket_id,
+                    event.channel.name,
+                )
             case ClientEventReceived():
-                await self.client_events.relay(session, event)
+                refusal = await self.client_events.relay(session, event)
+                if refusal is not None:
+                    code = ErrorCode.CLIENT_EVENT_REJECTED
+                    refused = Refused("client_event", event.channel.name, code, refusal)
+                    self._log_refusals(session, [refused])
             case SignedIn():
                 await self.users.signed_in(session, event.user)
+                log.debug(
+                    "event=signed_in socket_id=%s user_id=%s", session.socket_id, event.user.id
+                )
             case CloseRequested():
                 session.close(event.code, event.reason)
 
     # --- HTTP API -----------------------------------------------------------------------
 
-    async def publish(self, app: App, trigger: Trigger) -> None:
-        """Publish one event to each of its channels: encoded once per channel."""
+    async def publish(self, app: App, trigger: Trigger) -> dict[str, int]:
+        """Publish one event to each of its channels: encoded once per channel. The serials
+        the channels that keep history gave it, by channel (empty for the others)."""
         self.quotas.count(app.id, len(trigger.channels))  # one per channel; deliveries apart
         broadcast = self.fanout.broadcast
+        serials: dict[str, int] = {}
         for channel in trigger.channels:
-            message = m.encode_channel_event(channel, trigger.name, trigger.data)
+            serial = None
+            if app.history_channels:  # the one check every other publish pays
+                serial = await self.history.record(app, channel, trigger.name, trigger.data)
+                if serial is not None:
+                    serials[channel] = serial
+            message = m.encode_channel_event(channel, trigger.name, trigger.data, None, serial)
             if classify(channel).cached:
                 await self.cache.put(app.id, channel, trigger.name, trigger.data, app.cache_ttl)
             await broadcast(app, channel, message, trigger.socket_id)
-
-    async def terminate_user(self, app: App, user_id: str) -> None:
-        """Close every connection signed in as `user_id`, on every node (4009)."""
-        await self.users.terminate(app, user_id)
+        return serials
 
     # --- cluster and timers -------------------------------------------------------------
 
@@ -280,16 +304,20 @@ class Node:
     async def run_timers(self, interval: float) -> None:
         """The one timer loop of a node; cancelled when it stops."""
         loop = asyncio.get_running_loop()
+        history_due = loop.time()
         while True:
             due = loop.time() + interval
             await asyncio.sleep(interval)
             self.metrics.loop_lag = max(0.0, loop.time() - due)  # a busy loop wakes us late
             try:
-                self.poll()
+                self.registry.poll()  # every session's timers: one sweep, not one per socket
                 await self.subscriptions.send_owed_counts()
             except Exception:  # one failed sweep must not stop every later one
                 log.exception("event=timer_failed")
             try:
                 await self.quotas.flush()
+                if loop.time() >= history_due:
+                    history_due = loop.time() + HISTORY_METRICS_SECONDS
+                    await self.history.refresh_metrics()
             except Exception as exc:  # a store outage: the counts wait for the next tick
                 log.warning("event=usage_flush_failed error=%r", exc)

@@ -5,12 +5,14 @@ Rules:
    cluster-wide (`connect`: one atomic step in the shared counter, 4004 when full) and on
    this node (`open_session`). While the shared counter is unreachable, an app with a
    connection quota is refused with 4100 (pusher-js retries after 1 s: a quota that cannot
-   be checked is not waived); an app without one is served, uncounted.
+   be checked is not waived); an app without one is served, uncounted. A refusal is a
+   `protocol.handshake.Refusal`, the one shape every refusal of a new WebSocket has.
 2. Socket ids are unique on this node, not secret (clients hand them to auth endpoints).
 3. Closing: the local index is always cleaned; what the session left in the shared stores
    (its slot, channels, members, signed-in user) is removed, and a cleanup that fails in a
    store outage is retried (`retry_cleanups`, from the liveness loop). Every cleanup step is
-   idempotent, so a half-done cleanup is simply run again.
+   idempotent, so a half-done cleanup is simply run again. With debug logs on, a close is
+   one DEBUG line (code, reason, how long the connection lived).
 4. One sweep (`poll`) runs every session's timers, not a timer per socket.
 5. A change of apps applies to live connections at once (`apps_changed`).
 """
@@ -26,17 +28,17 @@ from collections.abc import Callable, Mapping
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.connection import Connection
 from ressonance.protocol.errors import ErrorCode
+from ressonance.protocol.handshake import Refusal
 from ressonance.server.fanout import Fanout
 from ressonance.server.metrics import Metrics
 from ressonance.server.quotas import CONNECTIONS, Quotas
+from ressonance.server.refusal_log import quoted
 from ressonance.server.session import Outlet, OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
 from ressonance.state.base import RateLimiter
 
 log = logging.getLogger(__name__)
-
-Refusal = tuple[ErrorCode, str]
 
 
 class SessionRegistry:
@@ -73,16 +75,18 @@ class SessionRegistry:
     async def connect(self, app: App, outlet: Outlet) -> Session | Refusal:
         """A session for a new WebSocket, its connection quota checked cluster-wide first."""
         if not app.enabled:
-            return ErrorCode.APP_DISABLED, "App is disabled"
+            return Refusal(ErrorCode.APP_DISABLED, "App is disabled")
         try:
             admitted = await self.quotas.acquire(app)
         except Exception as exc:  # the shared store is down: enforce what must be enforced
             log.warning("event=connection_quota_unavailable app_id=%s error=%r", app.id, exc)
             if app.max_connections != UNLIMITED:  # 4100: pusher-js tries again after 1 s
-                return ErrorCode.OVER_CAPACITY, "The connection quota cannot be checked; retry"
+                return Refusal(
+                    ErrorCode.OVER_CAPACITY, "The connection quota cannot be checked; retry"
+                )
             return self.open_session(app, outlet)  # nothing to enforce: served, uncounted
         if not admitted:
-            return ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app)
+            return Refusal(ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app))
         opened = self.open_session(app, outlet)
         if isinstance(opened, Session):
             self.quotas.hold(app.id, opened.socket_id)
@@ -93,11 +97,11 @@ class SessionRegistry:
     def open_session(self, app: App, outlet: Outlet) -> Session | Refusal:
         """A new session for `app`, its connection quota checked on this node only."""
         if not app.enabled:
-            return ErrorCode.APP_DISABLED, "App is disabled"
+            return Refusal(ErrorCode.APP_DISABLED, "App is disabled")
         counters = self.metrics.app(app.id)  # its `connections` is also the quota's count
         if app.max_connections != UNLIMITED and counters.connections >= app.max_connections:
             self.quotas.refused(app.id, CONNECTIONS)
-            return ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app)
+            return Refusal(ErrorCode.OVER_CONNECTION_QUOTA, _over_connections(app))
         connection = Connection(app, self._new_socket_id(), self.clock())
         session = Session(connection, outlet, self.output_limits, counters, self.fanout.dirty)
         self.metrics.connection_opened(counters)
@@ -122,6 +126,8 @@ class SessionRegistry:
             return
         session.flush_pending()  # what it was sent before it closed, and its slow-client close
         self.metrics.connection_closed(session.counters, session.close_code or code)
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_closed(session, code)
         session.closed = True
         try:
             await self._forget(session)
@@ -132,6 +138,22 @@ class SessionRegistry:
             await self.fanout.unindex_all(session)
             if not self.sessions:  # after the cleanup above, so a drain waits for it
                 self._empty.set()
+
+    def _log_closed(self, session: Session, client_code: int | None) -> None:
+        if session.close_code is not None:
+            code, reason = session.close_code, quoted(session.close_reason)
+        elif client_code is not None:
+            code, reason = client_code, "'closed by the client'"
+        else:
+            code, reason = None, "'connection lost'"
+        log.debug(
+            "event=connection_closed socket_id=%s app_id=%s code=%s reason=%s duration_s=%.1f",
+            session.socket_id,
+            session.connection.app.id,
+            code,
+            reason,
+            self.clock() - session.connection.connected_at,
+        )
 
     async def _forget(self, session: Session) -> None:
         connection = session.connection
@@ -186,14 +208,14 @@ class SessionRegistry:
                 continue
             new = after.get(old.id)
             if new is None or new.key != old.key:
-                refusal = (ErrorCode.APP_NOT_FOUND, "App no longer exists")
+                refusal = Refusal(ErrorCode.APP_NOT_FOUND, "App no longer exists")
             elif not new.enabled:
-                refusal = (ErrorCode.APP_DISABLED, "App is disabled")
+                refusal = Refusal(ErrorCode.APP_DISABLED, "App is disabled")
             else:
                 session.connection.app = new
                 continue
-            session.error(refusal[1], refusal[0])
-            session.close(*refusal)
+            session.error(refusal.reason, refusal.code)
+            session.close(refusal.code, refusal.reason)
 
 
 def _over_connections(app: App) -> str:

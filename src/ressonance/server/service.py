@@ -1,5 +1,10 @@
 """Building a node from backend URLs, and running it until a stop signal, then draining.
 
+The wiring of a node's outer ring lives here too: the HTTP API, the gate with its admission,
+the sockets, the liveness loop and the transport around them are each given the parts of
+the node they use (`http_api`, `gate`, `sockets`, `liveness`, `transport`); none of them
+sees the node. The tests build the outer ring with the same functions.
+
 Stopping (SIGTERM or SIGINT) drains: /readyz turns false, the listener closes, and clients
 are told to reconnect elsewhere with close code 4200, spread over `drain_seconds` so that
 thousands of pusher-js clients (which reconnect at once after 4200) do not stampede the
@@ -28,8 +33,13 @@ from ressonance.backbone.wire import VERSION as WIRE_VERSION
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ErrorCode
 from ressonance.server.admin_api import AdminApi
-from ressonance.server.admission import AdmissionLimits
-from ressonance.server.liveness import run_liveness
+from ressonance.server.admission import Admission, AdmissionLimits
+from ressonance.server.deadlines import Openings
+from ressonance.server.gate import Gate
+from ressonance.server.http_api import HttpApi
+from ressonance.server.idempotency import IdempotentPublishes
+from ressonance.server.limits import ConnectionLimits
+from ressonance.server.liveness import Liveness
 from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.tls import Certificate
@@ -37,6 +47,7 @@ from ressonance.server.transport import Transport, TransportLimits
 from ressonance.server.webhook_metrics import WebhookMetrics
 from ressonance.server.webhook_settings import WebhookSettings
 from ressonance.server.webhooks import WebhookSender
+from ressonance.server.websocket import Sockets
 from ressonance.state import open_state
 from ressonance.state.base import SharedState
 from ressonance.state.memory import MemoryRateLimiter
@@ -131,8 +142,106 @@ def _node(
         shared_limiter=state.limiter,
         connections=state.connections,
         membership=state.membership,
+        history=state.history,
+        idempotency=state.idempotency,
         close_state=state.close,
         webhooks=state.webhooks,
+    )
+
+
+def http_api(node: Node) -> HttpApi:
+    """The HTTP API of `node`."""
+    return HttpApi(
+        apps=node.apps,
+        presence=node.presence,
+        cache=node.cache,
+        quotas=node.quotas,
+        users=node.users,
+        publish=node.publish,
+        metrics=node.metrics,
+        readiness=node.readiness,
+        history=node.history,
+        idempotency=IdempotentPublishes(store=node.idempotency, metrics=node.metrics),
+        clock=node.clock,
+        refusals=node.refusals,
+    )
+
+
+def gate(
+    node: Node, limits: AdmissionLimits | None = None, connections: ConnectionLimits | None = None
+) -> Gate:
+    """The opening policy of new WebSockets to `node`, its admission under `limits` and its
+    `upgrade_timeout` from `connections` (the defaults when None)."""
+    admission = Admission(
+        limits,
+        sessions=node.registry.sessions,
+        metrics=node.metrics,
+        clock=node.clock,
+        limiter=node.quotas.limiter,  # app-wide: shared by every node of a cluster
+    )
+    return Gate(
+        apps=node.apps,
+        admission=admission,
+        registry=node.registry,
+        metrics=node.metrics,
+        refusals=node.refusals,
+        openings=Openings(connections),
+    )
+
+
+def sockets(node: Node, max_message_bytes: int) -> Sockets:
+    """The taken-over WebSockets of `node`, each taking messages up to `max_message_bytes`."""
+    return Sockets(
+        receive=node.receive,
+        registry=node.registry,
+        clock=node.clock,
+        max_message_bytes=max_message_bytes,
+    )
+
+
+def liveness(node: Node) -> Liveness:
+    """The heartbeat, reaping and resync of `node` over its shared state."""
+    return Liveness(
+        node_id=node.node_id,
+        membership=node.membership,
+        registry=node.registry,
+        presence=node.presence,
+        connections=node.connections,
+        quotas=node.quotas,
+        readiness=node.readiness,
+        announce_departures=node.announce_departures,
+        webhook_events=node.webhook_events,
+    )
+
+
+def webhook_sender(node: Node, settings: WebhookSettings | None = None) -> WebhookSender:
+    """The sender of `node`'s webhooks from its queue, as `settings` says (the defaults)."""
+    return WebhookSender(
+        queue=node.webhooks,
+        apps=node.apps,
+        settings=settings or WebhookSettings(),
+        metrics=WebhookMetrics(node.metrics.registry),
+    )
+
+
+def transport(
+    node: Node,
+    limits: TransportLimits,
+    admission_limits: AdmissionLimits | None = None,
+    admin: AdminApi | None = None,
+    connections: ConnectionLimits | None = None,
+) -> Transport:
+    """The aiohttp application serving `node`'s outer ring (and `admin`, when given), each
+    connection bounded by `connections` until it is a session (the defaults when None)."""
+    return Transport(
+        api=http_api(node),
+        gate=gate(node, admission_limits, connections),
+        sockets=sockets(node, limits.max_ws_message_bytes),
+        readiness=node.readiness,
+        metrics=node.metrics,
+        limits=limits,
+        admin=admin,
+        connections=connections,
     )
 
 
@@ -153,6 +262,7 @@ async def serve(
     admin: AdminApi | None = None,
     webhooks: WebhookSettings | None = None,
     on_ready: Callable[[], None] = lambda: None,
+    connections: ConnectionLimits | None = None,
 ) -> None:
     """Serve `node` on host:port until a stop signal arrives, then drain and stop.
 
@@ -161,27 +271,22 @@ async def serve(
 
     With `catalog` (the node's app store, loaded), the registry behind it is polled every
     `apps_refresh_seconds` until the node stops; changed apps reach it through
-    `Node.apps_changed`. Whoever opened the registry closes it. With `admin`, the port serves
-    the admin API under /admin/v1. The node's webhooks are sent as `webhooks` says (the
-    defaults when None) until the node has drained.
+    `SessionRegistry.apps_changed`. Whoever opened the registry closes it. With `admin`, the
+    port serves the admin API under /admin/v1. `connections` bounds every connection until it
+    is a session (deadlines, head sizes, per-address and descriptor limits). The node's
+    webhooks are sent as `webhooks` says (the defaults when None) until the node has drained.
     """
-    transport = Transport(node, limits, admission, admin)
+    served = transport(node, limits, admission, admin, connections)
     if catalog is not None:
-        catalog.on_change = node.apps_changed
+        catalog.on_change = node.registry.apps_changed
     await node.start()
     await node.webhooks.open()  # before the first connection records an event in it
     ssl_context = certificate.context if certificate is not None else None
-    await transport.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
-    sender = WebhookSender(
-        queue=node.webhooks,
-        apps=node.apps,
-        settings=webhooks or WebhookSettings(),
-        metrics=WebhookMetrics(node.metrics.registry),
-    )
+    await served.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
     tasks = [
         asyncio.create_task(node.run_timers(timer_interval)),
-        asyncio.create_task(run_liveness(node, liveness_interval)),
-        asyncio.create_task(sender.run()),
+        asyncio.create_task(liveness(node).run(liveness_interval)),
+        asyncio.create_task(webhook_sender(node, webhooks).run()),
     ]
     if catalog is not None:
         tasks.append(asyncio.create_task(catalog.run(apps_refresh_seconds)))
@@ -200,22 +305,23 @@ async def serve(
     )
     on_ready()
     await stop.wait()
-    log.info("event=draining connections=%d window_s=%.1f", len(node.sessions), drain_seconds)
-    node.draining = True
-    await transport.stop_accepting()
+    sessions = node.registry.sessions
+    log.info("event=draining connections=%d window_s=%.1f", len(sessions), drain_seconds)
+    node.readiness.draining = True
+    await served.stop_accepting()
     await drain(node, drain_seconds)
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await transport.close()
+    await served.close()
     await node.stop()
     log.info("event=stopped")
 
 
 async def drain(node: Node, window: float) -> None:
     """Close every session with 4200, spread evenly over `window` seconds, and wait."""
-    sessions = list(node.sessions.values())
+    sessions = list(node.registry.sessions.values())
     loop = asyncio.get_running_loop()
     for index, session in enumerate(sessions):
         delay = window * index / len(sessions)
@@ -223,4 +329,4 @@ async def drain(node: Node, window: float) -> None:
             delay, session.close, ErrorCode.GENERIC_RECONNECT, "Server is restarting; reconnect"
         )
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(node.wait_empty(), window + CLOSE_GRACE_SECONDS)
+        await asyncio.wait_for(node.registry.wait_empty(), window + CLOSE_GRACE_SECONDS)

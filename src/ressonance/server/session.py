@@ -85,6 +85,7 @@ class Session:
         "_pending",
         "_queued",
         "close_code",
+        "close_reason",
         "closed",
         "connection",
         "counters",
@@ -112,6 +113,7 @@ class Session:
         self.topics: set[Topic] = set()
         self.closed = False
         self.close_code: int | None = None
+        self.close_reason = ""
         self._drop_oldest = connection.app.slow_client_policy == "drop_oldest"
         self._queued = 0  # frames written while the transport's buffer was not empty
         self._held: deque[bytes] | None = None  # drop_oldest: frames kept back, oldest first
@@ -232,6 +234,16 @@ class Session:
         self.counters.sent(frame)
         self._write(frame)
 
+    def send_frames(self, frames: bytes, count: int) -> None:
+        """`count` whole frames built for this session alone (a history replay), in one write
+        after whatever is pending."""
+        if self._pending is not None:
+            self.flush_pending()
+        counters = self.counters
+        counters.messages_out += count
+        counters.bytes_out += len(frames)
+        self._write(frames)
+
     def error(self, message: str, code: int | None, channel: str | None = None) -> None:
         self.send(m.error(message, code, channel))
 
@@ -243,5 +255,6 @@ class Session:
                 return
             self.closed = True
             self.close_code = code
+            self.close_reason = reason
             self._held = None
             self.outlet.close(code, reason)

@@ -9,7 +9,10 @@ Data flow 2 and 3 of ARCHITECTURE.md, after the protocol core has checked the au
    presence channel (4100) records nothing in the store, and the session leaves the topic
    again. `subscription_succeeded` carries the roster on presence channels, and
    `member_added` goes to the others when the user is new (reference §2.2); a cache
-   channel replays its value or sends `cache_miss`; the new count is announced. A store
+   channel replays its value or sends `cache_miss`; the new count is announced. On a
+   channel that keeps history, `subscription_succeeded` carries the channel's newest serial,
+   and a client that asked to resume gets what it missed right after it
+   (`server.recovery`, whose stand-in holds the live frames from indexing on). A store
    failure before `subscription_succeeded` refuses the subscription (503 from the node)
    and takes back what was recorded: the session leaves the topic, its member and
    occupancy are removed (as far as the store answers). After it, the subscription
@@ -39,6 +42,7 @@ from ressonance.protocol.connection import Member
 from ressonance.protocol.errors import ErrorCode, SubscriptionError
 from ressonance.server.counts import CountThrottle
 from ressonance.server.fanout import Fanout
+from ressonance.server.recovery import Recovery
 from ressonance.server.session import Session
 from ressonance.server.webhook_events import WebhookEvents
 from ressonance.state.base import CacheStore, Joined, PresenceFullError, PresenceStore
@@ -56,6 +60,7 @@ class Subscriptions:
         presence: PresenceStore,
         cache: CacheStore,
         fanout: Fanout,
+        recovery: Recovery,
         clock: Callable[[], float],
         webhooks: WebhookEvents,
     ) -> None:
@@ -63,14 +68,24 @@ class Subscriptions:
         self.presence = presence
         self.cache = cache
         self.fanout = fanout
+        self.recovery = recovery
         self.clock = clock
         self.webhooks = webhooks
         self._counts = CountThrottle()
 
-    async def subscribe(self, session: Session, channel: Channel, member: Member | None) -> None:
+    async def subscribe(
+        self,
+        session: Session,
+        channel: Channel,
+        member: Member | None,
+        resume_after: int | None = None,
+    ) -> None:
+        resumption = self.recovery.begin(session, channel, resume_after)
         try:
-            await self.fanout.index(session, Topic(session.connection.app.id, channel.name))
+            topic = Topic(session.connection.app.id, channel.name)
+            await self.fanout.index(session, topic, resumption.stand_in)
             joined = await self._join(session, channel, member)
+            serial = await resumption.start()
         except PresenceFullError:
             await self._take_back(session, channel, None, recorded=False)
             self._refuse_full(session, channel)
@@ -79,8 +94,15 @@ class Subscriptions:
             await self._take_back(session, channel, member)
             raise
         roster = None if member is None else m.presence_roster(joined.roster)
-        session.connection.subscription_succeeded(channel, member, roster)
+        session.connection.subscription_succeeded(channel, member, roster, serial)
         session.flush()
+        log.debug(
+            "event=subscribed socket_id=%s channel=%s user_id=%s",
+            session.socket_id,
+            channel.name,
+            "-" if member is None else member.user_id,
+        )
+        await resumption.finish()
         # The subscription stands from here: a failure below is logged, never answered with
         # a subscription_error that would contradict the success the client already has.
         if channel.cached:

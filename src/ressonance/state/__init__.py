@@ -2,11 +2,12 @@
 
 `open_state(url)` picks the stores by URL scheme and returns them as one `SharedState`:
 presence, cache channels, app-wide rate limits, usage, connection counts, the node's
-membership (its lease, and the reaping of dead nodes) and the webhook queue. memory:// (or
-no URL) keeps them in this process, except the webhook queue, which is durable: SQLite in
-`webhooks.db` of the state directory (in memory when no directory is given, as in tests);
-redis://, rediss:// and unix:// share them all through one Redis (or Valkey) client. The
-Redis client library is imported only when such a URL is used (the `redis` extra).
+membership (its lease, and the reaping of dead nodes), channel history, idempotency keys and
+the webhook queue. memory:// (or no URL) keeps them in this process, except the webhook
+queue, which is durable: SQLite in `webhooks.db` of the state directory (in memory when no
+directory is given, as in tests); redis://, rediss:// and unix:// share them all through one
+Redis (or Valkey) client. The Redis client library is imported only when such a URL is used
+(the `redis` extra).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def _redis_state(
     from ressonance.state.redis import connect
     from ressonance.state.redis_cache import RedisCacheStore
     from ressonance.state.redis_connections import RedisConnectionCounter
+    from ressonance.state.redis_history import RedisHistoryStore
+    from ressonance.state.redis_idempotency import RedisIdempotencyStore
     from ressonance.state.redis_membership import RedisMembership
     from ressonance.state.redis_presence import RedisPresenceStore
     from ressonance.state.redis_ratelimit import RedisRateLimiter
@@ -92,6 +95,8 @@ def _redis_state(
         usage=RedisUsageStore(redis, prefix),
         connections=RedisConnectionCounter(redis, node_id=node_id, prefix=prefix),
         membership=membership,
+        history=RedisHistoryStore(redis, clock, prefix),
+        idempotency=RedisIdempotencyStore(redis, prefix),
         webhooks=RedisWebhookQueue(redis, node_id=node_id, prefix=prefix, lease_ttl=node_ttl),
         close=close,
     )

@@ -31,6 +31,11 @@ Every seam is a `typing.Protocol` with a memory implementation (one node) and a 
   in the same atomic step as the transition, given the `ChannelHooks` of the channel (which
   lanes take which event); `NO_HOOKS` records nothing.
 
+- `HistoryStore`: a bounded log of the events of each channel that keeps history, each with
+  a serial that increases across the whole cluster (docs/topics/delivery.md).
+- `IdempotencyStore`: the HTTP API's `Idempotency-Key`s, each claimed once cluster-wide and
+  remembered with the answer of the request that claimed it.
+
 `SharedState` bundles one node's stores, as `state.open_state(url)` makes them.
 """
 
@@ -38,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ressonance.protocol.errors import RessonanceError
 from ressonance.protocol.webhooks import NO_HOOKS, ChannelHooks
@@ -265,6 +270,116 @@ class Membership(Protocol):
         ...
 
 
+class Retention(NamedTuple):
+    """How much of a channel's history is kept: at most `size` events, none older than
+    `ttl` seconds (an app's `history_size` and `history_ttl`)."""
+
+    size: int
+    ttl: int
+
+
+class HistoryEvent(NamedTuple):
+    """One kept event: its serial, name, data (verbatim, as published) and publish time.
+
+    A tuple of plain values, so the garbage collector stops tracking the many a log keeps."""
+
+    serial: int
+    name: str
+    data: str
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """What a read found: `events` in serial order, and the log's bounds when it was read:
+    `first`, the oldest serial kept (None when nothing is kept), and `last`, the newest
+    serial the log gave (None when the channel has no log: never used, or expired)."""
+
+    events: list[HistoryEvent]
+    first: int | None
+    last: int | None
+
+
+class HistoryStore(Protocol):
+    """The history of the channels that keep it, one log per (app, channel).
+
+    Guarantees:
+    - `append` gives each event the next serial of its channel's log, one more than the last,
+      atomically: concurrent publishers on any number of nodes never get the same serial, and
+      serials follow the order in which the events were kept.
+    - A log that starts afresh (the first event or `position` of a channel, or after its
+      log expired) starts at the current time in microseconds, so serials keep increasing
+      across the lives of a log, and a serial of an earlier life is always older than the
+      first of a new one.
+    - A read returns only what `retention` keeps: the newest `size` events, none older than
+      `ttl` seconds; what falls out is also freed, on the next append or read. A log (and
+      its serial) with nothing kept goes after `ttl` more seconds without an append or
+      `position`; its serial is remembered a day longer.
+    - Within a log's life the serials kept are consecutive, so whether a range was lost is
+      known from the bounds of a read (`HistoryPage`).
+    """
+
+    async def append(
+        self, app_id: str, channel: str, name: str, data: str, retention: Retention
+    ) -> int:
+        """Keep one event; its serial."""
+        ...
+
+    async def position(self, app_id: str, channel: str, retention: Retention) -> int:
+        """The newest serial of the channel's log, starting the log if it has none."""
+        ...
+
+    async def read(
+        self,
+        app_id: str,
+        channel: str,
+        retention: Retention,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int,
+        newest: bool = False,
+    ) -> HistoryPage:
+        """Up to `limit` kept events with `after < serial < before` (either bound may be
+        None), the oldest of them, or the newest with `newest`; in serial order either way."""
+        ...
+
+    async def retained_bytes(self) -> dict[str, int]:
+        """Bytes of event names and data kept, per app id (for the metrics)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What claiming an idempotency key found. `owned`: the key was new and is now the
+    caller's, who must `complete` or `release` it. Otherwise the key was claimed before, by
+    a request whose `fingerprint` is given, with its `answer` (None while that request is
+    still being answered)."""
+
+    owned: bool
+    fingerprint: str = ""
+    answer: str | None = None
+
+
+class IdempotencyStore(Protocol):
+    """`Idempotency-Key`s of the HTTP API, per app, shared by every node.
+
+    Guarantees: `claim` is atomic across nodes, so of concurrent requests with one key
+    exactly one owns it; a claim that is never completed (its node died) lapses after
+    `pending_ttl` seconds; a completed key answers with its answer for `ttl` seconds.
+    """
+
+    async def claim(self, app_id: str, key: str, fingerprint: str, pending_ttl: int) -> Claim: ...
+
+    async def complete(self, app_id: str, key: str, answer: str, ttl: int) -> None:
+        """Record the answer of the request that owns `key`; kept for `ttl` seconds."""
+        ...
+
+    async def release(self, app_id: str, key: str) -> None:
+        """Forget an owned `key` whose request failed, so that a retry can claim it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedEvent:
     """A webhook event waiting in its lane.
@@ -430,5 +545,7 @@ class SharedState:
     usage: UsageStore
     connections: ConnectionCounter
     membership: Membership
+    history: HistoryStore
+    idempotency: IdempotencyStore
     webhooks: WebhookQueue
     close: Callable[[], Awaitable[None]]

@@ -24,6 +24,7 @@ from ressonance.state.base import (
     SharedState,
     no_hooks,
 )
+from ressonance.state.memory_history import MemoryHistoryStore, MemoryIdempotencyStore
 from ressonance.state.memory_hooks import MemoryHooks
 from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 
@@ -280,6 +281,8 @@ def memory_state(
         usage=MemoryUsageStore(),
         connections=MemoryConnectionCounter(),
         membership=MemoryMembership(),
+        history=MemoryHistoryStore(clock),
+        idempotency=MemoryIdempotencyStore(clock),
         webhooks=queue,
         close=close,
     )

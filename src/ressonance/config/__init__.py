@@ -1,9 +1,12 @@
 """Settings: from a TOML file, the environment and command-line flags, validated once at start.
 
 Precedence: command-line flag > environment > config file > default. Every problem raises
-`ConfigError` naming the key and what is wrong. This module only loads and checks; where apps
-come from and how their registry is opened is apps/sourcing.py (`Settings.app_source` names
-the source). Giving both an apps URL and static apps is an error.
+`ConfigError` naming the key (or the flag or variable) and what is wrong. Every `[server]`
+key is also read from `RESSONANCE_<KEY>`; the keys, their kinds, flags and variables are
+`server_keys.SERVER_KEYS`, and an unknown `RESSONANCE_*` variable is an error. This module
+only loads and checks; where apps come from and how their registry is opened is
+apps/sourcing.py (`Settings.app_source` names the source). Giving both an apps URL and static
+apps is an error.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -20,21 +23,19 @@ from ressonance.apps.base import AppRecord, resolve_record
 from ressonance.apps.file import record_from_table, unique_by_id
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
 from ressonance.apps.sourcing import AppSource, environment_record, state_directory
-from ressonance.backbone.wire import (
-    VERSION as BACKBONE_WIRE_VERSION,
-    VERSIONS as BACKBONE_WIRE_VERSIONS,
+from ressonance.backbone.wire import VERSION as BACKBONE_WIRE_VERSION
+from ressonance.config.server_keys import (
+    LOG_LEVELS as LOG_LEVELS,
+    ServerValues,
+    read_server_keys,
 )
 from ressonance.protocol.app import UNLIMITED, App
 from ressonance.protocol.errors import ConfigError
-from ressonance.server.admission import AdmissionLimits
-from ressonance.server.proxies import parse_networks
+from ressonance.server.admission import UNDER_PRESSURE, AdmissionLimits
+from ressonance.server.limits import ConnectionLimits
 from ressonance.server.tls import TlsError, server_context
-from ressonance.server.webhook_networks import DEFAULT_ALLOWED, NetworkPolicy
-from ressonance.server.webhook_settings import (
-    COUNTS as WEBHOOK_COUNTS,
-    SECONDS as WEBHOOK_SECONDS,
-    WebhookSettings,
-)
+from ressonance.server.webhook_networks import DEFAULT_ALLOWED
+from ressonance.server.webhook_settings import WebhookSettings
 from ressonance.state import REDIS_SCHEMES, SCHEMES as STATE_SCHEMES
 
 MAX_CONFIG_BYTES: Final = 1 << 20
@@ -64,9 +65,20 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     max_connections_per_ip_per_sec: int = 60
+    per_ip_rate_when: str = UNDER_PRESSURE
     max_node_connections: int = UNLIMITED
     max_loop_lag_ms: int = 2000
     trusted_proxies: tuple[str, ...] = ()
+    # Connection limits (issue "Hold the line under hostile traffic"; see server.limits).
+    first_byte_timeout: float = 10.0
+    request_timeout: float = 10.0
+    min_request_bytes_per_sec: int = 100
+    keepalive_timeout: float = 75.0
+    upgrade_timeout: float = 10.0
+    max_request_head_kb: int = 16
+    max_request_line_kb: int = 8
+    max_pending_connections_per_ip: int = 1024
+    reserved_descriptors: int = 128
     dev_app: bool = False
     # Where apps live: "" is the static apps, or the embedded default when there are none.
     apps_url: str = ""
@@ -148,42 +160,27 @@ class Settings:
             max_node_connections=self.max_node_connections,
             max_loop_lag_ms=self.max_loop_lag_ms,
             trusted_proxies=self.trusted_proxies,
+            per_ip_rate_when=self.per_ip_rate_when,
+        )
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """What a connection may cost before it is a session (hostile traffic)."""
+        return ConnectionLimits(
+            first_byte_timeout=self.first_byte_timeout,
+            request_timeout=self.request_timeout,
+            min_request_bytes_per_sec=self.min_request_bytes_per_sec,
+            keepalive_timeout=self.keepalive_timeout,
+            upgrade_timeout=self.upgrade_timeout,
+            max_request_head_bytes=self.max_request_head_kb * 1024,
+            max_request_line_bytes=self.max_request_line_kb * 1024,
+            max_pending_connections_per_ip=self.max_pending_connections_per_ip,
+            reserved_descriptors=self.reserved_descriptors,
+            trusted_proxies=self.trusted_proxies,
         )
 
 
 BACKBONE_SCHEMES: Final = ("memory://", "redis://", "rediss://", "nats://", "tls://")
-_SERVER_INTS: Final = (
-    "max_ws_message_kb",
-    "max_http_body_kb",
-    "max_buffer_kb",
-    "max_buffer_messages",
-    "workers",
-    *WEBHOOK_COUNTS,
-)
-_SERVER_SECONDS: Final = (
-    "timer_interval",
-    "node_ttl",
-    "drain_seconds",
-    "apps_refresh_seconds",
-    *WEBHOOK_SECONDS,
-)
-# Server limits that take -1 (UNLIMITED) for "no limit".
-_SERVER_LIMITS: Final = (
-    "max_connections_per_ip_per_sec",
-    "max_node_connections",
-    "max_loop_lag_ms",
-)
-# Settings fields that are not [server] keys: filled from other sections or derived.
-_NOT_SERVER_KEYS: Final = (
-    "apps",
-    "dev_app",
-    "apps_url",
-    "plans",
-    "apps_file",
-    "env_apps",
-    "state_dir",
-)
-LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
 def load_settings(
@@ -197,18 +194,33 @@ def load_settings(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     apps: str | None = None,
+    log_level: str | None = None,
     environ: Mapping[str, str] | None = None,
     state_dir: Path | None = None,
 ) -> Settings:
     """Build the settings of one node, or raise ConfigError."""
     environ = os.environ if environ is None else environ
+    # One variable `serve` and `ressonance apps` both read, so they find the same app store.
+    config_file = config_file or environ.get("RESSONANCE_CONFIG") or None
     document = _read_toml(config_file) if config_file else {}
     unknown = set(document) - {"server", "apps", "plans"}
     if unknown:
         raise ConfigError(
             f"{sorted(unknown)[0]}: unknown section (expected [server], [[apps]], [plans.NAME])"
         )
-    settings = _server_settings(_table(document.get("server", {}), "server"))
+    flags = {
+        "host": host,
+        "port": port,
+        "backbone": backbone,
+        "state": state,
+        "workers": workers,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "apps": apps,
+        "log_level": log_level,
+    }
+    server = read_server_keys(_table(document.get("server", {}), "server"), environ, flags)
+    settings = Settings(**server.values)  # type: ignore[arg-type]
     plans = _plans(_table(document.get("plans", {}), "plans"))
     records = [record_from_table(raw, f"apps[{i}]") for i, raw in enumerate(_apps(document))]
     apps_file = str(Path(config_file).resolve()) if config_file and records else ""
@@ -216,34 +228,20 @@ def load_settings(
     if env_record is not None:
         records.append(env_record)
     unique_by_id(records)
-    apps_url = apps or environ.get("RESSONANCE_APPS") or settings.apps_url
-    if apps_url and records:
+    if settings.apps_url and records:
         raise ConfigError(_BOTH_APP_SOURCES)
     settings = replace(
         settings,
-        host=host or settings.host,
-        port=_port(port, "--port") if port is not None else settings.port,
-        backbone=backbone or environ.get("RESSONANCE_BACKBONE") or settings.backbone,
-        state=state or environ.get("RESSONANCE_STATE") or settings.state,
-        backbone_wire_version=_wire_version(
-            environ["RESSONANCE_BACKBONE_WIRE_VERSION"], "RESSONANCE_BACKBONE_WIRE_VERSION"
-        )
-        if environ.get("RESSONANCE_BACKBONE_WIRE_VERSION")
-        else settings.backbone_wire_version,
-        workers=_positive_int(workers, "--workers") if workers is not None else settings.workers,
-        tls_cert=tls_cert or settings.tls_cert,
-        tls_key=tls_key or settings.tls_key,
-        apps_url=apps_url,
         plans=plans,
         apps_file=apps_file,
         env_apps=(env_record,) if env_record is not None else (),
         state_dir=str(state_dir or state_directory(environ)),
-        dev_app=not apps_url and not records,
+        dev_app=not settings.apps_url and not records,
     )
     settings = replace(settings, apps=_resolved(records, settings.plan_map, env_record))
     _check_cluster(settings)
-    _check_tls(settings, cert_flag=bool(tls_cert), key_flag=bool(tls_key))
-    return replace(settings, admin_token=admin_token(settings, environ))
+    _check_tls(settings, server)
+    return replace(settings, admin_token=admin_token(settings, server))
 
 
 MIN_ADMIN_TOKEN_LENGTH: Final = 16
@@ -253,14 +251,14 @@ _TOKEN_HINT: Final = (
 )
 
 
-def admin_token(settings: Settings, environ: Mapping[str, str]) -> str:
-    """The admin API's token: RESSONANCE_ADMIN_TOKEN, else the token file, else the table."""
+def admin_token(settings: Settings, server: ServerValues) -> str:
+    """The admin API's token: the token file's, else the token (a variable for either wins
+    over both keys of the table: `server_keys` rule 4)."""
     if settings.admin_token and settings.admin_token_file:
-        raise ConfigError("server.admin_token: set admin_token or admin_token_file, not both")
-    if environ.get("RESSONANCE_ADMIN_TOKEN"):
-        return _check_token(environ["RESSONANCE_ADMIN_TOKEN"], "RESSONANCE_ADMIN_TOKEN")
+        where = server.origin("admin_token")
+        raise ConfigError(f"{where}: set admin_token or admin_token_file, not both")
     if settings.admin_token_file:
-        where = "server.admin_token_file"
+        where = server.origin("admin_token_file")
         try:
             with open(settings.admin_token_file, "rb") as file:
                 raw = file.read(MAX_ADMIN_TOKEN_LENGTH + 2)
@@ -270,7 +268,7 @@ def admin_token(settings: Settings, environ: Mapping[str, str]) -> str:
             ) from None
         return _check_token(raw.decode(errors="replace").strip(), where)
     if settings.admin_token:
-        return _check_token(settings.admin_token, "server.admin_token")
+        return _check_token(settings.admin_token, server.origin("admin_token"))
     return ""
 
 
@@ -318,17 +316,19 @@ def _resolved(
     return tuple(apps)
 
 
-def _check_tls(settings: Settings, *, cert_flag: bool, key_flag: bool) -> None:
+def _check_tls(settings: Settings, server: ServerValues) -> None:
     """Both TLS files or neither; readable, PEM, and the key matching the certificate."""
-    # A setting is named as it was given (a flag or a [server] key); a missing one like its pair.
-    cert_where = "--tls-cert" if cert_flag else "server.tls_cert"
-    key_where = "--tls-key" if key_flag else "server.tls_key"
+    # A setting is named as it was given (a flag, a variable or a [server] key); a missing one
+    # like its pair.
+    cert_where, key_where = server.origin("tls_cert"), server.origin("tls_key")
     if settings.tls_cert and not settings.tls_key:
-        missing = "--tls-key" if cert_flag else "server.tls_key"
-        raise ConfigError(f"{missing}: required with {cert_where} (the certificate's private key)")
+        raise ConfigError(
+            f"{_pair_of(cert_where)}: required with {cert_where} (the certificate's private key)"
+        )
     if settings.tls_key and not settings.tls_cert:
-        missing = "--tls-cert" if key_flag else "server.tls_cert"
-        raise ConfigError(f"{missing}: required with {key_where} (the certificate chain)")
+        raise ConfigError(
+            f"{_pair_of(key_where)}: required with {key_where} (the certificate chain)"
+        )
     if not settings.tls_cert:
         return
     try:
@@ -336,6 +336,20 @@ def _check_tls(settings: Settings, *, cert_flag: bool, key_flag: bool) -> None:
     except TlsError as exc:
         where = cert_where if exc.setting == "cert" else key_where
         raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def _pair_of(where: str) -> str:
+    """The TLS setting that goes with `where`, named the same way (flag, variable or key)."""
+    for cert, key in (
+        ("--tls-cert", "--tls-key"),
+        ("TLS_CERT", "TLS_KEY"),
+        ("tls_cert", "tls_key"),
+    ):
+        if cert in where:
+            return where.replace(cert, key)
+        if key in where:
+            return where.replace(key, cert)
+    return where  # pragma: no cover - every origin names one of them
 
 
 def _check_cluster(settings: Settings) -> None:
@@ -382,106 +396,3 @@ def _apps(document: Mapping[str, object]) -> list[object]:
     if not isinstance(apps, list):
         raise ConfigError("apps: expected an array of tables ([[apps]])")
     return apps
-
-
-def _server_settings(table: dict[str, object]) -> Settings:
-    known = {f.name for f in fields(Settings)} - set(_NOT_SERVER_KEYS)
-    values: dict[str, object] = {}
-    for name, value in table.items():
-        where = f"server.{name}"
-        if name == "apps":  # the apps URL
-            values["apps_url"] = _string(value, where)
-            continue
-        if name not in known:
-            raise ConfigError(f"{where}: unknown setting")
-        values[name] = _server_value(name, value, where)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def _server_value(name: str, value: object, where: str) -> object:
-    if name == "port":
-        return _port(value, where)
-    if name in _SERVER_INTS:
-        return _positive_int(value, where)
-    if name in _SERVER_LIMITS:
-        return _limit(value, where)
-    if name == "backbone_wire_version":
-        return _wire_version(value, where)
-    if name in ("trusted_proxies", "webhook_allowed_networks"):
-        return _networks(name, value, where)
-    if name == "log_level":
-        level = _string(value, where).lower()
-        if level not in LOG_LEVELS:
-            raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
-        return level
-    if name in _SERVER_SECONDS:
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{where}: must be a positive number of seconds")
-        return float(value)
-    return _string(value, where)
-
-
-def _wire_version(value: object, where: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if value not in BACKBONE_WIRE_VERSIONS or isinstance(value, bool):
-        versions = " or ".join(str(v) for v in BACKBONE_WIRE_VERSIONS)
-        raise ConfigError(f"{where}: must be {versions}")
-    return int(str(value))
-
-
-def _positive_int(value: object, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{where}: must be a positive integer")
-    return value
-
-
-def _limit(value: object, where: str) -> int:
-    if value == UNLIMITED and not isinstance(value, bool):
-        return UNLIMITED
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{where}: must be a positive integer, or -1 for no limit")
-    return value
-
-
-def _trusted_proxies(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f'{where}: must be a list of addresses or CIDRs, like ["10.0.0.0/8"]')
-    try:
-        parse_networks(value)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return tuple(value)
-
-
-def _networks(name: str, value: object, where: str) -> tuple[str, ...]:
-    """A list of networks: trusted proxies, or where webhooks may go."""
-    if name == "trusted_proxies":
-        return _trusted_proxies(value, where)
-    return _webhook_networks(value, where)
-
-
-def _webhook_networks(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(
-            f'{where}: must be a list of "public", "private", "loopback" or CIDRs, like ["public"]'
-        )
-    try:
-        NetworkPolicy.parse(value)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return tuple(value)
-
-
-def _port(value: object, where: str) -> int:
-    # Checked here: past 65535 the socket layer raises OverflowError, not a config error.
-    port = _positive_int(value, where)
-    if port > 65535:
-        raise ConfigError(f"{where}: must be a port number from 1 to 65535")
-    return port
-
-
-def _string(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: must be a string")
-    return value
