@@ -41,35 +41,11 @@ import aiosqlite
 
 from ressonance.protocol.webhooks import lane_app
 from ressonance.state.base import DeadLetter, DeliveryAttempt, LaneDepth, QueuedEvent
+from ressonance.state.sqlite_webhook_schema import EVENT_COLUMNS, INSERT, OPS, SCHEMA
 
 LOG_LIMIT: Final = 100
 MAX_OPS: Final = 100_000
 BUSY_TIMEOUT_MS: Final = 10_000
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS webhook_events (
-  position INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, channel TEXT NOT NULL,
-  event BLOB NOT NULL, produced_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL DEFAULT 0,
-  cancel_key TEXT);
-CREATE INDEX IF NOT EXISTS webhook_events_lane ON webhook_events (lane, position);
-CREATE TABLE IF NOT EXISTS webhook_leases (
-  lane TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS webhook_dead_letters (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, app_id TEXT NOT NULL, lane TEXT NOT NULL,
-  channel TEXT NOT NULL, event BLOB NOT NULL, produced_ms INTEGER NOT NULL,
-  failed_ms INTEGER NOT NULL, reason TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS webhook_dead_letters_app ON webhook_dead_letters (app_id, id);
-CREATE TABLE IF NOT EXISTS webhook_attempts (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, at_ms INTEGER NOT NULL,
-  status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, events INTEGER NOT NULL,
-  error TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS webhook_attempts_lane ON webhook_attempts (lane, id);
-"""
-_INSERT: Final = (
-    "INSERT INTO webhook_events (lane, channel, event, produced_ms, due_ms, cancel_key) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_EVENT_COLUMNS: Final = "position, channel, event, produced_ms, due_ms, cancel_key"
-
 Op = tuple[str, tuple[Any, ...]]
 
 
@@ -124,7 +100,7 @@ class SqliteWebhookQueue:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = FULL")
-            await db.executescript(_SCHEMA)
+            await db.executescript(SCHEMA)
             await self._load(db)
         except BaseException:
             await db.close()
@@ -242,16 +218,16 @@ class SqliteWebhookQueue:
     ) -> None:
         if kind == "insert":
             token, *row = args
-            cursor = await db.execute(_INSERT, row)
+            cursor = await db.execute(INSERT, row)
             if token:
                 written[int(token)] = int(cursor.lastrowid or 0)
             return
         if kind in ("delete", "unkey"):
             ref = int(args[0])
             position = ref if ref > 0 else written.get(ref) or self._written.get(ref, 0)
-            await db.execute(_OPS[kind], (position,))
+            await db.execute(OPS[kind], (position,))
             return
-        await db.execute(_OPS[kind], args)
+        await db.execute(OPS[kind], args)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -307,7 +283,7 @@ class SqliteWebhookQueue:
 
     async def read(self, lane: str, after: str = "", limit: int = 100) -> list[QueuedEvent]:
         sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
+            f"SELECT {EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
             "ORDER BY position LIMIT ?"
         )
         return [
@@ -403,7 +379,7 @@ class SqliteWebhookQueue:
                     row = await rows.fetchone()
                 if row is None:
                     continue
-                await db.execute(_INSERT, (*row, self._now_ms(), 0, None))
+                await db.execute(INSERT, (*row, self._now_ms(), 0, None))
                 await db.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (int(dead_id),))
                 replayed += 1
         return replayed
@@ -422,18 +398,3 @@ class SqliteWebhookQueue:
 async def _holds_events(db: aiosqlite.Connection, lane: str) -> bool:
     async with db.execute("SELECT 1 FROM webhook_events WHERE lane = ? LIMIT 1", (lane,)) as rows:
         return await rows.fetchone() is not None
-
-
-_OPS: Final = {
-    "insert": _INSERT,
-    "delete": "DELETE FROM webhook_events WHERE position = ?",
-    "unkey": "UPDATE webhook_events SET cancel_key = NULL WHERE position = ?",
-    "attempt": (
-        "INSERT INTO webhook_attempts (lane, at_ms, status, latency_ms, events, error) "
-        "VALUES (?, ?, ?, ?, ?, ?)"
-    ),
-    "trim": (
-        "DELETE FROM webhook_attempts WHERE lane = ? AND id <= (SELECT id FROM "
-        "webhook_attempts WHERE lane = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
-    ),
-}
