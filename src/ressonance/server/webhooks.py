@@ -9,7 +9,7 @@ Rules:
 1. Group commit: the queue calls `wake` when its buffer stops being empty; the buffer is
    written `flush_interval` later, in one write. A node that crashes loses what waits in
    it: at most `flush_interval` (5 ms) of events, plus the one write in progress. A failed
-   write is kept and tried again (logged once per outage).
+   write is kept and tried again every `FLUSH_RETRY` seconds (logged once per outage).
 2. Every `poll_interval` the lanes that may hold events are listed and those no node holds
    are claimed, a dead node's once their leases end; each claimed lane gets a `LaneWorker`.
 3. The depth metrics of the lanes worked here are refreshed every `DEPTH_INTERVAL` seconds.
@@ -38,6 +38,7 @@ from ressonance.state.base import WebhookQueue
 log = logging.getLogger(__name__)
 
 DEPTH_INTERVAL: Final = 5.0
+FLUSH_RETRY: Final = 0.5  # seconds between writes of the buffer while the queue refuses them
 
 
 class WebhookSender:
@@ -85,13 +86,14 @@ class WebhookSender:
 
     # --- the buffer ---------------------------------------------------------------------
 
-    def wake(self) -> None:
+    def wake(self, delay: float | None = None) -> None:
         """The queue buffered its first event since the last flush: flush soon."""
         if self._flush_pending:
             return
         self._flush_pending = True
         loop = asyncio.get_running_loop()
-        self._flush_timer = loop.call_later(self.settings.flush_interval, self._start_flush)
+        wait = self.settings.flush_interval if delay is None else delay
+        self._flush_timer = loop.call_later(wait, self._start_flush)
 
     def _start_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush())
@@ -106,7 +108,7 @@ class WebhookSender:
             if not self._flush_failing:
                 log.warning("event=webhook_queue_unwritable error=%r", exc)
             self._flush_failing = True
-            self.wake()  # kept in the buffer: try again
+            self.wake(FLUSH_RETRY)  # kept in the buffer: try again
             return
         if self._flush_failing:
             log.warning("event=webhook_queue_writable")

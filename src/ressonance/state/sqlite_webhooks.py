@@ -81,6 +81,7 @@ class SqliteWebhookQueue:
         self._delayed: dict[str, int] = {}
         self._token = 0  # the last token given to a delayed event not written yet
         self._written: dict[int, int] = {}  # token -> position, from the last flush
+        self._fired: set[int] = set()  # fired here, until delivered or given up
         self._once: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._opening = asyncio.Lock()
@@ -185,12 +186,16 @@ class SqliteWebhookQueue:
             self.record(lane, channel, event)
 
     async def fire(self, lane: str, event: QueuedEvent) -> bool:
-        ref = self._delayed.get(event.key)
-        if ref is None or self._position(ref) != int(event.position):
-            return False
-        del self._delayed[event.key]
-        self._op("unkey", ref)
-        return True
+        position = int(event.position)
+        ref = self._delayed.get(event.key) if event.key else None
+        if ref is not None and self._position(ref) == position:
+            del self._delayed[event.key]
+            self._op("unkey", ref)
+            self._fired.add(position)
+            return True
+        # Fired before (here, or by an earlier run: its key is cleared in the file) and read
+        # again; otherwise it was cancelled (or replaced), and leaves the lane.
+        return position in self._fired or not event.key
 
     def _position(self, ref: int) -> int:
         """The position of a delayed event (a token until it is written; 0: unknown)."""
@@ -294,6 +299,7 @@ class SqliteWebhookQueue:
     async def done(self, lane: str, positions: Sequence[str]) -> None:
         if not positions:
             return
+        self._fired.difference_update(int(p) for p in positions)
         async with self._transaction() as db:
             await db.executemany(
                 "DELETE FROM webhook_events WHERE position = ? AND lane = ?",
@@ -304,6 +310,7 @@ class SqliteWebhookQueue:
         self, lane: str, events: Sequence[QueuedEvent], reason: str, failed_ms: int
     ) -> None:
         app_id = lane_app(lane)
+        self._fired.difference_update(int(e.position) for e in events)
         async with self._transaction() as db:
             for event in events:
                 cursor = await db.execute(
