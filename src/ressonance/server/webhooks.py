@@ -63,6 +63,7 @@ class WebhookSender:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._flush_pending = False
         self._flush_failing = False
+        self._scan_failing = False
         self._flushes: set[asyncio.Task[None]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._client: WebhookClient | None = None
@@ -75,11 +76,7 @@ class WebhookSender:
         try:
             await self._flush()  # what was recorded before the sender started
             while True:
-                try:
-                    await self._claim_lanes()
-                    await self._refresh_depth()
-                except Exception as exc:  # a store outage: try again at the next poll
-                    log.warning("event=webhook_scan_failed error=%r", exc)
+                await self._scan()
                 await asyncio.sleep(self.settings.poll_interval)
         finally:
             await self._stop()
@@ -119,6 +116,18 @@ class WebhookSender:
 
     # --- lanes --------------------------------------------------------------------------
 
+    async def _scan(self) -> None:
+        """Claim the free lanes and refresh the metrics; a store outage is logged once."""
+        try:
+            await self._claim_lanes()
+            await self._refresh_depth()
+        except Exception as exc:  # tried again at the next poll
+            if not self._scan_failing:
+                log.warning("event=webhook_scan_failed error=%r", exc)
+            self._scan_failing = True
+            return
+        self._scan_failing = False
+
     async def _claim_lanes(self) -> None:
         for lane in await self.queue.lanes():
             if lane in self.workers or not await self.queue.claim(lane):
@@ -140,8 +149,8 @@ class WebhookSender:
     async def _work(self, lane: str, worker: LaneWorker) -> None:
         try:
             await worker.run()
-        except Exception:  # a store outage: the lane is claimed again at a later poll
-            log.exception("event=webhook_lane_failed app_id=%s", lane_app(lane))
+        except Exception as exc:  # a store outage: the lane is claimed again at a later poll
+            log.warning("event=webhook_lane_failed app_id=%s error=%r", lane_app(lane), exc)
         finally:
             self.workers.pop(lane, None)
             self._tasks.pop(lane, None)
