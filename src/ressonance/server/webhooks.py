@@ -9,7 +9,7 @@ Rules:
 1. Group commit: the queue calls `wake` when its buffer stops being empty; the buffer is
    written `flush_interval` later, in one write. A node that crashes loses what waits in
    it: at most `flush_interval` (5 ms) of events, plus the one write in progress. A failed
-   write is kept and tried again (logged once per outage).
+   write is kept and tried again every `FLUSH_RETRY` seconds (logged once per outage).
 2. Every `poll_interval` the lanes that may hold events are listed and those no node holds
    are claimed, a dead node's once their leases end; each claimed lane gets a `LaneWorker`.
 3. The depth metrics of the lanes worked here are refreshed every `DEPTH_INTERVAL` seconds.
@@ -38,6 +38,7 @@ from ressonance.state.base import WebhookQueue
 log = logging.getLogger(__name__)
 
 DEPTH_INTERVAL: Final = 5.0
+FLUSH_RETRY: Final = 0.5  # seconds between writes of the buffer while the queue refuses them
 
 
 class WebhookSender:
@@ -62,6 +63,7 @@ class WebhookSender:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._flush_pending = False
         self._flush_failing = False
+        self._scan_failing = False
         self._flushes: set[asyncio.Task[None]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._client: WebhookClient | None = None
@@ -74,24 +76,21 @@ class WebhookSender:
         try:
             await self._flush()  # what was recorded before the sender started
             while True:
-                try:
-                    await self._claim_lanes()
-                    await self._refresh_depth()
-                except Exception as exc:  # a store outage: try again at the next poll
-                    log.warning("event=webhook_scan_failed error=%r", exc)
+                await self._scan()
                 await asyncio.sleep(self.settings.poll_interval)
         finally:
             await self._stop()
 
     # --- the buffer ---------------------------------------------------------------------
 
-    def wake(self) -> None:
+    def wake(self, delay: float | None = None) -> None:
         """The queue buffered its first event since the last flush: flush soon."""
         if self._flush_pending:
             return
         self._flush_pending = True
         loop = asyncio.get_running_loop()
-        self._flush_timer = loop.call_later(self.settings.flush_interval, self._start_flush)
+        wait = self.settings.flush_interval if delay is None else delay
+        self._flush_timer = loop.call_later(wait, self._start_flush)
 
     def _start_flush(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush())
@@ -106,7 +105,7 @@ class WebhookSender:
             if not self._flush_failing:
                 log.warning("event=webhook_queue_unwritable error=%r", exc)
             self._flush_failing = True
-            self.wake()  # kept in the buffer: try again
+            self.wake(FLUSH_RETRY)  # kept in the buffer: try again
             return
         if self._flush_failing:
             log.warning("event=webhook_queue_writable")
@@ -116,6 +115,18 @@ class WebhookSender:
             worker.wakeup.set()
 
     # --- lanes --------------------------------------------------------------------------
+
+    async def _scan(self) -> None:
+        """Claim the free lanes and refresh the metrics; a store outage is logged once."""
+        try:
+            await self._claim_lanes()
+            await self._refresh_depth()
+        except Exception as exc:  # tried again at the next poll
+            if not self._scan_failing:
+                log.warning("event=webhook_scan_failed error=%r", exc)
+            self._scan_failing = True
+            return
+        self._scan_failing = False
 
     async def _claim_lanes(self) -> None:
         for lane in await self.queue.lanes():
@@ -138,8 +149,8 @@ class WebhookSender:
     async def _work(self, lane: str, worker: LaneWorker) -> None:
         try:
             await worker.run()
-        except Exception:  # a store outage: the lane is claimed again at a later poll
-            log.exception("event=webhook_lane_failed app_id=%s", lane_app(lane))
+        except Exception as exc:  # a store outage: the lane is claimed again at a later poll
+            log.warning("event=webhook_lane_failed app_id=%s error=%r", lane_app(lane), exc)
         finally:
             self.workers.pop(lane, None)
             self._tasks.pop(lane, None)

@@ -445,7 +445,8 @@ class WebhookQueue(Protocol):
       claimed by another node when their leases end, and read again from their first
       event: delivery is at least once.
     - Delayed events: `fire` says whether a delayed event is still wanted (it was not
-      cancelled) and makes it uncancellable from then on; a cancelled event leaves its lane.
+      cancelled) and makes it uncancellable from then on; a cancelled event leaves its lane,
+      a fired one stays wanted (`fire` is True again when another worker reads it again).
     - Bounded: the dead letters of an app and the delivery log of a lane keep their most
       recent entries only (the limits are the implementation's, documented there).
     """

@@ -40,6 +40,13 @@ local function wh_id()
   return W.base .. string.format('%02x', W.n)
 end
 local function wh_takes(i, letter) return string.find(W.spec.k[i], letter, 1, true) ~= nil end
+local function wh_none(letters)
+  if not W then return true end
+  for i = 1, #W.spec.l do
+    for c in string.gmatch(letters, '.') do if wh_takes(i, c) then return false end end
+  end
+  return true
+end
 local function wh_key(i, kind, channel, user)
   return W.spec.l[i] .. '\\31' .. kind .. '\\31' .. channel .. '\\31' .. (user or '')
 end
@@ -67,7 +74,7 @@ local function wh_event(name, channel, extra)
   return cjson.encode(event)
 end
 local function wh_occupied(channel)
-  if not W then return end
+  if wh_none('ov') then return end
   local event = wh_event('channel_occupied', channel)
   for i = 1, #W.spec.l do
     local reloaded = wh_cancel(i, wh_key(i, 'v', channel))
@@ -75,7 +82,7 @@ local function wh_occupied(channel)
   end
 end
 local function wh_vacated(channel)
-  if not W then return end
+  if wh_none('v') then return end
   local event = wh_event('channel_vacated', channel)
   for i = 1, #W.spec.l do
     if wh_takes(i, 'v') then
@@ -86,7 +93,7 @@ local function wh_vacated(channel)
   end
 end
 local function wh_member_added(channel, user)
-  if not W then return end
+  if wh_none('ar') then return end
   local event = wh_event('member_added', channel, {{user_id = user}})
   for i = 1, #W.spec.l do
     local came_back = wh_cancel(i, wh_key(i, 'r', channel, user))
@@ -94,7 +101,7 @@ local function wh_member_added(channel, user)
   end
 end
 local function wh_member_removed(channel, user)
-  if not W then return end
+  if wh_none('r') then return end
   local event = wh_event('member_removed', channel, {{user_id = user}})
   for i = 1, #W.spec.l do
     if wh_takes(i, 'r') then
@@ -105,7 +112,7 @@ local function wh_member_removed(channel, user)
   end
 end
 local function wh_count(channel, count)
-  if not W then return end
+  if wh_none('c') then return end
   local event = wh_event('subscription_count', channel, {{subscription_count = count}})
   local due = nil
   if count > {COUNT_UNTHROTTLED} then

@@ -63,11 +63,16 @@ end
 redis.call('DEL', KEYS[1])
 return 1
 """
-# KEYS: delayed; ARGV: key, entry id. 1 when the event was still wanted (now uncancellable).
+# KEYS: delayed, stream; ARGV: key, entry id. 1 when the event is still wanted: its key still
+# names it (now deleted: it can no longer be cancelled), or it was fired before and is still
+# in the lane (read again by another worker). A cancelled event left the lane.
 _FIRE: Final = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-return 1
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+if #redis.call('XRANGE', KEYS[2], ARGV[2], ARGV[2], 'COUNT', 1) == 1 then return 1 end
+return 0
 """
 # KEYS: stream, dead; ARGV: lane, reason, failed ms, cap, then id, channel, event, produced...
 _DEAD_LETTER: Final = """
@@ -215,7 +220,8 @@ class RedisWebhookQueue:
         return events
 
     async def fire(self, lane: str, event: QueuedEvent) -> bool:
-        return bool(await self._fire([delayed_key(self._p)], [event.key, event.position]))
+        keys = [delayed_key(self._p), lane_key(self._p, lane)]
+        return bool(await self._fire(keys, [event.key, event.position]))
 
     async def done(self, lane: str, positions: Sequence[str]) -> None:
         if positions:

@@ -41,35 +41,11 @@ import aiosqlite
 
 from ressonance.protocol.webhooks import lane_app
 from ressonance.state.base import DeadLetter, DeliveryAttempt, LaneDepth, QueuedEvent
+from ressonance.state.sqlite_webhook_schema import EVENT_COLUMNS, INSERT, OPS, SCHEMA
 
 LOG_LIMIT: Final = 100
 MAX_OPS: Final = 100_000
 BUSY_TIMEOUT_MS: Final = 10_000
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS webhook_events (
-  position INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, channel TEXT NOT NULL,
-  event BLOB NOT NULL, produced_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL DEFAULT 0,
-  cancel_key TEXT);
-CREATE INDEX IF NOT EXISTS webhook_events_lane ON webhook_events (lane, position);
-CREATE TABLE IF NOT EXISTS webhook_leases (
-  lane TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS webhook_dead_letters (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, app_id TEXT NOT NULL, lane TEXT NOT NULL,
-  channel TEXT NOT NULL, event BLOB NOT NULL, produced_ms INTEGER NOT NULL,
-  failed_ms INTEGER NOT NULL, reason TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS webhook_dead_letters_app ON webhook_dead_letters (app_id, id);
-CREATE TABLE IF NOT EXISTS webhook_attempts (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, at_ms INTEGER NOT NULL,
-  status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, events INTEGER NOT NULL,
-  error TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS webhook_attempts_lane ON webhook_attempts (lane, id);
-"""
-_INSERT: Final = (
-    "INSERT INTO webhook_events (lane, channel, event, produced_ms, due_ms, cancel_key) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_EVENT_COLUMNS: Final = "position, channel, event, produced_ms, due_ms, cancel_key"
-
 Op = tuple[str, tuple[Any, ...]]
 
 
@@ -105,6 +81,7 @@ class SqliteWebhookQueue:
         self._delayed: dict[str, int] = {}
         self._token = 0  # the last token given to a delayed event not written yet
         self._written: dict[int, int] = {}  # token -> position, from the last flush
+        self._fired: set[int] = set()  # fired here, until delivered or given up
         self._once: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._opening = asyncio.Lock()
@@ -124,7 +101,7 @@ class SqliteWebhookQueue:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = FULL")
-            await db.executescript(_SCHEMA)
+            await db.executescript(SCHEMA)
             await self._load(db)
         except BaseException:
             await db.close()
@@ -209,12 +186,16 @@ class SqliteWebhookQueue:
             self.record(lane, channel, event)
 
     async def fire(self, lane: str, event: QueuedEvent) -> bool:
-        ref = self._delayed.get(event.key)
-        if ref is None or self._position(ref) != int(event.position):
-            return False
-        del self._delayed[event.key]
-        self._op("unkey", ref)
-        return True
+        position = int(event.position)
+        ref = self._delayed.get(event.key) if event.key else None
+        if ref is not None and self._position(ref) == position:
+            del self._delayed[event.key]
+            self._op("unkey", ref)
+            self._fired.add(position)
+            return True
+        # Fired before (here, or by an earlier run: its key is cleared in the file) and read
+        # again; otherwise it was cancelled (or replaced), and leaves the lane.
+        return position in self._fired or not event.key
 
     def _position(self, ref: int) -> int:
         """The position of a delayed event (a token until it is written; 0: unknown)."""
@@ -242,16 +223,16 @@ class SqliteWebhookQueue:
     ) -> None:
         if kind == "insert":
             token, *row = args
-            cursor = await db.execute(_INSERT, row)
+            cursor = await db.execute(INSERT, row)
             if token:
                 written[int(token)] = int(cursor.lastrowid or 0)
             return
         if kind in ("delete", "unkey"):
             ref = int(args[0])
             position = ref if ref > 0 else written.get(ref) or self._written.get(ref, 0)
-            await db.execute(_OPS[kind], (position,))
+            await db.execute(OPS[kind], (position,))
             return
-        await db.execute(_OPS[kind], args)
+        await db.execute(OPS[kind], args)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -307,7 +288,7 @@ class SqliteWebhookQueue:
 
     async def read(self, lane: str, after: str = "", limit: int = 100) -> list[QueuedEvent]:
         sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
+            f"SELECT {EVENT_COLUMNS} FROM webhook_events WHERE lane = ? AND position > ? "
             "ORDER BY position LIMIT ?"
         )
         return [
@@ -318,6 +299,7 @@ class SqliteWebhookQueue:
     async def done(self, lane: str, positions: Sequence[str]) -> None:
         if not positions:
             return
+        self._fired.difference_update(int(p) for p in positions)
         async with self._transaction() as db:
             await db.executemany(
                 "DELETE FROM webhook_events WHERE position = ? AND lane = ?",
@@ -328,6 +310,7 @@ class SqliteWebhookQueue:
         self, lane: str, events: Sequence[QueuedEvent], reason: str, failed_ms: int
     ) -> None:
         app_id = lane_app(lane)
+        self._fired.difference_update(int(e.position) for e in events)
         async with self._transaction() as db:
             for event in events:
                 cursor = await db.execute(
@@ -403,7 +386,7 @@ class SqliteWebhookQueue:
                     row = await rows.fetchone()
                 if row is None:
                     continue
-                await db.execute(_INSERT, (*row, self._now_ms(), 0, None))
+                await db.execute(INSERT, (*row, self._now_ms(), 0, None))
                 await db.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (int(dead_id),))
                 replayed += 1
         return replayed
@@ -422,18 +405,3 @@ class SqliteWebhookQueue:
 async def _holds_events(db: aiosqlite.Connection, lane: str) -> bool:
     async with db.execute("SELECT 1 FROM webhook_events WHERE lane = ? LIMIT 1", (lane,)) as rows:
         return await rows.fetchone() is not None
-
-
-_OPS: Final = {
-    "insert": _INSERT,
-    "delete": "DELETE FROM webhook_events WHERE position = ?",
-    "unkey": "UPDATE webhook_events SET cancel_key = NULL WHERE position = ?",
-    "attempt": (
-        "INSERT INTO webhook_attempts (lane, at_ms, status, latency_ms, events, error) "
-        "VALUES (?, ?, ?, ?, ?, ?)"
-    ),
-    "trim": (
-        "DELETE FROM webhook_attempts WHERE lane = ? AND id <= (SELECT id FROM "
-        "webhook_attempts WHERE lane = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
-    ),
-}
