@@ -7,6 +7,7 @@ variable or the file) and says what is wrong.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from ressonance.apps.sourcing import AppSource, open_app_registry
 from ressonance.config import MAX_CONFIG_BYTES, Settings, load_settings
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError
+from ressonance.server.webhook_settings import WebhookSettings
 
 APP_TOML = """
 [[apps]]
@@ -389,6 +391,11 @@ def test_no_development_app_when_one_is_configured(tmp_path: Path, config: Write
         (APP_TOML + "allowed_origins = '*'", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "allowed_origins = ['']", "apps[0].allowed_origins: must be a list of origins"),
         (APP_TOML + "name = 7", "apps[0].name: must be a string"),
+        (APP_TOML + "webhooks = 'https://a/'", "apps[0].webhooks: must be a list of endpoints"),
+        (
+            APP_TOML + "webhooks = [{url = 'gopher://a/', event_types = ['cache_miss']}]",
+            "apps[0].webhooks[0].url: must be an http:// or https:// URL",
+        ),
         (APP_TOML + "plan = 'gold'", "apps[0].plan: no plan named 'gold'"),
         (
             APP_TOML + "slow_client_policy = 'coalesce'",
@@ -742,6 +749,58 @@ def test_abuse_protection_settings_and_their_defaults(tmp_path: Path, config: Wr
     [app] = settings.apps
     assert (app.max_channels_per_connection, app.max_subscriptions_per_sec) == (10, 5)
     assert (app.max_inbound_messages_per_sec, app.max_connections_per_sec) == (20, 100)
+
+
+def test_webhook_settings_and_their_defaults(tmp_path: Path, config: WriteConfig) -> None:
+    defaults = load(tmp_path, environ=ENV_APP).webhooks
+    assert defaults == WebhookSettings()
+    assert defaults.retry_window == 86_400.0
+    assert defaults.allowed_networks == ("public", "private", "loopback")
+
+    settings = load(
+        tmp_path,
+        config(
+            "[server]\nnode_ttl = 4\nwebhook_retry_window = 600\nwebhook_retry_initial = 0.5\n"
+            "webhook_retry_max = 30\nwebhook_timeout = 2.5\nwebhook_batch_size = 1\n"
+            "webhook_batch_wait = 0.2\nwebhook_concurrency = 8\nwebhook_leave_delay = 1\n"
+            'webhook_allowed_networks = ["public", "10.0.0.0/8"]\n' + APP_TOML
+        ),
+    ).webhooks
+
+    assert settings == WebhookSettings(
+        retry_window=600.0,
+        retry_initial=0.5,
+        retry_max=30.0,
+        timeout=2.5,
+        batch_size=1,
+        batch_wait=0.2,
+        concurrency=8,
+        leave_delay=1.0,
+        allowed_networks=("public", "10.0.0.0/8"),
+        lease_ttl=4.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("webhook_retry_window = 0", "server.webhook_retry_window: must be a positive number"),
+        ("webhook_batch_size = 0", "server.webhook_batch_size: must be a positive integer"),
+        (
+            'webhook_allowed_networks = "public"',
+            'server.webhook_allowed_networks: must be a list of "public", "private", "loopback"',
+        ),
+        (
+            'webhook_allowed_networks = ["everywhere"]',
+            "server.webhook_allowed_networks: 'everywhere' is neither public, private, loopback",
+        ),
+    ],
+)
+def test_bad_webhook_settings_are_named(
+    tmp_path: Path, config: WriteConfig, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(tmp_path, config("[server]\n" + text + "\n" + APP_TOML))
 
 
 # --- where apps come from ---------------------------------------------------------------------

@@ -35,6 +35,28 @@ def test_valid_values_are_kept(name: str, value: object) -> None:
     assert check_setting(name, value) == value
 
 
+HOOKS = [{"url": "https://a.example/h", "event_types": ["member_added"]}]
+
+
+def test_webhooks_come_back_as_json() -> None:
+    assert check_setting("webhooks", HOOKS) == HOOKS
+    assert (
+        parse_setting(
+            "webhooks", '[{"url": "https://a.example/h", "event_types": ["member_added"]}]'
+        )
+        == HOOKS
+    )
+
+
+def test_bad_webhooks_are_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"^settings.webhooks\[0\].event_types\[0\]: unknown"):
+        check_setting(
+            "webhooks", [{"url": "https://a/", "event_types": ["x"]}], "settings.webhooks"
+        )
+    with pytest.raises(ConfigError, match=r"^--set webhooks: must be a JSON array of endpoints"):
+        parse_setting("webhooks", "[{", "--set webhooks")
+
+
 def test_origins_come_back_as_a_list() -> None:
     assert check_setting("allowed_origins", ("a.example",)) == ["a.example"]
 

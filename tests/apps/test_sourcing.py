@@ -36,6 +36,26 @@ def test_false_booleans_from_the_environment(value: str) -> None:
     assert app.enabled is False
 
 
+def test_the_environments_app_takes_webhooks_as_a_json_array() -> None:
+    hooks = [{"url": "http://127.0.0.1:9000/hook", "event_types": ["channel_occupied"]}]
+    app = app_from_environment({**ENV_APP, "RESSONANCE_APP_WEBHOOKS": json.dumps(hooks)})
+
+    assert app is not None
+    assert [endpoint.as_json() for endpoint in app.webhooks] == hooks
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[{", "RESSONANCE_APP_WEBHOOKS: must be a JSON array of endpoints"),
+        ('[{"url": "http://a/"}]', r"RESSONANCE_APP.webhooks\[0\].event_types: required"),
+    ],
+)
+def test_bad_webhooks_from_the_environment_name_the_variable(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        app_from_environment({**ENV_APP, "RESSONANCE_APP_WEBHOOKS": value})
+
+
 @pytest.mark.parametrize(
     "value",
     ['["chat-*", "private-orders-*"]', "chat-*,private-orders-*", " chat-*, private-orders-* "],

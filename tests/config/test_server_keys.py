@@ -94,6 +94,15 @@ SAMPLES: dict[str, tuple[str, object, dict[str, str]]] = {
     "apps_refresh_seconds": ("2", 2.0, {}),
     "admin_token": (TOKEN, TOKEN, {}),
     "admin_token_file": ("{token_file}", "{token_file}", {}),
+    "webhook_retry_window": ("3600", 3600.0, {}),
+    "webhook_retry_initial": ("0.5", 0.5, {}),
+    "webhook_retry_max": ("60", 60.0, {}),
+    "webhook_timeout": ("5", 5.0, {}),
+    "webhook_batch_size": ("10", 10, {}),
+    "webhook_batch_wait": ("0.1", 0.1, {}),
+    "webhook_concurrency": ("2", 2, {}),
+    "webhook_leave_delay": ("1.5", 1.5, {}),
+    "webhook_allowed_networks": ("public, 10.0.0.0/8", ("public", "10.0.0.0/8"), {}),
 }
 
 
@@ -256,3 +265,10 @@ def test_the_documented_table_lists_every_variable() -> None:
 
     assert sorted(rows) == sorted(VARIABLES)
     assert len(rows) == len(set(rows))
+
+
+def test_a_bad_webhook_network_variable_names_the_variable(tmp_path: Path) -> None:
+    environ = {"RESSONANCE_WEBHOOK_ALLOWED_NETWORKS": "public,nowhere"}
+
+    with pytest.raises(ConfigError, match="RESSONANCE_WEBHOOK_ALLOWED_NETWORKS: "):
+        load(tmp_path, environ)

@@ -15,6 +15,7 @@ Stores that keep time take the injected clock, so TTL and window tests move time
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -29,6 +30,7 @@ from ressonance.apps.base import AppRecord, AppRegistry, AppStore
 from ressonance.apps.catalog import AppCatalog
 from ressonance.apps.file import FileAppRegistry
 from ressonance.apps.memory import MemoryAppRegistry, MemoryAppStore
+from ressonance.apps.settings import json_value
 from ressonance.backbone.base import Backbone
 from ressonance.backbone.link import Backoff
 from ressonance.backbone.memory import MemoryBackbone
@@ -50,7 +52,9 @@ from ressonance.state.base import (
     RateLimiter,
     SharedState,
     UsageStore,
+    WebhookQueue,
 )
+from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 from tests import services
 from tests.fakes import FakeClock
 
@@ -302,14 +306,14 @@ _DEFAULTS = App(id="", key="", secret="")
 
 def record_of(app: App) -> AppRecord:
     """`app` as a registry keeps it: every setting that differs from the default."""
-    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS)
+    names = (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS, "webhooks")
     settings: dict[str, object] = {}
     for name in names:
         if name in _RECORD_FIELDS:
             continue
         value = getattr(app, name)
         if value != getattr(_DEFAULTS, name):
-            settings[name] = list(value) if isinstance(value, tuple) else value
+            settings[name] = json_value(value)
     return AppRecord(
         id=app.id,
         key=app.key,
@@ -322,7 +326,7 @@ def record_of(app: App) -> AppRecord:
 
 
 def apps_toml(records: Iterable[AppRecord]) -> str:
-    """`[[apps]]` tables for `records` (strings, integers, booleans and lists of strings)."""
+    """`[[apps]]` tables for `records` (strings, integers, booleans, lists and inline tables)."""
     lines: list[str] = []
     for record in records:
         lines.append("[[apps]]")
@@ -332,6 +336,9 @@ def apps_toml(records: Iterable[AppRecord]) -> str:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -349,3 +356,59 @@ def history(state: SharedState) -> HistoryStore:
 @pytest.fixture
 def idempotency(state: SharedState) -> IdempotencyStore:
     return state.idempotency
+
+
+# --- the webhook queue ------------------------------------------------------------------------
+
+QUEUE_BACKENDS = ["sqlite", "redis"]  # a single node's file, and the cluster's streams
+LEASE_TTL = 0.3
+
+
+@dataclass
+class Queues:
+    """`make(node_id)`: one more node's queue on the same store (opened); `expire()` lets
+    every lease end (the SQLite queue follows the injected clock, Redis its own)."""
+
+    make: Callable[..., Awaitable[WebhookQueue]]
+    expire: Callable[[], Awaitable[None]]
+    kind: str
+
+
+@pytest.fixture(params=QUEUE_BACKENDS)
+async def queues(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[Queues]:
+    made: list[WebhookQueue] = []
+    prefix = unique_prefix()
+    states: list[SharedState] = []
+
+    async def make(node_id: str = "a", dead_letter_limit: int = 100_000) -> WebhookQueue:
+        queue: WebhookQueue
+        if request.param == "sqlite":
+            queue = SqliteWebhookQueue(
+                tmp_path / "state" / "webhooks.db",
+                node_id=node_id,
+                clock=clock,
+                lease_ttl=LEASE_TTL,
+                dead_letter_limit=dead_letter_limit,
+            )
+        else:
+            url = str(request.getfixturevalue("redis_url"))
+            state = open_state(url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=LEASE_TTL)
+            states.append(state)
+            queue = state.webhooks
+            queue.dead_letter_limit = dead_letter_limit  # type: ignore[attr-defined]
+        await queue.open()
+        made.append(queue)
+        return queue
+
+    async def expire() -> None:
+        clock.advance(LEASE_TTL * 2)
+        if request.param == "redis":
+            await asyncio.sleep(LEASE_TTL * 2)
+
+    yield Queues(make, expire, request.param)
+    for queue in made:
+        await queue.close()
+    for state in states:
+        await state.close()

@@ -43,6 +43,14 @@ BLOG = AppRecord(
         "enable_client_messages": True,
         "allowed_origins": ["https://blog.example.com", "*.example.org"],
         "slow_client_policy": "drop_oldest",
+        "webhooks": [
+            {
+                "url": "https://blog.example.com/pusher",
+                "event_types": ["channel_occupied", "member_removed"],
+                "filter": {"channel_name_starts_with": "presence-"},
+                "headers": {"Authorization": "Bearer t"},
+            }
+        ],
     },
 )
 
@@ -73,7 +81,7 @@ async def test_settings_round_trip_as_json_types(registry: AppRegistry) -> None:
     assert record is not None
     settings = dict(record.settings)
     assert settings == dict(BLOG.settings)
-    assert [type(settings[k]) for k in sorted(settings)] == [list, int, bool, int, str]
+    assert [type(settings[k]) for k in sorted(settings)] == [list, int, bool, int, str, list]
     assert record.enabled is False
 
 

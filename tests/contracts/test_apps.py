@@ -6,6 +6,7 @@ import pytest
 
 from ressonance.apps.memory import MemoryAppStore
 from ressonance.protocol.app import App
+from ressonance.protocol.webhooks import parse_endpoints
 from tests.contracts.conftest import MakeAppStore
 
 FIRST = App(id="1", key="key-1", secret="secret-1", name="first")
@@ -33,6 +34,16 @@ SECOND = App(
     max_event_batch_size=5,
     max_client_events_per_sec=5,
     max_watchlist_size=20,
+    webhooks=parse_endpoints(
+        [
+            {
+                "url": "https://example.com/hooks",
+                "event_types": ["client_event", "cache_miss"],
+                "filter": {"channel_name_ends_with": "-x"},
+                "headers": {"X-Token": "t"},
+            }
+        ]
+    ),
 )
 
 

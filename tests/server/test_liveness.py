@@ -122,10 +122,11 @@ async def test_a_cleanup_that_failed_during_an_outage_is_finished_later(
     leaver = await joined(connect, "presence-room", user_id="leaver")
     watcher.outlet.clear()
 
-    async def unreachable(app_id: str, channel: str, socket_id: str) -> int:
+    async def unreachable(*args: object) -> int:
         raise ConnectionError("store down")
 
     with monkeypatch.context() as outage:  # the shared store's writes fail
+        outage.setattr(node.presence, "remove_member", unreachable)
         outage.setattr(node.presence, "leave", unreachable)
         await leaver.close()  # the store is unreachable: the member stays behind for now
 

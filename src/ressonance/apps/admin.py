@@ -34,7 +34,7 @@ from ressonance.apps.base import (
     resolve_record,
 )
 from ressonance.apps.plans import BUILTIN_PLANS, Plan
-from ressonance.apps.settings import APP_SETTINGS, check_setting
+from ressonance.apps.settings import APP_SETTINGS, check_setting, json_value
 from ressonance.protocol.app import App
 from ressonance.protocol.errors import ConfigError, RessonanceError
 
@@ -269,7 +269,7 @@ def effective_settings(app: App) -> dict[str, object]:
     for item in fields(app):
         if item.name not in _CREDENTIALS:
             value = getattr(app, item.name)
-            values[item.name] = list(value) if isinstance(value, tuple) else value
+            values[item.name] = json_value(value)
     return values
 
 

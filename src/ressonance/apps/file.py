@@ -19,6 +19,7 @@ from typing import Final
 
 from ressonance.apps.base import AppRecord, ReadOnlyRegistryError
 from ressonance.apps.plans import setting_value
+from ressonance.apps.settings import json_value
 from ressonance.protocol.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def record_from_table(table: object, where: str) -> AppRecord:
         elif name == "enabled":
             enabled = bool(setting_value(name, value, f"{where}.{name}"))
         else:
-            settings[name] = _json_value(setting_value(name, value, f"{where}.{name}"))
+            settings[name] = json_value(setting_value(name, value, f"{where}.{name}"))
     for required in ("id", "key", "secret"):
         if required not in strings:
             raise ConfigError(f"{where}.{required}: required")
@@ -144,10 +145,6 @@ def record_from_table(table: object, where: str) -> AppRecord:
         plan=strings.get("plan", ""),
         settings=settings,
     )
-
-
-def _json_value(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _record_string(name: str, value: object, where: str) -> str:

@@ -18,18 +18,20 @@ from ressonance.protocol.app import (
     BOOL_SETTINGS,
     CHOICE_SETTINGS,
     INT_SETTINGS,
-    LIST_SETTINGS,
     UNLIMITED,
     UNLIMITED_SETTINGS,
     App,
 )
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.webhooks import parse_endpoints
 
 # What a plan may set: the limits and features, never the credentials or the name (nor the
 # origins an app's pages are served from).
 PLAN_SETTINGS: Final = (
     frozenset(INT_SETTINGS) | frozenset(BOOL_SETTINGS) - {"enabled"} | frozenset(CHOICE_SETTINGS)
 ) | {"history_channels"}
+# What only an app sets for itself (a plan cannot): who may connect, where webhooks go.
+OWN_SETTINGS: Final = frozenset(("allowed_origins", "webhooks"))
 
 # A history pattern: channel name characters, with `*` for any run of them.
 _HISTORY_PATTERN: Final = re.compile(r"[A-Za-z0-9_\-=@,.;*]{1,200}")
@@ -42,7 +44,8 @@ _OR_UNLIMITED: Final = ", or -1 for no limit"
 
 
 def setting_value(name: str, value: object, where: str) -> object:
-    """`value` checked as the app setting `name` takes it (a list of origins becomes a tuple).
+    """`value` checked as the app setting `name` takes it (a list of origins becomes a tuple,
+    a list of webhook endpoints a tuple of `WebhookEndpoint`).
 
     Settings come from TOML, the environment and JSON in app stores, so the type is checked
     here, once, for all of them. Raises ConfigError naming `where` and what is wrong.
@@ -60,12 +63,19 @@ def setting_value(name: str, value: object, where: str) -> object:
         return value
     if name in INT_SETTINGS:
         return _int_value(value, where, unlimited=name in UNLIMITED_SETTINGS)
+    return _list_value(name, value, where)
+
+
+def _list_value(name: str, value: object, where: str) -> object:
+    """The list settings: origins, history patterns and webhook endpoints."""
     if name == "allowed_origins":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f'{where}: must be a list of origins, like ["*.example.com"]')
         return tuple(value)
     if name == "history_channels":
         return _history_patterns(value, where)
+    if name == "webhooks":
+        return parse_endpoints(value, where)
     raise ConfigError(f"{where}: unknown setting")
 
 
@@ -135,7 +145,7 @@ def resolve(
             raise ConfigError(f"plan: no plan named {plan[:40]!r}")
         settings.update(chosen.settings)
     settings.update(overrides or {})
-    unknown = sorted(set(settings) - PLAN_SETTINGS - set(LIST_SETTINGS))
+    unknown = sorted(set(settings) - PLAN_SETTINGS - OWN_SETTINGS)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown app setting")
     checked = {name: setting_value(name, value, name) for name, value in settings.items()}

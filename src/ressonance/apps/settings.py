@@ -6,24 +6,30 @@ everywhere, with a `ConfigError` whose message starts with where the value was g
 setting's name, or a path such as `settings.max_connections`). The type of each setting is
 checked by `plans.setting_value`, as for every other source; this adds what only values from
 outside need: only settings an app may set itself, bounded sizes, and JSON-compatible results
-(lists of origins and history patterns are lists), as an app registry stores them.
+(lists of origins and history patterns are lists, webhooks a list of endpoint objects), as
+an app registry stores them. As text, `webhooks` is the JSON array itself
+(`RESSONANCE_APP_WEBHOOKS`, `--set webhooks=[...]`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 import orjson
 
-from ressonance.apps.plans import setting_value
+from ressonance.apps.plans import OWN_SETTINGS, setting_value
 from ressonance.protocol.app import BOOL_SETTINGS, CHOICE_SETTINGS, INT_SETTINGS, LIST_SETTINGS
 from ressonance.protocol.errors import ConfigError
+from ressonance.protocol.webhooks import WebhookEndpoint, endpoints_json
 
 # What an app may set for itself (on top of its plan): every limit and feature, never the
 # credentials, the name, the plan or `enabled`, which have their own operations.
-APP_SETTINGS: Final = frozenset(
-    (*(s for s in BOOL_SETTINGS if s != "enabled"), *INT_SETTINGS, *CHOICE_SETTINGS)
-) | set(LIST_SETTINGS)
+APP_SETTINGS: Final = (
+    frozenset((*(s for s in BOOL_SETTINGS if s != "enabled"), *INT_SETTINGS, *CHOICE_SETTINGS))
+    | set(LIST_SETTINGS)
+    | OWN_SETTINGS
+)
 
 # The largest integer a JSON number carries exactly (and every backend stores).
 MAX_INT: Final = 2**53 - 1
@@ -42,9 +48,18 @@ def check_setting(name: str, value: object, where: str | None = None) -> object:
     checked = setting_value(name, value, where)
     if isinstance(checked, int) and not isinstance(checked, bool) and checked > MAX_INT:
         raise ConfigError(f"{where}: must be at most {MAX_INT}")
+    if name == "webhooks":
+        return endpoints_json(checked)  # type: ignore[arg-type]
     if isinstance(checked, tuple):  # a list setting
         return _origins(checked, where) if name == "allowed_origins" else list(checked)
     return checked
+
+
+def json_value(value: object) -> object:
+    """A checked setting as JSON keeps it: tuples as lists, webhook endpoints as objects."""
+    if isinstance(value, tuple):
+        return [v.as_json() if isinstance(v, WebhookEndpoint) else v for v in value]
+    return value
 
 
 def parse_setting(name: str, text: str, where: str | None = None) -> object:
@@ -69,6 +84,11 @@ def text_value(name: str, text: str, where: str) -> object:
             raise ConfigError(f"{where}: must be an integer, not {text[:20]!r}") from None
     if name in LIST_SETTINGS:
         return _list_value(text, where)
+    if name == "webhooks":
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: must be a JSON array of endpoints ({exc})") from None
     return text
 
 

@@ -30,7 +30,7 @@ from typing import Final
 from ressonance.apps import open_registry
 from ressonance.apps.base import AppRecord, AppRegistry, resolve_record
 from ressonance.apps.file import FileAppRegistry, record_from_table
-from ressonance.apps.plans import BUILTIN_PLANS, Plan
+from ressonance.apps.plans import BUILTIN_PLANS, OWN_SETTINGS, Plan
 from ressonance.apps.private_files import private_directory
 from ressonance.apps.settings import text_value
 from ressonance.protocol.app import (
@@ -161,7 +161,7 @@ def app_from_environment(
 
 
 def _env_value(setting: str, raw: str, variable: str) -> object:
-    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS):
+    if setting in (*BOOL_SETTINGS, *INT_SETTINGS, *CHOICE_SETTINGS, *LIST_SETTINGS, *OWN_SETTINGS):
         return text_value(setting, raw, variable)
     if setting in _APP_STRINGS:
         return raw

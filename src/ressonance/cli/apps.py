@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -419,6 +420,8 @@ def _issued_text(issued: Issued, verb: str) -> str:
 def _value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        return json.dumps(value)  # webhooks: as --set takes them
     if isinstance(value, list):
         return ",".join(str(item) for item in value)
     return str(value)

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from pathlib import Path
 
 from ressonance.apps.admin import AppAdmin
 from ressonance.apps.base import AppRegistry
@@ -202,6 +203,8 @@ async def _serve(
             wire_version=settings.backbone_wire_version,
             max_buffer_bytes=settings.max_buffer_kb * 1024,
             max_buffer_messages=settings.max_buffer_messages,
+            state_dir=Path(settings.state_dir) if settings.state_dir else None,
+            webhook_leave_delay=settings.webhook_leave_delay,
         )
         limits = TransportLimits(
             max_ws_message_bytes=settings.max_ws_message_kb * 1024,
@@ -227,6 +230,7 @@ async def _serve(
             catalog=catalog,
             apps_refresh_seconds=settings.apps_refresh_seconds,
             admin=admin_api(settings, registry, node.usage),
+            webhooks=settings.webhooks,
             on_ready=ready,
             connections=settings.connection_limits,
         )

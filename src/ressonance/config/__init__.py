@@ -34,6 +34,8 @@ from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import UNDER_PRESSURE, AdmissionLimits
 from ressonance.server.limits import ConnectionLimits
 from ressonance.server.tls import TlsError, server_context
+from ressonance.server.webhook_networks import DEFAULT_ALLOWED
+from ressonance.server.webhook_settings import WebhookSettings
 from ressonance.state import REDIS_SCHEMES, SCHEMES as STATE_SCHEMES
 
 MAX_CONFIG_BYTES: Final = 1 << 20
@@ -90,6 +92,16 @@ class Settings:
     # The admin API's bearer token ("" = the admin API is off); never in a repr.
     admin_token: str = field(default="", repr=False)
     admin_token_file: str = ""
+    # Webhook delivery (server/webhook_settings.py).
+    webhook_retry_window: float = 86_400.0
+    webhook_retry_initial: float = 1.0
+    webhook_retry_max: float = 600.0
+    webhook_timeout: float = 10.0
+    webhook_batch_size: int = 50
+    webhook_batch_wait: float = 0.05
+    webhook_concurrency: int = 4
+    webhook_leave_delay: float = 3.0
+    webhook_allowed_networks: tuple[str, ...] = DEFAULT_ALLOWED
 
     @property
     def plan_map(self) -> dict[str, Plan]:
@@ -123,6 +135,22 @@ class Settings:
         if self.state:
             return self.state
         return self.backbone if self.backbone.startswith(REDIS_SCHEMES) else "memory://"
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        """How webhooks are delivered (a lane's lease lasts as long as the node's)."""
+        return WebhookSettings(
+            retry_window=self.webhook_retry_window,
+            retry_initial=self.webhook_retry_initial,
+            retry_max=self.webhook_retry_max,
+            timeout=self.webhook_timeout,
+            batch_size=self.webhook_batch_size,
+            batch_wait=self.webhook_batch_wait,
+            concurrency=self.webhook_concurrency,
+            leave_delay=self.webhook_leave_delay,
+            allowed_networks=self.webhook_allowed_networks,
+            lease_ttl=self.node_ttl,
+        )
 
     @property
     def admission(self) -> AdmissionLimits:

@@ -31,6 +31,7 @@ from ressonance.protocol.app import UNLIMITED
 from ressonance.protocol.errors import ConfigError
 from ressonance.server.admission import PER_IP_RATE_MODES
 from ressonance.server.proxies import parse_networks
+from ressonance.server.webhook_networks import NetworkPolicy
 
 ENV_PREFIX: Final = "RESSONANCE_"
 APP_PREFIX: Final = "RESSONANCE_APP_"
@@ -54,6 +55,7 @@ class Kind(Enum):
     LOG_LEVEL = "log_level"
     WIRE_VERSION = "wire_version"
     ADDRESSES = "addresses"  # IP addresses and CIDR blocks
+    NETWORKS = "networks"  # where webhooks may go: public, private, loopback or CIDR blocks
     PER_IP_RATE_WHEN = "per_ip_rate_when"
 
 
@@ -91,7 +93,7 @@ class ServerKey:
                 raise ConfigError(
                     f"{where}: must be a number of seconds, not {text[:40]!r}"
                 ) from None
-        if self.kind is Kind.ADDRESSES:
+        if self.kind in (Kind.ADDRESSES, Kind.NETWORKS):
             return [part.strip() for part in text.split(",") if part.strip()]
         return text
 
@@ -136,6 +138,15 @@ SERVER_KEYS: Final = {
         ServerKey("apps_refresh_seconds", _K.SECONDS),
         ServerKey("admin_token", _K.TEXT),
         ServerKey("admin_token_file", _K.TEXT),
+        ServerKey("webhook_retry_window", _K.SECONDS),
+        ServerKey("webhook_retry_initial", _K.SECONDS),
+        ServerKey("webhook_retry_max", _K.SECONDS),
+        ServerKey("webhook_timeout", _K.SECONDS),
+        ServerKey("webhook_batch_size", _K.COUNT),
+        ServerKey("webhook_batch_wait", _K.SECONDS),
+        ServerKey("webhook_concurrency", _K.COUNT),
+        ServerKey("webhook_leave_delay", _K.SECONDS),
+        ServerKey("webhook_allowed_networks", _K.NETWORKS),
     )
 }
 VARIABLES: Final = frozenset(
@@ -284,6 +295,18 @@ def _trusted_proxies(value: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _webhook_networks(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f'{where}: must be a list of "public", "private", "loopback" or CIDRs, like ["public"]'
+        )
+    try:
+        NetworkPolicy.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tuple(value)
+
+
 _CHECKS: Final[dict[Kind, Callable[[object, str], object]]] = {
     Kind.TEXT: string,
     Kind.PORT: port,
@@ -293,5 +316,6 @@ _CHECKS: Final[dict[Kind, Callable[[object, str], object]]] = {
     Kind.LOG_LEVEL: _log_level,
     Kind.WIRE_VERSION: wire_version,
     Kind.ADDRESSES: _trusted_proxies,
+    Kind.NETWORKS: _webhook_networks,
     Kind.PER_IP_RATE_WHEN: _per_ip_rate_when,
 }

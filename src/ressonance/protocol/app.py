@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from ressonance.protocol.webhooks import WebhookEndpoint
+
 UNLIMITED: Final = -1
 
 SlowClientPolicy = Literal["close", "drop_oldest"]
@@ -70,6 +72,8 @@ class App:
     history_size: int = 10_000
     history_ttl: int = 300
     idempotency_ttl: int = 86_400
+    # Where the app's webhooks go (protocol/webhooks.py); header values may be credentials.
+    webhooks: tuple[WebhookEndpoint, ...] = field(default=(), repr=False)
 
     @property
     def max_payload_bytes(self) -> int:

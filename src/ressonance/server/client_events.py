@@ -9,7 +9,8 @@ channel (the connection stays open):
 3. the app-wide rate, `max_app_client_events_per_sec` (the shared limiter, spent only when
    everything else allowed the event).
 An event that passes is counted as one message (its deliveries are counted as they go) and
-sent through the backbone, never to its sender.
+sent through the backbone, never to its sender; the `client_event` webhook is buffered for
+the endpoints that take it (no waiting).
 """
 
 from __future__ import annotations
@@ -22,18 +23,22 @@ from ressonance.protocol.frames import text_frame
 from ressonance.server.fanout import Fanout
 from ressonance.server.quotas import CONNECTION_CLIENT_EVENTS, Quotas
 from ressonance.server.session import Session
+from ressonance.server.webhook_events import WebhookEvents
 from ressonance.state.base import RateLimiter
 
 
 class ClientEvents:
     """The client event path of this node's sessions."""
 
-    def __init__(self, *, limiter: RateLimiter, quotas: Quotas, fanout: Fanout) -> None:
+    def __init__(
+        self, *, limiter: RateLimiter, quotas: Quotas, fanout: Fanout, webhooks: WebhookEvents
+    ) -> None:
         """`limiter` counts per connection (a connection lives on one node); `quotas` holds
         the app-wide checks."""
         self.limiter = limiter
         self.quotas = quotas
         self.fanout = fanout
+        self.webhooks = webhooks
 
     async def relay(self, session: Session, event: ClientEventReceived) -> str | None:
         """Send the event on, or refuse it; the reason it was refused, if it was."""
@@ -47,6 +52,7 @@ class ClientEvents:
         frame = text_frame(event.payload)
         fanout = self.fanout
         await fanout.send(BackboneMessage(topic, frame, session.socket_id, fanout.node_id))
+        self.webhooks.client_event(app, session.socket_id, event)
         return None
 
     async def refusal(self, session: Session, app: App) -> str | None:

@@ -4,7 +4,8 @@ Every `interval` seconds a node renews its one lease (`Membership`, ending `node
 each renewal) and reaps the nodes whose lease ended, announcing member_removed, watchlist
 offline and subscription counts for them. A dead node's members are therefore gone within
 `node_ttl + interval` seconds, and its connections stop counting against its apps' quotas
-within `node_ttl`. When this node's own lease had lapsed (the store restarted empty, or an
+within `node_ttl`; the webhook events of those removals are recorded by the reaping itself.
+When this node's own lease had lapsed (the store restarted empty, or an
 outage outlived the TTL), it writes its connections' presence and counts again, and it
 finishes the cleanups of connections that closed while the store was unreachable. Whether
 the store answered is this loop's to report (`Readiness.state_healthy`).
@@ -23,6 +24,7 @@ from ressonance.protocol.channels import ChannelKind
 from ressonance.server.quotas import Quotas
 from ressonance.server.readiness import Readiness
 from ressonance.server.registry import SessionRegistry
+from ressonance.server.webhook_events import WebhookEvents
 from ressonance.state.base import ConnectionCounter, Departure, Membership, PresenceStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class Liveness:
         quotas: Quotas,
         readiness: Readiness,
         announce_departures: AnnounceDepartures,
+        webhook_events: WebhookEvents,
     ) -> None:
         """`announce_departures` tells subscribers what dead nodes left behind
         (`Node.announce_departures`); `quotas` holds this node's connection counts."""
@@ -55,6 +58,7 @@ class Liveness:
         self.quotas = quotas
         self.readiness = readiness
         self.announce_departures = announce_departures
+        self.webhook_events = webhook_events
 
     async def run(self, interval: float) -> None:
         """The liveness loop of a node; cancelled when it stops."""
@@ -68,7 +72,8 @@ class Liveness:
                     await self.resync()
                     await self.connections.restore(self.quotas.slot_counts())
                 await self.registry.retry_cleanups()
-                await self.announce_departures(await self.membership.reap_dead_nodes())
+                hooks_for = self.webhook_events.hooks_for
+                await self.announce_departures(await self.membership.reap_dead_nodes(hooks_for))
                 if not readiness.state_healthy:
                     log.warning("event=state_available node_id=%s", self.node_id)
                 readiness.state_healthy = True
@@ -88,11 +93,20 @@ class Liveness:
                 if joined.channel.kind is ChannelKind.USER:
                     continue  # user channels are not occupancy (the user index covers them)
                 name, member = joined.channel.name, joined.member
+                # Written again with their webhooks: a channel the reapers vacated is occupied
+                # again (or, within the leave delay, the vacated is cancelled).
+                hooks = self.webhook_events.hooks(connection.app, joined.channel)
                 if member is None:
-                    await presence.join(app_id, name, session.socket_id)
+                    await presence.join(app_id, name, session.socket_id, hooks)
                 else:
                     await presence.join_presence(
-                        app_id, name, session.socket_id, member.user_id, member.user_info
+                        app_id,
+                        name,
+                        session.socket_id,
+                        member.user_id,
+                        member.user_info,
+                        None,
+                        hooks,
                     )
             if connection.user is not None:
                 await presence.add_user_connection(app_id, connection.user.id, session.socket_id)

@@ -62,6 +62,7 @@ from ressonance.server.registry import SessionRegistry
 from ressonance.server.session import OutputLimits, Session
 from ressonance.server.subscriptions import Subscriptions
 from ressonance.server.users import Users
+from ressonance.server.webhook_events import WebhookEvents
 from ressonance.state.base import (
     CacheStore,
     ConnectionCounter,
@@ -72,9 +73,11 @@ from ressonance.state.base import (
     PresenceStore,
     RateLimiter,
     UsageStore,
+    WebhookQueue,
 )
 from ressonance.state.memory import MemoryConnectionCounter, MemoryMembership, MemoryUsageStore
 from ressonance.state.memory_history import MemoryHistoryStore, MemoryIdempotencyStore
+from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class Node:
         history: HistoryStore | None = None,
         idempotency: IdempotencyStore | None = None,
         close_state: Callable[[], Awaitable[None]] | None = None,
+        webhooks: WebhookQueue | None = None,
     ) -> None:
         """`limiter` serves per-connection limits (a connection lives on one node: memory);
         `shared_limiter` the app-wide ones (shared by every node; `limiter` when None).
@@ -111,7 +115,8 @@ class Node:
         `membership` is the node's lease among the nodes (`server.liveness` renews it);
         `history` keeps the channels' history and `idempotency` the HTTP API's idempotency
         keys (memory when None); `close_state` releases the shared state's client when the
-        node stops."""
+        node stops. `webhooks` is the webhook queue (a queue in memory when None; the sender
+        opens it)."""
         self.apps = apps
         self.backbone = backbone
         self.presence = presence
@@ -138,6 +143,12 @@ class Node:
         )
         self.hub = Hub()
         self.node_id = node_id or secrets.token_hex(8)
+        self.webhooks: WebhookQueue = (
+            SqliteWebhookQueue(None, node_id=self.node_id, clock=clock)
+            if webhooks is None
+            else webhooks
+        )
+        self.webhook_events = WebhookEvents(queue=self.webhooks, apps=apps)
         self.fanout = Fanout(
             backbone=backbone,
             hub=self.hub,
@@ -155,9 +166,12 @@ class Node:
             fanout=self.fanout,
             recovery=Recovery(history=self.history, fanout=self.fanout),
             clock=clock,
+            webhooks=self.webhook_events,
         )
         self.users = Users(presence=presence, fanout=self.fanout)
-        self.client_events = ClientEvents(limiter=limiter, quotas=self.quotas, fanout=self.fanout)
+        self.client_events = ClientEvents(
+            limiter=limiter, quotas=self.quotas, fanout=self.fanout, webhooks=self.webhook_events
+        )
         self.registry = SessionRegistry(
             clock=clock,
             output_limits=self.output_limits,

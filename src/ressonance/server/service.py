@@ -21,6 +21,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from ressonance.apps.base import AppStore
 from ressonance.apps.catalog import AppCatalog
@@ -43,6 +44,9 @@ from ressonance.server.metrics import Metrics
 from ressonance.server.node import Node
 from ressonance.server.tls import Certificate
 from ressonance.server.transport import Transport, TransportLimits
+from ressonance.server.webhook_metrics import WebhookMetrics
+from ressonance.server.webhook_settings import WebhookSettings
+from ressonance.server.webhooks import WebhookSender
 from ressonance.server.websocket import Sockets
 from ressonance.state import open_state
 from ressonance.state.base import SharedState
@@ -85,13 +89,26 @@ def build_node(
     max_buffer_bytes: int = 1 << 20,
     max_buffer_messages: int = 4096,
     clock: Callable[[], float] = time.time,
+    state_dir: Path | None = None,
+    webhook_leave_delay: float = 3.0,
 ) -> Node:
-    """A node whose backbone and shared state are picked by URL scheme, serving `apps`."""
+    """A node whose backbone and shared state are picked by URL scheme, serving `apps`.
+
+    `state_dir` holds a single node's webhook queue (in memory without one)."""
     node_id = secrets.token_hex(8)
+    state = open_state(
+        state_url,
+        node_id=node_id,
+        clock=clock,
+        prefix=prefix,
+        node_ttl=node_ttl,
+        state_dir=state_dir,
+        leave_delay=webhook_leave_delay,
+    )
     return _node(
         apps,
         create_backbone(backbone_url, prefix=prefix, wire_version=wire_version),
-        open_state(state_url, node_id=node_id, clock=clock, prefix=prefix, node_ttl=node_ttl),
+        state,
         node_id=node_id,
         clock=clock,
         max_buffer_bytes=max_buffer_bytes,
@@ -128,6 +145,7 @@ def _node(
         history=state.history,
         idempotency=state.idempotency,
         close_state=state.close,
+        webhooks=state.webhooks,
     )
 
 
@@ -192,6 +210,17 @@ def liveness(node: Node) -> Liveness:
         quotas=node.quotas,
         readiness=node.readiness,
         announce_departures=node.announce_departures,
+        webhook_events=node.webhook_events,
+    )
+
+
+def webhook_sender(node: Node, settings: WebhookSettings | None = None) -> WebhookSender:
+    """The sender of `node`'s webhooks from its queue, as `settings` says (the defaults)."""
+    return WebhookSender(
+        queue=node.webhooks,
+        apps=node.apps,
+        settings=settings or WebhookSettings(),
+        metrics=WebhookMetrics(node.metrics.registry),
     )
 
 
@@ -231,6 +260,7 @@ async def serve(
     catalog: AppCatalog | None = None,
     apps_refresh_seconds: float = 1.0,
     admin: AdminApi | None = None,
+    webhooks: WebhookSettings | None = None,
     on_ready: Callable[[], None] = lambda: None,
     connections: ConnectionLimits | None = None,
 ) -> None:
@@ -243,17 +273,20 @@ async def serve(
     `apps_refresh_seconds` until the node stops; changed apps reach it through
     `SessionRegistry.apps_changed`. Whoever opened the registry closes it. With `admin`, the
     port serves the admin API under /admin/v1. `connections` bounds every connection until it
-    is a session (deadlines, head sizes, per-address and descriptor limits).
+    is a session (deadlines, head sizes, per-address and descriptor limits). The node's
+    webhooks are sent as `webhooks` says (the defaults when None) until the node has drained.
     """
     served = transport(node, limits, admission, admin, connections)
     if catalog is not None:
         catalog.on_change = node.registry.apps_changed
     await node.start()
+    await node.webhooks.open()  # before the first connection records an event in it
     ssl_context = certificate.context if certificate is not None else None
     await served.listen(host, port, reuse_port=reuse_port, ssl_context=ssl_context)
     tasks = [
         asyncio.create_task(node.run_timers(timer_interval)),
         asyncio.create_task(liveness(node).run(liveness_interval)),
+        asyncio.create_task(webhook_sender(node, webhooks).run()),
     ]
     if catalog is not None:
         tasks.append(asyncio.create_task(catalog.run(apps_refresh_seconds)))

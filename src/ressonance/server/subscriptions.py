@@ -22,6 +22,10 @@ Data flow 2 and 3 of ARCHITECTURE.md, after the protocol core has checked the au
 3. `subscription_count` goes out on every change, except on presence channels (they have
    member events) and for apps that did not enable it; above 100 subscribers at most once
    per 5 s (`CountThrottle`), the owed counts sent by the node's timer.
+4. Webhooks: every store call that changes presence carries the channel's hooks
+   (`WebhookEvents.hooks`), so the store records occupied, vacated, member and count
+   events in the same step as the change; a cache miss is recorded here. A member leaves
+   before the channel does, so `member_removed` comes before `channel_vacated`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ressonance.server.counts import CountThrottle
 from ressonance.server.fanout import Fanout
 from ressonance.server.recovery import Recovery
 from ressonance.server.session import Session
+from ressonance.server.webhook_events import WebhookEvents
 from ressonance.state.base import CacheStore, Joined, PresenceFullError, PresenceStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ class Subscriptions:
         fanout: Fanout,
         recovery: Recovery,
         clock: Callable[[], float],
+        webhooks: WebhookEvents,
     ) -> None:
         self.apps = apps
         self.presence = presence
@@ -64,6 +70,7 @@ class Subscriptions:
         self.fanout = fanout
         self.recovery = recovery
         self.clock = clock
+        self.webhooks = webhooks
         self._counts = CountThrottle()
 
     async def subscribe(
@@ -115,6 +122,7 @@ class Subscriptions:
     async def _join(self, session: Session, channel: Channel, member: Member | None) -> Joined:
         """The one store call of a subscribe (none on a user channel: not occupancy)."""
         app = session.connection.app
+        hooks = self.webhooks.hooks(app, channel)
         if member is not None:
             return await self.presence.join_presence(
                 app.id,
@@ -123,10 +131,11 @@ class Subscriptions:
                 member.user_id,
                 member.user_info,
                 app.max_presence_members_per_channel,
+                hooks,
             )
         count = 0
         if channel.kind is not ChannelKind.USER:
-            count = await self.presence.join(app.id, channel.name, session.socket_id)
+            count = await self.presence.join(app.id, channel.name, session.socket_id, hooks)
         return Joined(False, count, {})
 
     def _refuse_full(self, session: Session, channel: Channel) -> None:
@@ -151,13 +160,14 @@ class Subscriptions:
         joined.
         """
         app = session.connection.app
+        hooks = self.webhooks.hooks(app, channel)  # what was recorded is undone, webhooks too
         try:
             if channel.kind is not ChannelKind.USER:  # a user channel stays while signed in
                 await self.fanout.unindex(session, Topic(app.id, channel.name))
             if recorded and member is not None:
-                await self.presence.remove_member(app.id, channel.name, session.socket_id)
+                await self.presence.remove_member(app.id, channel.name, session.socket_id, hooks)
             if recorded and channel.kind is not ChannelKind.USER:
-                await self.presence.leave(app.id, channel.name, session.socket_id)
+                await self.presence.leave(app.id, channel.name, session.socket_id, hooks)
         except Exception as exc:
             log.warning(
                 "event=subscribe_undo_failed socket_id=%s channel=%s error=%r",
@@ -186,18 +196,20 @@ class Subscriptions:
             cached = None
         if cached is None:
             session.send(m.encode(m.CACHE_MISS, channel=channel.name))
+            self.webhooks.cache_miss(app, channel)
         else:
             session.send(m.encode_channel_event(channel.name, cached.event, cached.data))
 
     async def leave(self, session: Session, channel: Channel, member: Member | None) -> None:
         app = session.connection.app
+        hooks = self.webhooks.hooks(app, channel)
         if channel.kind is not ChannelKind.USER:  # kept while signed in
             await self.fanout.unindex(session, Topic(app.id, channel.name))
-        count = await self.presence.leave(app.id, channel.name, session.socket_id)
-        if member is not None:
-            gone = await self.presence.remove_member(app.id, channel.name, session.socket_id)
-            if gone is not None:
+        if member is not None:  # before the channel: member_removed precedes vacated
+            gone = await self.presence.remove_member(app.id, channel.name, session.socket_id, hooks)
+            if gone is not None:  # told at once: a retried cleanup finds the member gone
                 await self.member_removed(app, channel.name, gone)
+        count = await self.presence.leave(app.id, channel.name, session.socket_id, hooks)
         await self.announce_count(app, channel, count)
 
     async def member_removed(self, app: App, channel: str, user_id: str) -> None:

@@ -25,6 +25,11 @@ Every seam is a `typing.Protocol` with a memory implementation (one node) and a 
   renewed by `heartbeat`). A node whose lease ends stops counting connections at once, and
   one survivor removes what it left in presence (`reap_dead_nodes`); after a lapse
   (`heartbeat` returned False) the node writes its presence and counts again.
+- `WebhookQueue`: the durable lanes of webhook events, one per endpoint of an app
+  (its docstring states the guarantees). The presence store records the events of its
+  transitions there (occupied, vacated, member_added, member_removed, subscription_count)
+  in the same atomic step as the transition, given the `ChannelHooks` of the channel (which
+  lanes take which event); `NO_HOOKS` records nothing.
 
 - `HistoryStore`: a bounded log of the events of each channel that keeps history, each with
   a serial that increases across the whole cluster (docs/topics/delivery.md).
@@ -41,6 +46,16 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from ressonance.protocol.errors import RessonanceError
+from ressonance.protocol.webhooks import NO_HOOKS, ChannelHooks
+
+# The hooks of a channel of an app, for stores that meet channels the node did not name
+# (a dead node's, when it is reaped).
+HooksFor = Callable[[str, str], Awaitable[ChannelHooks]]
+
+
+async def no_hooks(app_id: str, channel: str) -> ChannelHooks:
+    """No webhook takes anything (the default)."""
+    return NO_HOOKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +89,28 @@ class Joined:
 
 
 class PresenceStore(Protocol):
-    async def join(self, app_id: str, channel: str, socket_id: str) -> int:
+    """Each method that changes presence takes the channel's `hooks` and records, in the
+    same atomic step, the webhook events of the change for the lanes that take them:
+    - the first subscriber of a channel: `channel_occupied`, unless a `channel_vacated`
+      of the channel is still delayed for that lane (a reload): then that one is cancelled
+      and neither is sent;
+    - the last subscriber gone: `channel_vacated`, delayed by the store's leave delay;
+    - a user's first connection in a presence channel: `member_added`, unless the user's
+      `member_removed` is still delayed (cancelled likewise); their last connection gone:
+      `member_removed`, delayed;
+    - any change of a non-presence channel's count: `subscription_count`, at once up to
+      100 subscribers, above that at most once per 5 s per channel (the latest count).
+    """
+
+    async def join(
+        self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS
+    ) -> int:
         """Count `socket_id` as subscribed; returns the channel's subscription count."""
         ...
 
-    async def leave(self, app_id: str, channel: str, socket_id: str) -> int:
+    async def leave(
+        self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS
+    ) -> int:
         """Forget `socket_id`'s subscription; returns the remaining subscription count."""
         ...
 
@@ -96,6 +128,7 @@ class PresenceStore(Protocol):
         user_id: str,
         user_info: object,
         max_users: int | None = None,
+        hooks: ChannelHooks = NO_HOOKS,
     ) -> Joined:
         """A presence subscribe in one atomic step (one round trip to a shared store): add
         the member connection, `join` the channel, and read the roster.
@@ -106,7 +139,9 @@ class PresenceStore(Protocol):
         """
         ...
 
-    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+    async def remove_member(
+        self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS
+    ) -> str | None:
         """Remove a member connection; the user id when it was the user's last one."""
         ...
 
@@ -229,8 +264,9 @@ class Membership(Protocol):
         again."""
         ...
 
-    async def reap_dead_nodes(self) -> list[Departure]:
-        """Remove what nodes whose lease ended left in presence; each is reaped once."""
+    async def reap_dead_nodes(self, hooks: HooksFor = no_hooks) -> list[Departure]:
+        """Remove what nodes whose lease ended left in presence; each is reaped once. The
+        webhook events of those removals are recorded for the lanes `hooks` names."""
         ...
 
 
@@ -345,12 +381,163 @@ class IdempotencyStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """A webhook event waiting in its lane.
+
+    `position` orders the lane (opaque text: later events have later positions); `event` is
+    the event object (protocol/webhooks.py), its `id` included; `produced_ms` is when it was
+    recorded (ms since the epoch, by the store's clock). A delayed event (vacated,
+    member_removed, a throttled count) has `due_ms` and the `key` that cancels it.
+    """
+
+    position: str
+    channel: str
+    event: bytes
+    produced_ms: int
+    due_ms: int = 0
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event given up on after the retry window; `id` names it for `replay`."""
+
+    id: str
+    lane: str
+    channel: str
+    event: bytes
+    produced_ms: int
+    failed_ms: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One webhook request: when, its HTTP status (0: no answer), how long, what went wrong."""
+
+    at_ms: int
+    status: int
+    latency_ms: int
+    events: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LaneDepth:
+    """How many events wait in a lane, and when the oldest was recorded (0: none)."""
+
+    events: int
+    oldest_ms: int
+
+
+class WebhookQueue(Protocol):
+    """Durable lanes of webhook events: one lane per endpoint of an app (`lane_id`).
+
+    Guarantees:
+    - Durable: an event leaves its lane only by `done` (delivered) or `dead_letter`. Events
+      of presence transitions are recorded by the presence store in the transition's own
+      atomic step (or, on a single node, in the same buffer); `add` buffers the others
+      (client events, cache misses) until `flush`, which the node runs every few ms. What a
+      crash can lose is that buffer.
+    - Ordered: `read` gives a lane's events in the order they were recorded.
+    - One worker per lane: `claim` takes (or renews) the lane's lease for `lease_ttl`
+      seconds; while it lasts no other node's claim succeeds. A dead node's lanes are
+      claimed by another node when their leases end, and read again from their first
+      event: delivery is at least once.
+    - Delayed events: `fire` says whether a delayed event is still wanted (it was not
+      cancelled) and makes it uncancellable from then on; a cancelled event leaves its lane,
+      a fired one stays wanted (`fire` is True again when another worker reads it again).
+    - Bounded: the dead letters of an app and the delivery log of a lane keep their most
+      recent entries only (the limits are the implementation's, documented there).
+    """
+
+    wake: Callable[[], None]
+    """Called when `add` (or the presence store) buffers the first event since a `flush`."""
+
+    async def open(self) -> None:
+        """Ready the queue (create tables, load what is delayed); before any other call."""
+        ...
+
+    def add(
+        self,
+        lanes: Sequence[str],
+        channel: str,
+        event: bytes,
+        *,
+        dedupe: str = "",
+        dedupe_seconds: float = 0.0,
+    ) -> None:
+        """Buffer `event` for each of `lanes` (never waits). With `dedupe`, an event with the
+        same key buffered less than `dedupe_seconds` ago (cluster-wide) drops this one."""
+        ...
+
+    async def flush(self) -> None:
+        """Store what is buffered (one group commit)."""
+        ...
+
+    async def lanes(self) -> list[str]:
+        """The lanes that may hold events."""
+        ...
+
+    async def claim(self, lane: str) -> bool:
+        """Take or renew this node's lease on `lane`; False when another node holds it."""
+        ...
+
+    async def release(self, lane: str, *, if_empty: bool = False) -> bool:
+        """Give up this node's lease (with `if_empty`, only when the lane holds no event,
+        and the lane is then forgotten); whether it was given up."""
+        ...
+
+    async def read(self, lane: str, after: str = "", limit: int = 100) -> list[QueuedEvent]:
+        """Up to `limit` events of `lane` after position `after` ("" for the first)."""
+        ...
+
+    async def fire(self, lane: str, event: QueuedEvent) -> bool:
+        """Whether a delayed event is still wanted; from now on it cannot be cancelled."""
+        ...
+
+    async def done(self, lane: str, positions: Sequence[str]) -> None:
+        """Delivered: these events leave the lane."""
+        ...
+
+    async def dead_letter(
+        self, lane: str, events: Sequence[QueuedEvent], reason: str, failed_ms: int
+    ) -> None:
+        """Given up on: these events move from the lane to the app's dead letters."""
+        ...
+
+    async def record_attempt(self, lane: str, attempt: DeliveryAttempt) -> None:
+        """Add a request to the lane's delivery log."""
+        ...
+
+    async def depth(self, lanes: Sequence[str]) -> dict[str, LaneDepth]:
+        """How many events wait in each of `lanes`."""
+        ...
+
+    async def dead_letters(
+        self, app_id: str, after: str = "", limit: int = 100
+    ) -> list[DeadLetter]:
+        """The app's dead letters after id `after`, oldest first."""
+        ...
+
+    async def replay(self, app_id: str, ids: Sequence[str]) -> int:
+        """Put these dead letters back at the end of their lanes (with their ids); how many."""
+        ...
+
+    async def delivery_log(self, lane: str, limit: int = 100) -> list[DeliveryAttempt]:
+        """The lane's most recent requests, newest first."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class SharedState:
     """One node's stores of `--state`, made together by `open_state`.
 
     `limiter` serves the app-wide limits (shared by every node); per-connection limits stay
-    in the node's memory. `close` releases what the stores hold (the Redis client), once,
-    when the node stops.
+    in the node's memory. `webhooks` is opened by the node when it starts. `close` releases
+    what the stores hold (the Redis client, the webhook database), once, when the node stops.
     """
 
     presence: PresenceStore
@@ -361,4 +548,5 @@ class SharedState:
     membership: Membership
     history: HistoryStore
     idempotency: IdempotencyStore
+    webhooks: WebhookQueue
     close: Callable[[], Awaitable[None]]

@@ -9,42 +9,66 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from ressonance.protocol.app import UNLIMITED
+from ressonance.protocol.webhooks import NO_HOOKS, ChannelHooks
 from ressonance.state.base import (
     CachedEvent,
     DayUsage,
     Decision,
     Departure,
+    HooksFor,
     Joined,
     PresenceFullError,
     SharedState,
+    no_hooks,
 )
 from ressonance.state.memory_history import MemoryHistoryStore, MemoryIdempotencyStore
+from ressonance.state.memory_hooks import MemoryHooks
+from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 
 
 class MemoryPresenceStore:
-    """Single-node presence; the default without a shared store."""
+    """Single-node presence; the default without a shared store. With `hooks`, the webhook
+    events of each transition are recorded in the same step (state/memory_hooks.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hooks: MemoryHooks | None = None) -> None:
+        self._hooks = hooks
         self._subscribers: dict[tuple[str, str], set[str]] = defaultdict(set)
         # (app, channel) -> user_id -> (user_info, socket ids)
         self._members: dict[tuple[str, str], dict[str, tuple[object, set[str]]]] = defaultdict(dict)
         self._member_of: dict[tuple[str, str, str], str] = {}
         self._users: dict[tuple[str, str], set[str]] = defaultdict(set)
 
-    async def join(self, app_id: str, channel: str, socket_id: str) -> int:
+    async def join(
+        self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS
+    ) -> int:
+        return self._join(app_id, channel, socket_id, hooks)
+
+    def _join(self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks) -> int:
         sockets = self._subscribers[app_id, channel]
+        added = socket_id not in sockets
         sockets.add(socket_id)
+        if self._hooks is not None and added and hooks.has_store_events:
+            if len(sockets) == 1:
+                self._hooks.occupied(channel, hooks)
+            self._hooks.count(app_id, channel, len(sockets), hooks)
         return len(sockets)
 
-    async def leave(self, app_id: str, channel: str, socket_id: str) -> int:
+    async def leave(
+        self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS
+    ) -> int:
         sockets = self._subscribers.get((app_id, channel))
-        if sockets is None:
-            return 0
+        if sockets is None or socket_id not in sockets:
+            return len(sockets or ())
         sockets.discard(socket_id)
         if not sockets:
             del self._subscribers[app_id, channel]
+        if self._hooks is not None and hooks.has_store_events:
+            if not sockets:
+                self._hooks.vacated(channel, hooks)
+            self._hooks.count(app_id, channel, len(sockets), hooks)
         return len(sockets)
 
     async def subscription_count(self, app_id: str, channel: str) -> int:
@@ -65,6 +89,7 @@ class MemoryPresenceStore:
         user_id: str,
         user_info: object,
         max_users: int | None = None,
+        hooks: ChannelHooks = NO_HOOKS,
     ) -> Joined:
         roster = self._members[app_id, channel]
         if max_users is not None and user_id not in roster and len(roster) >= max_users:
@@ -78,10 +103,20 @@ class MemoryPresenceStore:
             else:
                 roster[user_id] = (user_info, {socket_id})
                 new_member = True
-        count = await self.join(app_id, channel, socket_id)
+        count = self._join(app_id, channel, socket_id, hooks)  # occupied comes first
+        if self._hooks is not None and new_member and hooks.has_store_events:
+            self._hooks.member_added(channel, user_id, hooks)
         return Joined(new_member, count, await self.members(app_id, channel))
 
-    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+    async def remove_member(
+        self, app_id: str, channel: str, socket_id: str, hooks: ChannelHooks = NO_HOOKS
+    ) -> str | None:
+        gone = self._remove_member(app_id, channel, socket_id)
+        if self._hooks is not None and gone is not None and hooks.has_store_events:
+            self._hooks.member_removed(channel, gone, hooks)
+        return gone
+
+    def _remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
         user_id = self._member_of.pop((app_id, channel, socket_id), None)
         roster = self._members.get((app_id, channel))
         if user_id is None or roster is None:
@@ -220,18 +255,27 @@ class MemoryMembership:
     async def heartbeat(self) -> bool:
         return True
 
-    async def reap_dead_nodes(self) -> list[Departure]:
+    async def reap_dead_nodes(self, hooks: HooksFor = no_hooks) -> list[Departure]:
         return []
 
 
-def memory_state(clock: Callable[[], float]) -> SharedState:
-    """The stores of one process that shares nothing (`--state memory://`)."""
+def memory_state(
+    clock: Callable[[], float],
+    *,
+    node_id: str = "",
+    webhooks_file: Path | None = None,
+    leave_delay: float = 3.0,
+    lease_ttl: float = 10.0,
+) -> SharedState:
+    """The stores of one process that shares nothing (`--state memory://`); its webhook
+    queue is durable in `webhooks_file` (SQLite), or in memory without one."""
+    queue = SqliteWebhookQueue(webhooks_file, node_id=node_id, clock=clock, lease_ttl=lease_ttl)
 
     async def close() -> None:
-        return None
+        await queue.close()
 
     return SharedState(
-        presence=MemoryPresenceStore(),
+        presence=MemoryPresenceStore(MemoryHooks(queue, clock, leave_delay)),
         cache=MemoryCacheStore(clock),
         limiter=MemoryRateLimiter(clock),
         usage=MemoryUsageStore(),
@@ -239,5 +283,6 @@ def memory_state(clock: Callable[[], float]) -> SharedState:
         membership=MemoryMembership(),
         history=MemoryHistoryStore(clock),
         idempotency=MemoryIdempotencyStore(clock),
+        webhooks=queue,
         close=close,
     )

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from ressonance.state.base import Departure
+from ressonance.state.base import Departure, HooksFor, no_hooks
 from ressonance.state.redis import SERVER_NOW, leases_key, text
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ if ends and tonumber(ends) <= now then redis.call('ZREM', KEYS[1], ARGV[1]) end
 """
 )
 
-Reap = Callable[[str], Awaitable[list[Departure]]]
+Reap = Callable[[str, HooksFor], Awaitable[list[Departure]]]
 
 
 class RedisMembership:
@@ -88,7 +88,7 @@ class RedisMembership:
     async def heartbeat(self) -> bool:
         return bool(await self._renew([self._leases], [self._node_id, self._ttl_ms]))
 
-    async def reap_dead_nodes(self) -> list[Departure]:
+    async def reap_dead_nodes(self, hooks: HooksFor = no_hooks) -> list[Departure]:
         departures: list[Departure] = []
         for raw in await self._ended([self._leases]):
             node_id = text(raw)
@@ -98,6 +98,6 @@ class RedisMembership:
             if not await self._redis.set(lock, self._node_id, nx=True, px=self._ttl_ms * 3):
                 continue  # another node is reaping it
             log.warning("event=node_dead node_id=%s reaper=%s", node_id, self._node_id)
-            departures += await self._reap(node_id)
+            departures += await self._reap(node_id, hooks)
             await self._forget([self._leases], [node_id])
         return departures
