@@ -32,6 +32,7 @@ from ressonance.server.http_api import ApiResponse
 from ressonance.state.memory import MemoryUsageStore
 from ressonance.state.redis import connect
 from ressonance.state.redis_usage import RedisUsageStore
+from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 from tests import services
 
 Capture = pytest.CaptureFixture[str]
@@ -408,7 +409,12 @@ async def _usage_answers(store: MemoryUsageStore, now: float) -> tuple[str, ApiR
     registry = MemoryAppRegistry()
     await registry.create(AppRecord("1", "k", "s" * 32))
     token = "t0ken-for-tests-0123456789"
-    api = AdminApi(AppAdmin(registry, {}, lambda: now), store, token=token)
+    api = AdminApi(
+        AppAdmin(registry, {}, lambda: now),
+        store,
+        SqliteWebhookQueue(None, node_id="n"),
+        token=token,
+    )
     path = f"{PREFIX}/apps/1/usage"
     answer = await api.handle(AdminRequest.at("GET", path, {"days": "2"}, f"Bearer {token}", b""))
     args = cli.build_parser().parse_args(["apps", "usage", "1", "--days", "2", "--json"])

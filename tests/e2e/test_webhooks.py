@@ -3,8 +3,9 @@
 Clients are pusher-js (Node) and raw WebSockets (the Python SDK). Signatures are checked by
 both official validators: the PyPI `pusher` SDK's `validate_webhook` and the npm `pusher`
 SDK's `webhook().isValid()`. Durability: a receiver that fails for a while, and a receiver
-that is down while the node is killed with SIGKILL and started again. Delays and windows are
-short, set in the node's config file.
+that is down while the node is killed with SIGKILL and started again, and dead letters replayed
+by `ressonance apps webhooks replay`. Delays and windows are short, set in the node's config
+file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -325,3 +328,51 @@ async def test_events_survive_a_receiver_down_and_a_killed_node(
         stop_server(restarted)
 
     assert sorted({e["channel"] for e in receiver.delivered()}) == [f"room-{n}" for n in range(5)]
+
+
+def apps_command(
+    tmp_path: Path, node: RunningServer, endpoints: list[dict[str, Any]], *argv: str
+) -> Any:
+    """`ressonance apps webhooks ... --json` with the node's settings; its JSON answer."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("RESSONANCE_")}
+    env = {
+        **inherited,
+        "RESSONANCE_APP_ID": node.app_id,
+        "RESSONANCE_APP_KEY": node.key,
+        "RESSONANCE_APP_SECRET": node.secret,
+        "RESSONANCE_APP_WEBHOOKS": json.dumps(endpoints),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    config = str(tmp_path / "webhooks.toml")
+    command = [sys.executable, "-m", "ressonance", "apps", "webhooks", *argv, "--config", config]
+    done = subprocess.run([*command, "--json"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+async def test_dead_letters_are_replayed_by_the_command(
+    tmp_path: Path, receiver: ReceiverThread, sockets: list[PusherSocket]
+) -> None:
+    failing = True
+    receiver.set_answer(lambda number, body: web.Response(status=500 if failing else 200))
+    endpoint = {"url": receiver.url, "event_types": ["channel_occupied"]}
+    with running(tmp_path, [endpoint], webhook_retry_window=1) as node:
+        sock = await connected(sockets, socket(node))
+        for n in range(3):
+            await sock.subscribe(f"room-{n}")
+        app = node.app_id
+        for _ in range(100):  # generous: the window is 1 s
+            letters = apps_command(tmp_path, node, [endpoint], "dead-letters", app)["dead_letters"]
+            if len(letters) == 3:
+                break
+            await asyncio.sleep(0.3)
+        assert sorted(d["channel"] for d in letters) == [f"room-{n}" for n in range(3)]
+        log = apps_command(tmp_path, node, [endpoint], "deliveries", app, "--endpoint", "0")
+        assert log["endpoints"][0]["attempts"][0]["status"] == 500
+
+        failing = False
+        replayed = apps_command(tmp_path, node, [endpoint], "replay", app, "--all")
+        assert replayed == {"replayed": 3}
+        await receiver.until(lambda: len(receiver.delivered()) >= 3, "the replayed events")
+
+    assert sorted({e["channel"] for e in receiver.delivered()}) == [f"room-{n}" for n in range(3)]

@@ -26,6 +26,7 @@ from ressonance.server.admin_api import (
 )
 from ressonance.server.http_api import ApiResponse
 from ressonance.state.memory import MemoryUsageStore
+from ressonance.state.sqlite_webhooks import SqliteWebhookQueue
 from tests.fakes import FakeClock
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -50,7 +51,8 @@ def usage() -> MemoryUsageStore:
 
 @pytest.fixture
 def api(registry: MemoryAppRegistry, usage: MemoryUsageStore, clock: FakeClock) -> AdminApi:
-    return AdminApi(AppAdmin(registry, {"free": FREE}, clock), usage, token=TOKEN)
+    webhooks = SqliteWebhookQueue(None, node_id="n", clock=clock)
+    return AdminApi(AppAdmin(registry, {"free": FREE}, clock), usage, webhooks, token=TOKEN)
 
 
 async def call(
@@ -211,7 +213,7 @@ async def test_the_document_is_served_without_a_token(api: AdminApi) -> None:
 async def test_without_a_configured_token_the_api_does_not_exist(
     registry: MemoryAppRegistry, usage: MemoryUsageStore
 ) -> None:
-    api = AdminApi(AppAdmin(registry), usage, token="")
+    api = AdminApi(AppAdmin(registry), usage, SqliteWebhookQueue(None, node_id="n"), token="")
     for path in ("/apps", "/openapi.json"):
         response = await call(api, "GET", path, authorization="Bearer ")
         assert (response.status, response.body) == (404, {"error": DISABLED, "code": 404})

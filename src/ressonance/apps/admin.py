@@ -243,6 +243,10 @@ class AppAdmin:
                 return candidate
         raise AppExistsError("could not find a free app id; pass one explicitly")
 
+    async def resolved(self, app_id: str) -> App:
+        """The app as the nodes serve it (its webhook endpoints, say)."""
+        return self._resolve(await self._record(app_id))
+
     def _resolve(self, record: AppRecord) -> App:
         try:
             return resolve_record(record, self.plans)

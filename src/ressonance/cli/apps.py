@@ -1,8 +1,9 @@
 """`ressonance apps ...`: manage apps from a shell, in tables for people or JSON for scripts.
 
-Verbs: create, list, show, update, disable, enable, rotate-secret, delete, usage. The app
-registry is found the way `serve` finds it (`--config` or `RESSONANCE_CONFIG`, `--apps` or
-`RESSONANCE_APPS`, the config file's apps URL, else the state directory), so the command
+Verbs: create, list, show, update, disable, enable, rotate-secret, delete, usage, webhooks
+(cli/webhooks.py). The app registry is found the way `serve` finds it (`--config` or
+`RESSONANCE_CONFIG`, `--apps` or `RESSONANCE_APPS`, the config file's apps URL, else the state
+directory), so the command
 changes the apps the running nodes serve; every answer names the store it used (its URL
 without a password), as `serve`'s banner does, so two different stores are seen at once.
 Exit status: 0 done, 1 not found or conflict (or a backend that cannot be reached), 2 bad
@@ -35,12 +36,13 @@ from ressonance.apps.base import (
 )
 from ressonance.apps.settings import APP_SETTINGS, parse_setting
 from ressonance.apps.sourcing import open_app_registry
-from ressonance.cli import examples
+from ressonance.cli import examples, webhooks
 from ressonance.config import Settings, load_settings
 from ressonance.protocol.errors import ConfigError, RessonanceError
 from ressonance.protocol.urls import redacted_url
 from ressonance.server.admin_api import PREFIX
 from ressonance.server.usage_report import MAX_USAGE_DAYS, UsageReport, usage_report
+from ressonance.server.webhook_report import WebhookQueryError
 from ressonance.state import REDIS_SCHEMES
 from ressonance.state.base import UsageStore
 
@@ -147,6 +149,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     usage = verbs.add_parser("usage", parents=[common], help="messages and peak connections a day")
     usage.add_argument("app_id", metavar="ID")
     usage.add_argument("--days", type=int, default=7, help=f"1 to {MAX_USAGE_DAYS} (default 7)")
+    webhooks.add_parser(verbs, common)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +168,7 @@ def run(
     *,
     registry_factory: RegistryFactory | None = None,
     usage_factory: UsageFactory | None = None,
+    queue_factory: webhooks.QueueFactory | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -175,21 +179,21 @@ def run(
         settings = load_settings(config_file=args.config, apps=args.apps)
     except ConfigError as exc:
         return _fail(err, f"configuration error: {exc}", USAGE)
-    if args.verb == "usage":
-        store = f"usage store: {redacted_url(settings.state_url)}"
-    else:
-        store = f"app store: {store_name(settings)}"
+    store = _store_line(args, settings)
     try:
+        opener = registry_factory or open_registry
         if args.verb == "usage":
             body, text = _usage(args, settings, usage_factory or open_usage)
+        elif args.verb == "webhooks":
+            queues = queue_factory or webhooks.open_queue
+            body, text = asyncio.run(_hooks(args, settings, opener, queues))
         else:
-            opener = registry_factory or open_registry
             body, text = asyncio.run(_managed(args, settings, opener))
     except ConfigError as exc:
         return _fail(err, f"configuration error: {exc}", USAGE)
     except CommandError as exc:
         return _fail(err, str(exc), exc.status)
-    except InvalidAppError as exc:
+    except (InvalidAppError, WebhookQueryError, ValueError) as exc:
         return _fail(err, str(exc), USAGE)
     except (AppNotFoundError, AppExistsError, ReadOnlyRegistryError) as exc:
         return _fail(err, f"{exc} ({store})", FAILED)
@@ -201,6 +205,14 @@ def run(
     line = f"ressonance: {store}" if args.json else store[:1].upper() + store[1:]
     (err if args.json else out).write(line + "\n")
     return OK
+
+
+def _store_line(args: argparse.Namespace, settings: Settings) -> str:
+    if args.verb == "usage":
+        return f"usage store: {redacted_url(settings.state_url)}"
+    if args.verb == "webhooks":
+        return f"webhook queue: {webhooks.queue_name(settings)}, app store: {store_name(settings)}"
+    return f"app store: {store_name(settings)}"
 
 
 def store_name(settings: Settings) -> str:
@@ -217,6 +229,19 @@ async def _managed(args: argparse.Namespace, settings: Settings, opener: Registr
     registry = await opener(settings)
     try:
         return await _verb(args, AppAdmin(registry, settings.plan_map))
+    finally:
+        await registry.close()
+
+
+async def _hooks(
+    args: argparse.Namespace,
+    settings: Settings,
+    opener: RegistryFactory,
+    queues: webhooks.QueueFactory,
+) -> Output:
+    registry = await opener(settings)
+    try:
+        return await webhooks.run(args, settings, registry, queues)
     finally:
         await registry.close()
 

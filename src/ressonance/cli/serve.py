@@ -28,7 +28,7 @@ from ressonance.server.admin_api import AdminApi
 from ressonance.server.service import build_node, serve
 from ressonance.server.tls import Certificate, TlsError
 from ressonance.server.transport import TransportLimits
-from ressonance.state.base import UsageStore
+from ressonance.state.base import UsageStore, WebhookQueue
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -229,7 +229,7 @@ async def _serve(
             certificate=certificate,
             catalog=catalog,
             apps_refresh_seconds=settings.apps_refresh_seconds,
-            admin=admin_api(settings, registry, node.usage),
+            admin=admin_api(settings, registry, node.usage, node.webhooks),
             webhooks=settings.webhooks,
             on_ready=ready,
             connections=settings.connection_limits,
@@ -238,11 +238,14 @@ async def _serve(
         await registry.close()
 
 
-def admin_api(settings: Settings, registry: AppRegistry, usage: UsageStore) -> AdminApi | None:
-    """The admin API over the node's registry and usage, when an admin token is set."""
+def admin_api(
+    settings: Settings, registry: AppRegistry, usage: UsageStore, webhooks: WebhookQueue
+) -> AdminApi | None:
+    """The admin API over the node's registry, usage and webhook queue, when a token is set."""
     if not settings.admin_token:
         return None
-    return AdminApi(AppAdmin(registry, settings.plan_map), usage, token=settings.admin_token)
+    admin = AppAdmin(registry, settings.plan_map)
+    return AdminApi(admin, usage, webhooks, token=settings.admin_token)
 
 
 def _worker(settings: Settings) -> None:

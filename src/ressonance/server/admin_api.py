@@ -1,4 +1,4 @@
-"""The admin HTTP API under /admin/v1: apps and their usage, independent of the web library.
+"""The admin HTTP API under /admin/v1: apps, their usage and webhook queues, without a web library.
 
 The transport hands over an `AdminRequest` (method, path, query, the Authorization header, a
 body bounded in size, and the path's route from `server.routes`, resolved once by the
@@ -34,7 +34,15 @@ from ressonance.server import routes
 from ressonance.server.http_api import ApiResponse, JsonBody, MethodNotAllowedError, error_response
 from ressonance.server.routes import Area, Endpoint, Route
 from ressonance.server.usage_report import DEFAULT_USAGE_DAYS, MAX_USAGE_DAYS, usage_report
-from ressonance.state.base import UsageStore
+from ressonance.server.webhook_report import (
+    WebhookQueryError,
+    dead_letters as dead_letters_of,
+    deliveries,
+    parse_limit,
+    replay,
+    select_endpoints,
+)
+from ressonance.state.base import UsageStore, WebhookQueue
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +124,14 @@ class AdminApi:
         self,
         admin: AppAdmin,
         usage: UsageStore,
+        webhooks: WebhookQueue,
         *,
         token: str,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.admin = admin
         self.usage = usage
+        self.webhooks = webhooks
         self._token = token.encode()
         self.max_body_bytes = max_body_bytes
         self._document = openapi_document()
@@ -136,6 +146,9 @@ class AdminApi:
             Operation("POST", routes.ADMIN_ENABLE, self._enable),
             Operation("POST", routes.ADMIN_ROTATE_SECRET, self._rotate_secret),
             Operation("GET", routes.ADMIN_USAGE, self._usage),
+            Operation("GET", routes.ADMIN_DEAD_LETTERS, self._dead_letters),
+            Operation("POST", routes.ADMIN_REPLAY, self._replay),
+            Operation("GET", routes.ADMIN_DELIVERIES, self._deliveries),
         ]
         self._by_route = {(op.endpoint, op.method): op for op in self.operations}
 
@@ -160,7 +173,7 @@ class AdminApi:
             )
         except ApiError as error:
             return error_response(error)
-        except InvalidAppError as exc:
+        except (InvalidAppError, WebhookQueryError) as exc:
             return error_response(ApiError(422, str(exc)))
         except AppNotFoundError as exc:
             return error_response(ApiError(404, f"No app: {exc}"))
@@ -256,6 +269,36 @@ class AdminApi:
         app = await self.admin.show(params["id"])  # 404 for an unknown app
         report = await usage_report(self.usage, app.id, now=self.admin.clock(), days=days)
         return ApiResponse(200, report.to_json())
+
+    async def _dead_letters(self, request: AdminRequest, params: Params) -> ApiResponse:
+        limit = parse_limit(request.query.get("limit"))
+        app = await self.admin.resolved(params["id"])
+        after = request.query.get("after", "")
+        body = await dead_letters_of(self.webhooks, app.id, app.webhooks, after=after, limit=limit)
+        return ApiResponse(200, body)
+
+    async def _replay(self, request: AdminRequest, params: Params) -> ApiResponse:
+        ids = _replay_ids(_object(request.body, allow_empty=True))
+        app = await self.admin.resolved(params["id"])
+        return ApiResponse(200, {"replayed": await replay(self.webhooks, app.id, ids)})
+
+    async def _deliveries(self, request: AdminRequest, params: Params) -> ApiResponse:
+        limit = parse_limit(request.query.get("limit"))
+        app = await self.admin.resolved(params["id"])
+        selected = select_endpoints(app.webhooks, request.query.get("endpoint"))
+        return ApiResponse(200, await deliveries(self.webhooks, app.id, selected, limit))
+
+
+def _replay_ids(body: Mapping[str, object]) -> list[str] | None:
+    """`{"ids": [...]}` or `{"all": true}` (None: every dead letter)."""
+    if set(body) == {"all"} and body["all"] is True:
+        return None
+    ids = body.get("ids")
+    if set(body) != {"ids"} or not isinstance(ids, list) or not ids:
+        raise ApiError(422, 'Give {"ids": ["..."]} (a non-empty list) or {"all": true}')
+    if not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids) or len(ids) > 1000:
+        raise ApiError(422, "ids: at most 1000 dead letter ids (strings)")
+    return [str(i) for i in ids]
 
 
 def _object(body: bytes, *, allow_empty: bool) -> dict[str, object]:

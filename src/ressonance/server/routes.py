@@ -98,6 +98,14 @@ ADMIN_ROTATE_SECRET: Final = Endpoint(
     Area.ADMIN, "rotate_secret", _ADMIN_APP + "/rotate-secret", ("POST",)
 )
 ADMIN_USAGE: Final = Endpoint(Area.ADMIN, "usage", _ADMIN_APP + "/usage", ("GET",))
+_ADMIN_HOOKS: Final = _ADMIN_APP + "/webhooks"
+ADMIN_DEAD_LETTERS: Final = Endpoint(
+    Area.ADMIN, "dead_letters", _ADMIN_HOOKS + "/dead-letters", ("GET",)
+)
+ADMIN_REPLAY: Final = Endpoint(
+    Area.ADMIN, "replay", _ADMIN_HOOKS + "/dead-letters/replay", ("POST",)
+)
+ADMIN_DELIVERIES: Final = Endpoint(Area.ADMIN, "deliveries", _ADMIN_HOOKS + "/deliveries", ("GET",))
 
 ENDPOINTS: Final = (
     WEBSOCKET,
@@ -119,6 +127,9 @@ ENDPOINTS: Final = (
     ADMIN_ENABLE,
     ADMIN_ROTATE_SECRET,
     ADMIN_USAGE,
+    ADMIN_DEAD_LETTERS,
+    ADMIN_REPLAY,
+    ADMIN_DELIVERIES,
 )
 
 
