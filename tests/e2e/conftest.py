@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ressonance.client import PusherSocket
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,3 +161,19 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     running = start_server(tmp_path)
     yield running
     stop_server(running)
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[list[PusherSocket]]:
+    """SDK sockets a test opened (through `connected`), closed after it."""
+    opened: list[PusherSocket] = []
+    yield opened
+    for sock in opened:
+        await sock.close()
+
+
+async def connected(sockets: list[PusherSocket], sock: PusherSocket) -> PusherSocket:
+    """`sock`, connected and kept in `sockets` to be closed after the test."""
+    await sock.connect()
+    sockets.append(sock)
+    return sock

@@ -13,7 +13,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from ressonance.client import (
     authorize_channel,
 )
 from tests import services
-from tests.e2e.conftest import RunningServer, start_server, stop_server
+from tests.e2e.conftest import RunningServer, connected, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -124,25 +124,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
                 stop_server(node)
 
 
-@pytest.fixture
-async def sockets() -> AsyncIterator[list[PusherSocket]]:
-    opened: list[PusherSocket] = []
-    yield opened
-    for sock in opened:
-        await sock.close()
-
-
-async def connect(sockets: list[PusherSocket], sock: PusherSocket) -> PusherSocket:
-    await sock.connect()
-    sockets.append(sock)
-    return sock
-
-
 async def test_a_publish_on_any_node_reaches_every_subscriber_once(
     cluster: Cluster, sockets: list[PusherSocket]
 ) -> None:
     async with asyncio.timeout(30):
-        subscribers = [await connect(sockets, cluster.socket(i % 3)) for i in range(6)]
+        subscribers = [await connected(sockets, cluster.socket(i % 3)) for i in range(6)]
         for sock in subscribers:
             await sock.subscribe("orders")
         for index in range(3):
@@ -164,10 +150,10 @@ async def test_presence_and_counts_agree_on_every_node(
     cluster: Cluster, sockets: list[PusherSocket]
 ) -> None:
     async with asyncio.timeout(30):
-        members = [await connect(sockets, cluster.socket(i, f"u{i}")) for i in range(3)]
+        members = [await connected(sockets, cluster.socket(i, f"u{i}")) for i in range(3)]
         for sock in members:
             await sock.subscribe("presence-room")
-        second_tab = await connect(sockets, cluster.socket(2, "u0"))
+        second_tab = await connected(sockets, cluster.socket(2, "u0"))
         joined = await second_tab.subscribe("presence-room")
         assert joined.data["presence"]["count"] == 3  # type: ignore[index]
         assert set(joined.data["presence"]["hash"]) == {"u0", "u1", "u2"}  # type: ignore[index]
@@ -201,7 +187,7 @@ async def test_users_are_reached_and_terminated_across_nodes(
     cluster: Cluster, sockets: list[PusherSocket]
 ) -> None:
     async with asyncio.timeout(30):
-        alice = await connect(sockets, cluster.socket(0, "alice"))
+        alice = await connected(sockets, cluster.socket(0, "alice"))
         await alice.signin()
         await next_event(alice, "pusher:signin_success")
         await asyncio.sleep(0.2)  # the user topic is subscribed on node 0's backbone
@@ -220,9 +206,9 @@ async def test_a_killed_nodes_members_are_removed_within_the_bound(
     cluster: Cluster, sockets: list[PusherSocket]
 ) -> None:
     async with asyncio.timeout(40):
-        watcher = await connect(sockets, cluster.socket(0, "watcher"))
+        watcher = await connected(sockets, cluster.socket(0, "watcher"))
         await watcher.subscribe("presence-room")
-        doomed = await connect(sockets, cluster.socket(2, "doomed"))
+        doomed = await connected(sockets, cluster.socket(2, "doomed"))
         doomed.reconnect = False
         await doomed.subscribe("presence-room")
         await next_event(watcher, "pusher_internal:member_added")
@@ -243,7 +229,7 @@ async def test_a_killed_nodes_members_are_removed_within_the_bound(
 
 async def test_a_backbone_outage_is_survived(cluster: Cluster, sockets: list[PusherSocket]) -> None:
     async with asyncio.timeout(60):
-        subscribers = [await connect(sockets, cluster.socket(i)) for i in range(3)]
+        subscribers = [await connected(sockets, cluster.socket(i)) for i in range(3)]
         for sock in subscribers:
             await sock.subscribe("ticks")
         cluster.backbone.stop()
@@ -272,7 +258,7 @@ async def test_a_draining_nodes_clients_move_and_lose_nothing(
     cluster: Cluster, sockets: list[PusherSocket]
 ) -> None:
     async with asyncio.timeout(40):
-        movers = [await connect(sockets, cluster.socket(2, failover=True)) for _ in range(5)]
+        movers = [await connected(sockets, cluster.socket(2, failover=True)) for _ in range(5)]
         for sock in movers:
             await sock.subscribe("feed")
         draining = cluster.nodes[2]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 
 from ressonance.client import PusherSocket, authorize_channel
-from tests.e2e.conftest import RunningServer, start_server, stop_server
+from tests.e2e.conftest import RunningServer, connected, start_server, stop_server
 from tests.e2e.node_clients import run_scenario
 from tests.webhook_receiver import ReceiverThread
 
@@ -91,20 +91,6 @@ def socket(node: RunningServer, user: str | None = None) -> PusherSocket:
         return authorize_channel(node.key, node.secret, socket_id, channel, presence=presence)
 
     return PusherSocket([f"ws://{node.host}:{node.port}"], node.key, authorizer=authorize)
-
-
-@pytest.fixture
-async def sockets() -> AsyncIterator[list[PusherSocket]]:
-    opened: list[PusherSocket] = []
-    yield opened
-    for sock in opened:
-        await sock.close()
-
-
-async def connected(sockets: list[PusherSocket], sock: PusherSocket) -> PusherSocket:
-    await sock.connect()
-    sockets.append(sock)
-    return sock
 
 
 def pairs(events: list[dict[str, Any]], *names: str) -> list[tuple[str, str, Any]]:

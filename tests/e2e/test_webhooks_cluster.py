@@ -14,7 +14,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from ressonance.client import PusherSocket, authorize_channel
 from ressonance.protocol.webhooks import parse_endpoints
 from tests import services
-from tests.e2e.conftest import RunningServer, start_server, stop_server
+from tests.e2e.conftest import RunningServer, connected, start_server, stop_server
 from tests.webhook_receiver import ReceiverThread
 
 pytestmark = pytest.mark.e2e
@@ -84,20 +84,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         finally:
             for node in nodes:
                 stop_server(node)
-
-
-@pytest.fixture
-async def sockets() -> AsyncIterator[list[PusherSocket]]:
-    opened: list[PusherSocket] = []
-    yield opened
-    for sock in opened:
-        await sock.close()
-
-
-async def connected(sockets: list[PusherSocket], sock: PusherSocket) -> PusherSocket:
-    await sock.connect()
-    sockets.append(sock)
-    return sock
 
 
 def lifecycle(receiver: ReceiverThread) -> list[tuple[str, str, Any]]:
